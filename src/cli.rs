@@ -1,0 +1,145 @@
+//! The command line, as clap types. Doc comments here are the help text, the man page and
+//! the shell completions, so they are written for users. Nothing outside `lib.rs` and
+//! `cmd/` sees these types: each command turns them into its own settings first.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Turn scripts and executables into authenticated web forms.
+///
+/// Write a TOML manifest that maps commands with typed arguments to forms, run
+/// `ftw serve tools.toml`, and let colleagues sign in through a browser, fill in a form
+/// and watch the command run live. No shell is ever involved: every form value reaches
+/// the program as exactly one argument.
+#[derive(Debug, Parser)]
+#[command(name = "ftw", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the tools of a manifest as authenticated web forms
+    Serve(ServeArgs),
+    /// Validate a manifest and report every problem in it at once
+    ///
+    /// Exits 0 and prints one line per tool (id, number of arguments, who may run it)
+    /// when the manifest is valid; exits 2 with every problem on stderr when it is not.
+    Check {
+        /// The manifest to check, e.g. tools.toml
+        #[arg(value_name = "MANIFEST", value_hint = clap::ValueHint::FilePath)]
+        manifest: PathBuf,
+    },
+    /// Print a new random signing key for session cookies
+    ///
+    /// The bytes come from the operating system's CSPRNG. Store the output in a file
+    /// readable only by ftw and point `--secret-key-file` or `[auth] secret_key_file`
+    /// at it: `ftw gen-secret > ftw.secret && chmod 600 ftw.secret`.
+    GenSecret {
+        /// How many random bytes to generate (16 to 1024; ftw serve needs at least 32)
+        #[arg(long, value_name = "N", default_value_t = 32,
+              value_parser = clap::value_parser!(u16).range(16..=1024))]
+        bytes: u16,
+        /// Print base64 instead of hex
+        #[arg(long)]
+        base64: bool,
+    },
+    /// Hash a password with argon2id for the manifest's [auth.users]
+    ///
+    /// On a terminal it asks twice without echo; otherwise it reads one line from
+    /// standard input, so scripts can pipe a password in:
+    /// `printf '%s\n' "$PW" | ftw hash-password`.
+    HashPassword {
+        /// Check a password against this hash instead (exit 0 if it matches, 1 if not)
+        #[arg(long, value_name = "HASH")]
+        verify: Option<String>,
+    },
+    /// Create TLS certificate and key files for `ftw serve`
+    Cert(CertArgs),
+    /// Print a shell completion script
+    ///
+    /// bash: `ftw completions bash > ~/.local/share/bash-completion/completions/ftw`
+    Completions {
+        /// The shell to generate completions for
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) on standard output
+    ///
+    /// View it with `ftw man | man -l -`.
+    Man,
+}
+
+/// Flags of `ftw serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The manifest that lists the tools, e.g. tools.toml
+    #[arg(value_name = "MANIFEST", value_hint = clap::ValueHint::FilePath)]
+    pub manifest: PathBuf,
+    /// Address to listen on [default: [server] host, else 127.0.0.1]
+    #[arg(long, env = "FTW_HOST", value_name = "HOST")]
+    pub host: Option<String>,
+    /// Port to listen on; 0 picks any free port [default: [server] port, else 8000]
+    #[arg(long, env = "FTW_PORT", value_name = "PORT")]
+    pub port: Option<u16>,
+    /// PEM certificate chain; with --tls-key, serve HTTPS
+    #[arg(long, env = "FTW_TLS_CERT", value_name = "FILE", requires = "tls_key",
+          value_hint = clap::ValueHint::FilePath)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert
+    #[arg(long, env = "FTW_TLS_KEY", value_name = "FILE", requires = "tls_cert",
+          value_hint = clap::ValueHint::FilePath)]
+    pub tls_key: Option<PathBuf>,
+    /// File holding the key that signs session cookies (from `ftw gen-secret`)
+    ///
+    /// Takes precedence over the FTW_SECRET_KEY environment variable, which holds the
+    /// key itself, and over `[auth] secret_key_file`.
+    #[arg(long, env = "FTW_SECRET_KEY_FILE", value_name = "FILE",
+          value_hint = clap::ValueHint::FilePath)]
+    pub secret_key_file: Option<PathBuf>,
+    /// Append one JSON line per sign-in, sign-out and run to this file
+    #[arg(long, env = "FTW_AUDIT_LOG", value_name = "FILE",
+          value_hint = clap::ValueHint::FilePath)]
+    pub audit_log: Option<PathBuf>,
+    /// On SIGINT/SIGTERM, how long running tools may finish before they are killed
+    #[arg(long, env = "FTW_SHUTDOWN_GRACE", value_name = "DURATION", default_value = "10s",
+          value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+}
+
+/// Flags of `ftw cert`.
+#[derive(Debug, Args)]
+pub struct CertArgs {
+    /// Make a self-signed certificate (for a LAN, a lab, or a first try)
+    #[arg(long)]
+    pub self_signed: bool,
+    /// A DNS name or IP address the certificate is valid for (repeatable)
+    /// [default: localhost, 127.0.0.1, ::1]
+    #[arg(long = "san", value_name = "NAME")]
+    pub sans: Vec<String>,
+    /// How many days the certificate stays valid
+    #[arg(long, value_name = "N", default_value_t = 365,
+          value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub days: u32,
+    /// Folder to write cert.pem and key.pem into
+    #[arg(long, value_name = "DIR", default_value = ".", value_hint = clap::ValueHint::DirPath)]
+    pub out_dir: PathBuf,
+    /// Replace cert.pem and key.pem if they exist
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Parses "10s", "2m", "1h 30m" (humantime) for duration flags.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{e}; write a duration such as \"10s\", \"2m\" or \"1h\""))
+}
+
+/// The clap command tree, for completions and the man page.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    Cli::command()
+}

@@ -1,0 +1,175 @@
+//! The manifest: what `tools.toml` says, checked. `load` reads the file (and its users
+//! file), runs the two passes (`decode` keeps positions, `validate` checks meaning), and
+//! returns either a valid `Manifest` with its warnings, or every diagnostic at once.
+//! Everything after loading works with these types only and can trust them: paths are
+//! absolute, durations parsed, regexes compiled, every placeholder names an argument.
+
+pub mod arg;
+mod decode;
+pub mod diagnostic;
+mod raw;
+pub mod template;
+mod validate;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+
+pub use arg::{Arg, Kind, Value};
+use diagnostic::{Diagnostics, Source};
+pub use template::Template;
+
+/// A valid manifest.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    /// The page header; defaults to "ftw".
+    pub title: String,
+    pub server: Server,
+    pub auth: Auth,
+    /// Tools in the order the manifest lists them, by id.
+    pub tools: IndexMap<String, Tool>,
+}
+
+/// `[server]`. Paths are absolute (relative ones are taken from the manifest's folder).
+#[derive(Debug, Clone, Default)]
+pub struct Server {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    /// "/" or a path such as "/tools", without a trailing slash.
+    pub base_path: String,
+    pub tls: Option<TlsFiles>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone)]
+pub struct Auth {
+    pub secret_key_file: Option<PathBuf>,
+    pub session_ttl: Duration,
+    pub session_idle: Duration,
+    /// Users from `[auth.users]` and the users file. Empty when neither exists: then
+    /// `ftw serve` makes a one-time `admin` account.
+    pub users: IndexMap<String, User>,
+}
+
+pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(14 * 24 * 3600);
+pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(12 * 3600);
+/// The user ftw creates when the manifest has none.
+pub const ZERO_CONFIG_USER: &str = "admin";
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub name: String,
+    /// An argon2id PHC string that `password::check_hash` accepted.
+    pub password_hash: String,
+    pub groups: Vec<String>,
+}
+
+/// One tool: a command with typed arguments, shown as one form.
+#[derive(Debug, Clone)]
+pub struct Tool {
+    /// The key in `[tools]`, also the URL slug.
+    pub id: String,
+    pub title: String,
+    pub description: Option<String>,
+    pub group: Option<String>,
+    /// What to run: a bare name (looked up on PATH) or an absolute path.
+    pub program: PathBuf,
+    /// `command` after the program, one template per element.
+    pub args_template: Vec<Template>,
+    pub workdir: PathBuf,
+    pub timeout: Duration,
+    /// `None`: every signed-in user may run it.
+    pub allow: Option<Vec<Principal>>,
+    pub max_concurrent: Option<u32>,
+    pub max_output: u64,
+    pub env: IndexMap<String, String>,
+    /// In the order the manifest lists them.
+    pub args: Vec<Arg>,
+}
+
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
+pub const DEFAULT_MAX_OUTPUT: u64 = 10_000_000;
+pub const DEFAULT_MAX_UPLOAD: u64 = 10_000_000;
+
+/// An entry of an `allow` list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    User(String),
+    /// `@name`
+    Group(String),
+}
+
+impl std::fmt::Display for Principal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Principal::User(u) => f.write_str(u),
+            Principal::Group(g) => write!(f, "@{g}"),
+        }
+    }
+}
+
+impl Tool {
+    /// Whether `user` (with `groups`) may run this tool.
+    pub fn allows(&self, user: &str, groups: &[String]) -> bool {
+        match &self.allow {
+            None => true,
+            Some(list) => list.iter().any(|p| match p {
+                Principal::User(u) => u == user,
+                Principal::Group(g) => groups.contains(g),
+            }),
+        }
+    }
+
+    pub fn arg(&self, name: &str) -> Option<&Arg> {
+        self.args.iter().find(|a| a.name == name)
+    }
+}
+
+/// A loaded manifest and the warnings it produced.
+#[derive(Debug)]
+pub struct Loaded {
+    pub manifest: Manifest,
+    pub warnings: Vec<String>,
+}
+
+/// Reads, decodes and validates the manifest at `path`. On failure the error holds the
+/// full rendered report (every problem), ready to print.
+pub fn load(path: &Path) -> Result<Loaded, String> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("error: cannot read the manifest {name}: {}", io_reason(&e)))?;
+    let base_dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let base_dir = std::fs::canonicalize(base_dir).unwrap_or_else(|_| base_dir.to_path_buf());
+    let source = Arc::new(Source {
+        name: name.clone(),
+        text,
+    });
+    let mut diags = Diagnostics::default();
+    let raw = decode::manifest(&source, &mut diags);
+    let manifest = validate::manifest(raw, &source, &base_dir, &mut diags);
+    if diags.has_errors() {
+        return Err(diags.render_report(&name));
+    }
+    let warnings = diags.warnings().map(|d| d.render()).collect();
+    Ok(Loaded { manifest, warnings })
+}
+
+/// An I/O error as a short reason, without Rust's "(os error 2)" noise.
+pub fn io_reason(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}

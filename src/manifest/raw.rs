@@ -1,0 +1,121 @@
+//! The manifest as written: one serde struct per TOML table, with `Spanned` wherever a
+//! later check must point at the value. Nothing here judges meaning; `validate.rs` does
+//! that in a second pass. Fields whose TOML type varies with the argument type (`default`,
+//! `min`, `max`, `step`) stay `toml::Value` until the second pass knows that type.
+//!
+//! `deny_unknown_fields` is a safety net only: `decode.rs` reports unknown keys itself,
+//! all of them and with a did-you-mean, before serde sees the table.
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// `[server]`; every key optional, flags override them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub host: Option<Spanned<String>>,
+    pub port: Option<Spanned<u16>>,
+    pub base_path: Option<Spanned<String>>,
+    pub tls_cert: Option<Spanned<String>>,
+    pub tls_key: Option<Spanned<String>>,
+}
+
+/// `[auth]` without its `users` table, which is decoded entry by entry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    pub secret_key_file: Option<Spanned<String>>,
+    pub session_ttl: Option<Spanned<String>>,
+    pub session_idle: Option<Spanned<String>>,
+    pub users_file: Option<Spanned<String>>,
+}
+
+/// A user written as a table: `alice = { password = "...", groups = ["ops"] }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUser {
+    pub password: Spanned<String>,
+    #[serde(default)]
+    pub groups: Vec<Spanned<String>>,
+}
+
+/// `[tools.ID]` without its `args` table, which is decoded argument by argument.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTool {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub group: Option<String>,
+    pub command: Spanned<RawCommand>,
+    pub workdir: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
+    pub allow: Option<Spanned<Vec<Spanned<String>>>>,
+    pub max_concurrent: Option<Spanned<u32>>,
+    pub max_output: Option<Spanned<String>>,
+    #[serde(default)]
+    pub env: IndexMap<Spanned<String>, Spanned<String>>,
+}
+
+/// `[tools.ID.args.NAME]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawArg {
+    #[serde(rename = "type")]
+    pub kind: Spanned<String>,
+    pub label: Option<String>,
+    pub help: Option<String>,
+    pub placeholder: Option<String>,
+    pub default: Option<Spanned<toml::Value>>,
+    pub required: Option<Spanned<bool>>,
+    pub min: Option<Spanned<toml::Value>>,
+    pub max: Option<Spanned<toml::Value>>,
+    pub step: Option<Spanned<toml::Value>>,
+    pub min_length: Option<Spanned<u32>>,
+    pub max_length: Option<Spanned<u32>>,
+    pub pattern: Option<Spanned<String>>,
+    pub options: Option<Spanned<Vec<Spanned<String>>>>,
+    pub flag: Option<Spanned<String>>,
+    pub accept: Option<Spanned<String>>,
+    pub max_size: Option<Spanned<String>>,
+}
+
+/// `command` as written: an argv array, or a shell-style string that ftw refuses with a
+/// message showing the array to write instead. A hand-written visitor rather than an
+/// untagged enum, because untagged enums lose the spans of the elements.
+#[derive(Debug)]
+pub enum RawCommand {
+    Argv(Vec<Spanned<String>>),
+    Line(String),
+}
+
+impl<'de> Deserialize<'de> for RawCommand {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct CommandVisitor;
+
+        impl<'de> serde::de::Visitor<'de> for CommandVisitor {
+            type Value = RawCommand;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an array of strings, such as [\"ls\", \"-l\"]")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, line: &str) -> Result<RawCommand, E> {
+                Ok(RawCommand::Line(line.to_string()))
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<RawCommand, A::Error> {
+                let mut argv = Vec::new();
+                while let Some(element) = seq.next_element()? {
+                    argv.push(element);
+                }
+                Ok(RawCommand::Argv(argv))
+            }
+        }
+
+        deserializer.deserialize_any(CommandVisitor)
+    }
+}

@@ -1,0 +1,130 @@
+//! Password hashing with argon2id: the parameters ftw writes, the ones it accepts, and
+//! checking a password against a hash. Hashes are PHC strings
+//! (`$argon2id$v=19$m=19456,t=2,p=1$salt$hash`), the format `ftw hash-password` prints
+//! and the manifest stores.
+//!
+//! The floor is OWASP's argon2id minimum (m=19456 KiB, t=2, p=1); a hash below it is
+//! refused at load time rather than silently accepted. There is a ceiling too, because
+//! verifying uses the cost written in the hash: a hash asking for 64 GiB would take the
+//! server down at the first sign-in.
+
+use argon2::password_hash::phc::PasswordHash;
+use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
+
+/// OWASP's minimum for argon2id, and what ftw writes.
+pub const MIN_M_COST: u32 = 19_456;
+pub const MIN_T_COST: u32 = 2;
+pub const MIN_P_COST: u32 = 1;
+/// The most a hash may ask for: 1 GiB of memory, 64 passes, 16 lanes.
+pub const MAX_M_COST: u32 = 1 << 20;
+pub const MAX_T_COST: u32 = 64;
+pub const MAX_P_COST: u32 = 16;
+
+/// Longer passwords are refused before hashing (security.md 10).
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+fn hasher() -> Argon2<'static> {
+    let params = Params::new(MIN_M_COST, MIN_T_COST, MIN_P_COST, None)
+        .expect("the minimum parameters are valid");
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// Refuses what may not be hashed: nothing, or more than 1024 bytes.
+pub fn check_length(password: &[u8]) -> Result<(), String> {
+    if password.is_empty() {
+        Err("the password is empty".into())
+    } else if password.len() > MAX_PASSWORD_BYTES {
+        Err(format!(
+            "the password is {} bytes long; the most ftw accepts is {MAX_PASSWORD_BYTES}",
+            password.len()
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Hashes a password with a fresh random salt.
+pub fn hash(password: &[u8]) -> Result<String, String> {
+    check_length(password)?;
+    hasher()
+        .hash_password(password)
+        .map(|h| h.to_string())
+        .map_err(|e| format!("hashing failed: {e}"))
+}
+
+/// Whether `password` matches `phc`. A malformed hash never matches.
+pub fn verify(password: &[u8], phc: &str) -> bool {
+    if check_length(password).is_err() {
+        return false;
+    }
+    match PasswordHash::new(phc) {
+        Ok(parsed) if check_parsed(&parsed).is_ok() => {
+            hasher().verify_password(password, &parsed).is_ok()
+        }
+        _ => false,
+    }
+}
+
+/// Checks that a PHC string is an argon2id hash ftw will accept; the error says why not.
+pub fn check_hash(phc: &str) -> Result<(), String> {
+    let parsed =
+        PasswordHash::new(phc).map_err(|e| format!("it is not a valid PHC string ({e})"))?;
+    check_parsed(&parsed)
+}
+
+fn check_parsed(parsed: &PasswordHash) -> Result<(), String> {
+    let algorithm = parsed.algorithm.as_str();
+    if algorithm != "argon2id" {
+        return Err(format!("it uses {algorithm}; ftw accepts argon2id only"));
+    }
+    if parsed.salt.is_none() || parsed.hash.is_none() {
+        return Err("it has no salt or no hash part".into());
+    }
+    let params =
+        Params::try_from(parsed).map_err(|e| format!("its parameters are invalid ({e})"))?;
+    let (m, t, p) = (params.m_cost(), params.t_cost(), params.p_cost());
+    if m < MIN_M_COST || t < MIN_T_COST || p < MIN_P_COST {
+        return Err(format!(
+            "its cost m={m},t={t},p={p} is below the minimum m={MIN_M_COST},t={MIN_T_COST},p={MIN_P_COST}"
+        ));
+    }
+    if m > MAX_M_COST || t > MAX_T_COST || p > MAX_P_COST {
+        return Err(format!(
+            "its cost m={m},t={t},p={p} is above the maximum m={MAX_M_COST},t={MAX_T_COST},p={MAX_P_COST}"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_verify_and_meet_the_floor() {
+        let h = hash(b"correct horse").unwrap();
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
+        assert!(verify(b"correct horse", &h));
+        assert!(!verify(b"correct horsf", &h));
+        assert!(check_hash(&h).is_ok());
+    }
+
+    #[test]
+    fn lengths_are_bounded() {
+        assert!(hash(b"").is_err());
+        assert!(hash(&[b'a'; 1025]).is_err());
+        assert!(check_length(&[b'a'; 1024]).is_ok());
+    }
+
+    #[test]
+    fn weak_or_foreign_hashes_are_refused() {
+        let weak =
+            "$argon2id$v=19$m=4096,t=3,p=1$c2FsdHNhbHQ$2Yx9Lpq0RMeQWCUgiHVU3A1J0e3x3cEtCRXdeaQC7Qk";
+        assert!(check_hash(weak).unwrap_err().contains("below the minimum"));
+        let argon2i =
+            "$argon2i$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$2Yx9Lpq0RMeQWCUgiHVU3A1J0e3x3cEtCRXdeaQC7Qk";
+        assert!(check_hash(argon2i).unwrap_err().contains("argon2id only"));
+        assert!(check_hash("$argon2id$garbage").is_err());
+        assert!(!verify(b"x", "$argon2id$garbage"));
+    }
+}
