@@ -127,23 +127,51 @@ pub const TYPE_NAMES: &[&str] = &[
 ];
 
 /// Names people reach for from other tools, mapped to ours.
-pub fn type_alias(name: &str) -> Option<&'static str> {
-    Some(match name.to_ascii_lowercase().as_str() {
-        "string" | "str" => "text",
-        "integer" | "number" | "i64" | "long" => "int",
-        "double" | "decimal" | "f64" | "real" => "float",
-        "boolean" | "checkbox" | "flag" | "switch" => "bool",
-        "choice" | "dropdown" | "enum" | "radio" | "option" => "select",
-        "multi" | "multiple" | "checkboxes" | "list" | "tags" => "multiselect",
-        "upload" | "path" => "file",
-        "colour" => "color",
-        "mail" | "e-mail" => "email",
-        "link" | "uri" => "url",
-        "secret" => "password",
-        "multiline" | "longtext" => "textarea",
-        "timestamp" | "datetime-local" => "datetime",
-        _ => return None,
-    })
+const ALIASES: &[(&str, &str)] = &[
+    ("string", "text"),
+    ("str", "text"),
+    ("integer", "int"),
+    ("number", "int"),
+    ("i64", "int"),
+    ("long", "int"),
+    ("double", "float"),
+    ("decimal", "float"),
+    ("f64", "float"),
+    ("real", "float"),
+    ("boolean", "bool"),
+    ("checkbox", "bool"),
+    ("switch", "bool"),
+    ("choice", "select"),
+    ("dropdown", "select"),
+    ("enum", "select"),
+    ("radio", "select"),
+    ("multi", "multiselect"),
+    ("multiple", "multiselect"),
+    ("checkboxes", "multiselect"),
+    ("tags", "multiselect"),
+    ("upload", "file"),
+    ("colour", "color"),
+    ("mail", "email"),
+    ("e-mail", "email"),
+    ("link", "url"),
+    ("uri", "url"),
+    ("secret", "password"),
+    ("multiline", "textarea"),
+    ("timestamp", "datetime"),
+    ("datetime-local", "datetime"),
+];
+
+/// The type a misspelt or foreign type name most likely meant: an alias ("integer"), a
+/// typo of a type ("txet"), or a typo of an alias ("nubmer").
+pub fn suggest_type(name: &str) -> Option<&'static str> {
+    let lower = name.to_ascii_lowercase();
+    let alias = |a: &str| ALIASES.iter().find(|(from, _)| *from == a).map(|(_, to)| *to);
+    alias(&lower)
+        .or_else(|| super::diagnostic::did_you_mean(&lower, TYPE_NAMES.iter().copied()))
+        .or_else(|| {
+            super::diagnostic::did_you_mean(&lower, ALIASES.iter().map(|(from, _)| *from))
+                .and_then(alias)
+        })
 }
 
 impl Kind {

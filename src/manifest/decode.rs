@@ -234,12 +234,25 @@ impl<'i> Decoder<'_, 'i> {
         match T::deserialize(ValueDeserializer::from(value)) {
             Ok(v) => Some(v),
             Err(e) => {
-                let message = plain_serde_message(e.message().trim());
-                self.diags.error(
-                    self.source,
-                    e.span().or(Some(span)),
-                    format!("{message} (in {context})"),
-                );
+                let message = e.message().trim();
+                let span = e.span().or(Some(span));
+                if let Some(field) = message
+                    .strip_prefix("missing field `")
+                    .and_then(|m| m.strip_suffix('`'))
+                {
+                    let help = match field {
+                        "command" => "`command` lists the program and its arguments, such as \
+                                      command = [\"./backup.sh\", \"--db\", \"{db}\"]"
+                            .to_string(),
+                        "type" => format!("types: {}", super::arg::TYPE_NAMES.join(", ")),
+                        _ => format!("add `{field} = ...`"),
+                    };
+                    let message = format!("{context} has no `{field}`");
+                    self.diags.error_help(self.source, span, message, help);
+                } else {
+                    let message = format!("{} (in {context})", plain_serde_message(message));
+                    self.diags.error(self.source, span, message);
+                }
                 None
             }
         }

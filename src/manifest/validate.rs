@@ -250,8 +250,10 @@ impl Checker<'_> {
         let path = self.path(file.get_ref());
         match std::fs::read_to_string(&path) {
             Ok(text) => {
+                // Named as the user would write it: beside the manifest, as given.
+                let beside = Path::new(&self.source.name).parent().unwrap_or(Path::new(""));
                 let source = Arc::new(Source {
-                    name: path.display().to_string(),
+                    name: beside.join(file.get_ref()).display().to_string(),
                     text,
                 });
                 decode::users_file(&source, self.diags)
@@ -518,8 +520,11 @@ impl Checker<'_> {
             seen_double_dash |= text == "--";
             templates.push(template);
         }
-        let program = self.program(program, workdir);
-        (ok && program.is_some()).then(|| (program.unwrap_or_default(), templates))
+        if !ok {
+            return None;
+        }
+        let program = self.program(program, workdir)?;
+        Some((program, templates))
     }
 
     /// A program with a `/` is a path from the workdir and must be executable; a bare name
@@ -544,7 +549,7 @@ impl Checker<'_> {
                 self.error_help(
                     program.span(),
                     format!("the program {} is not executable", quoted(name)),
-                    format!("run `chmod +x {}`", path.display()),
+                    format!("run `chmod +x {}`", normalise(&path).display()),
                 );
                 None
             }
@@ -695,10 +700,7 @@ impl Checker<'_> {
     fn arg(&mut self, name: &str, raw: RawArg) -> Option<Arg> {
         let type_name = raw.kind.get_ref().as_str();
         if !arg::TYPE_NAMES.contains(&type_name) {
-            let guess = arg::type_alias(type_name).or_else(|| {
-                super::diagnostic::did_you_mean(type_name, arg::TYPE_NAMES.iter().copied())
-            });
-            let hint = guess
+            let hint = arg::suggest_type(type_name)
                 .map(|g| format!("; did you mean {}?", quoted(g)))
                 .unwrap_or_default();
             self.error_help(

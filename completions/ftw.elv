@@ -1,0 +1,119 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[ftw] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'ftw'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'ftw'= {
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand serve 'Serve the tools of a manifest as authenticated web forms'
+            cand check 'Validate a manifest and report every problem in it at once'
+            cand gen-secret 'Print a new random signing key for session cookies'
+            cand hash-password 'Hash a password with argon2id for the manifest''s [auth.users]'
+            cand cert 'Create TLS certificate and key files for `ftw serve`'
+            cand completions 'Print a shell completion script'
+            cand man 'Print the manual page (roff) on standard output'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'ftw;serve'= {
+            cand --host 'Address to listen on [default: [server] host, else 127.0.0.1]'
+            cand --port 'Port to listen on; 0 picks any free port [default: [server] port, else 8000]'
+            cand --tls-cert 'PEM certificate chain; with --tls-key, serve HTTPS'
+            cand --tls-key 'PEM private key for --tls-cert'
+            cand --secret-key-file 'File holding the key that signs session cookies (from `ftw gen-secret`)'
+            cand --audit-log 'Append one JSON line per sign-in, sign-out and run to this file'
+            cand --shutdown-grace 'On SIGINT/SIGTERM, how long running tools may finish before they are killed'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'ftw;check'= {
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'ftw;gen-secret'= {
+            cand --bytes 'How many random bytes to generate (16 to 1024; ftw serve needs at least 32)'
+            cand --base64 'Print base64 instead of hex'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'ftw;hash-password'= {
+            cand --verify 'Check a password against this hash instead (exit 0 if it matches, 1 if not)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'ftw;cert'= {
+            cand --san 'A DNS name or IP address the certificate is valid for (repeatable) [default: localhost, 127.0.0.1, ::1]'
+            cand --days 'How many days the certificate stays valid'
+            cand --out-dir 'Folder to write cert.pem and key.pem into'
+            cand --self-signed 'Make a self-signed certificate (for a LAN, a lab, or a first try)'
+            cand --force 'Replace cert.pem and key.pem if they exist'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'ftw;completions'= {
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'ftw;man'= {
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'ftw;help'= {
+            cand serve 'Serve the tools of a manifest as authenticated web forms'
+            cand check 'Validate a manifest and report every problem in it at once'
+            cand gen-secret 'Print a new random signing key for session cookies'
+            cand hash-password 'Hash a password with argon2id for the manifest''s [auth.users]'
+            cand cert 'Create TLS certificate and key files for `ftw serve`'
+            cand completions 'Print a shell completion script'
+            cand man 'Print the manual page (roff) on standard output'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'ftw;help;serve'= {
+        }
+        &'ftw;help;check'= {
+        }
+        &'ftw;help;gen-secret'= {
+        }
+        &'ftw;help;hash-password'= {
+        }
+        &'ftw;help;cert'= {
+        }
+        &'ftw;help;completions'= {
+        }
+        &'ftw;help;man'= {
+        }
+        &'ftw;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

@@ -1,0 +1,11 @@
+//! Integration tests: each drives the real `ftw` binary (see `support`).
+
+mod support;
+
+mod cert;
+mod check;
+mod diagnostics;
+mod examples;
+mod gen_secret;
+mod generated;
+mod hash_password;

@@ -1,0 +1,184 @@
+//! A small builder that runs the real `ftw` binary in a fresh temporary folder, in the
+//! spirit of just's `Test::new().justfile(..).args(..).run()`.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+pub mod pty;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_ftw");
+
+/// A hash of "hunter2-but-longer" made by `ftw hash-password`.
+pub const HASH_A: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$/EEJBnVpsWX2afpbVTTbng$bj8F1ehnwR3iaG9m0RIchDoiddTOHVQeUyE7oKWO+dI";
+/// A hash of "second".
+pub const HASH_B: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$4FtNCFZtpz/VOTLpg+O2rw$+CsIbK6YLi3R8ozZPT/apHMpDBGllMWIIo0rK+fzLww";
+
+pub struct Test {
+    pub dir: tempfile::TempDir,
+    args: Vec<String>,
+    stdin: Option<Vec<u8>>,
+    env: Vec<(String, String)>,
+}
+
+pub struct Outcome {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl Test {
+    pub fn new() -> Self {
+        Test {
+            dir: tempfile::tempdir().expect("temp dir"),
+            args: Vec::new(),
+            stdin: None,
+            env: Vec::new(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a file relative to the test folder (parents created).
+    pub fn file(self, name: &str, contents: &str) -> Self {
+        let path = self.dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, contents).unwrap();
+        self
+    }
+
+    /// Writes an executable file.
+    pub fn exec(self, name: &str, contents: &str) -> Self {
+        let t = self.file(name, contents);
+        let path = t.dir.path().join(name);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        t
+    }
+
+    /// `tools.toml` in the test folder.
+    pub fn manifest(self, contents: &str) -> Self {
+        self.file("tools.toml", contents)
+    }
+
+    pub fn args(mut self, args: &[&str]) -> Self {
+        self.args.extend(args.iter().map(|s| s.to_string()));
+        self
+    }
+
+    pub fn stdin(mut self, input: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(input.into());
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(&self.args)
+            .current_dir(self.dir.path())
+            .env_remove("FTW_SECRET_KEY")
+            .env_remove("RUST_LOG")
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
+        cmd
+    }
+
+    pub fn run(self) -> Outcome {
+        let mut child = self
+            .command()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ftw");
+        let mut stdin = child.stdin.take().unwrap();
+        if let Some(input) = &self.stdin {
+            // The child may exit before reading it all (a refused flag): not our failure.
+            let _ = stdin.write_all(input);
+        }
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        Outcome {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            dir: self.dir,
+        }
+    }
+}
+
+impl Outcome {
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    #[track_caller]
+    pub fn code(&self, expected: i32) -> &Self {
+        assert_eq!(
+            self.code, expected,
+            "exit code\n--- stdout:\n{}\n--- stderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn success(&self) -> &Self {
+        self.code(0)
+    }
+
+    #[track_caller]
+    pub fn stdout_is(&self, expected: &str) -> &Self {
+        assert_eq!(self.stdout, expected, "stdout (stderr was:\n{})", self.stderr);
+        self
+    }
+
+    #[track_caller]
+    pub fn stderr_is(&self, expected: &str) -> &Self {
+        assert_eq!(self.stderr, expected, "stderr");
+        self
+    }
+
+    #[track_caller]
+    pub fn stderr_has(&self, part: &str) -> &Self {
+        assert!(self.stderr.contains(part), "stderr lacks {part:?}:\n{}", self.stderr);
+        self
+    }
+
+    #[track_caller]
+    pub fn stdout_has(&self, part: &str) -> &Self {
+        assert!(self.stdout.contains(part), "stdout lacks {part:?}:\n{}", self.stdout);
+        self
+    }
+}
+
+/// Removes the common leading indentation and the first newline, so expected outputs can
+/// be written as indented raw strings.
+pub fn unindent(text: &str) -> String {
+    let text = text.strip_prefix('\n').unwrap_or(text);
+    let indent = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.len() - l.trim_start().len())
+        .min()
+        .unwrap_or(0);
+    let mut out: String = text
+        .lines()
+        .map(|l| l.get(indent..).unwrap_or("").trim_end())
+        .collect::<Vec<_>>()
+        .join("\n");
+    if text.ends_with('\n') {
+        out.push('\n');
+    }
+    out
+}
