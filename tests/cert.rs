@@ -16,7 +16,9 @@ fn der(pem: &str) -> Vec<u8> {
         .skip(1)
         .take_while(|l| !l.starts_with("-----END"))
         .collect();
-    base64::engine::general_purpose::STANDARD.decode(body).unwrap()
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .unwrap()
 }
 
 fn sans(der: &[u8]) -> Vec<String> {
@@ -43,39 +45,65 @@ fn self_signed_writes_cert_and_private_key_and_says_how_to_serve() {
     let cert_pem = std::fs::read_to_string(out.path("cert.pem")).unwrap();
     let key_pem = std::fs::read_to_string(out.path("key.pem")).unwrap();
     assert!(key_pem.starts_with("-----BEGIN PRIVATE KEY-----"));
-    let mode = std::fs::metadata(out.path("key.pem")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(out.path("key.pem"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600, "key mode {mode:o}");
 
     let der = der(&cert_pem);
     assert_eq!(sans(&der), ["localhost", "127.0.0.1", "::1"]);
-    let fingerprint: Vec<String> = Sha256::digest(&der).iter().map(|b| format!("{b:02X}")).collect();
+    let fingerprint: Vec<String> = Sha256::digest(&der)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
     out.stdout_has(&format!("SHA-256 fingerprint: {}\n", fingerprint.join(":")))
         .stdout_has("  ftw serve tools.toml --tls-cert ./cert.pem --tls-key ./key.pem\n");
 
     let (_, cert) = X509Certificate::from_der(&der).unwrap();
-    let days = (cert.validity().not_after.timestamp() - cert.validity().not_before.timestamp()) / 86400;
-    assert_eq!(days, 365, "valid for a year (plus the five minutes of clock skew)");
+    let days =
+        (cert.validity().not_after.timestamp() - cert.validity().not_before.timestamp()) / 86400;
+    assert_eq!(
+        days, 365,
+        "valid for a year (plus the five minutes of clock skew)"
+    );
 }
 
 #[test]
 fn custom_names_days_and_folder() {
     let out = Test::new()
-        .args(&["cert", "--self-signed", "--san", "ftw.example.lan", "--san", "10.0.0.7",
-                "--days", "30", "--out-dir", "tls"])
+        .args(&[
+            "cert",
+            "--self-signed",
+            "--san",
+            "ftw.example.lan",
+            "--san",
+            "10.0.0.7",
+            "--days",
+            "30",
+            "--out-dir",
+            "tls",
+        ])
         .run();
-    out.success().stdout_has("--tls-cert tls/cert.pem --tls-key tls/key.pem");
+    out.success()
+        .stdout_has("--tls-cert tls/cert.pem --tls-key tls/key.pem");
     let der = der(&std::fs::read_to_string(out.path("tls/cert.pem")).unwrap());
     assert_eq!(sans(&der), ["ftw.example.lan", "10.0.0.7"]);
 }
 
 #[test]
 fn existing_files_are_not_overwritten_without_force() {
-    let test = Test::new().file("key.pem", "precious").args(&["cert", "--self-signed"]);
+    let test = Test::new()
+        .file("key.pem", "precious")
+        .args(&["cert", "--self-signed"]);
     let out = test.run();
     out.code(2).stderr_is(
         "error: ./key.pem already exists; pass --force to replace it, or --out-dir to write elsewhere\n",
     );
-    assert_eq!(std::fs::read_to_string(out.path("key.pem")).unwrap(), "precious");
+    assert_eq!(
+        std::fs::read_to_string(out.path("key.pem")).unwrap(),
+        "precious"
+    );
     assert!(!out.path("cert.pem").exists(), "nothing half-written");
 
     let forced = Test::new()
@@ -85,7 +113,10 @@ fn existing_files_are_not_overwritten_without_force() {
     forced.success();
     let key = std::fs::read_to_string(forced.path("key.pem")).unwrap();
     assert!(key.starts_with("-----BEGIN PRIVATE KEY-----"));
-    let mode = std::fs::metadata(forced.path("key.pem")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(forced.path("key.pem"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
 

@@ -53,7 +53,11 @@ fn missing_manifest_is_a_usage_error() {
 
 #[test]
 fn no_arguments_is_a_usage_error() {
-    Test::new().args(&["check"]).run().code(2).stderr_has("<MANIFEST>");
+    Test::new()
+        .args(&["check"])
+        .run()
+        .code(2)
+        .stderr_has("<MANIFEST>");
 }
 
 #[test]

@@ -31,9 +31,8 @@ fn unknown_top_level_key_suggests_the_right_one() {
 #[test]
 fn unknown_tool_key_suggests_the_right_one() {
     check_fails(
-        Test::new().manifest(
-            "[tools.backup]\ncommand = [\"/bin/echo\", \"backup\"]\ntiemout = \"10m\"\n",
-        ),
+        Test::new()
+            .manifest("[tools.backup]\ncommand = [\"/bin/echo\", \"backup\"]\ntiemout = \"10m\"\n"),
         r#"
         tools.toml:3:1: error: unknown key `tiemout` in [tools.backup]; did you mean `timeout`?
           |
@@ -202,7 +201,8 @@ fn allow_naming_unknown_user_and_group() {
 #[test]
 fn unreadable_workdir() {
     check_fails(
-        Test::new().manifest("[tools.t]\ncommand = [\"/bin/echo\"]\nworkdir = \"missing-folder\"\n"),
+        Test::new()
+            .manifest("[tools.t]\ncommand = [\"/bin/echo\"]\nworkdir = \"missing-folder\"\n"),
         r#"
         tools.toml:3:11: error: `workdir` "missing-folder" is not a readable folder: No such file or directory
           |

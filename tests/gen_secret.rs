@@ -9,7 +9,11 @@ fn secret(args: &[&str]) -> String {
     all.extend_from_slice(args);
     let out = Test::new().args(&all).run();
     out.success().stderr_is("");
-    assert!(out.stdout.ends_with('\n') && out.stdout.lines().count() == 1, "{:?}", out.stdout);
+    assert!(
+        out.stdout.ends_with('\n') && out.stdout.lines().count() == 1,
+        "{:?}",
+        out.stdout
+    );
     out.stdout.trim_end().to_string()
 }
 
@@ -17,14 +21,19 @@ fn secret(args: &[&str]) -> String {
 fn default_is_32_bytes_of_hex() {
     let s = secret(&[]);
     assert_eq!(s.len(), 64);
-    assert!(s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+    assert!(
+        s.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    );
 }
 
 #[test]
 fn bytes_and_base64() {
     assert_eq!(secret(&["--bytes", "16"]).len(), 32);
     let b64 = secret(&["--bytes", "48", "--base64"]);
-    let raw = base64::engine::general_purpose::STANDARD.decode(&b64).unwrap();
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(&b64)
+        .unwrap();
     assert_eq!(raw.len(), 48);
 }
 

@@ -38,8 +38,17 @@ fn generated_files_are_up_to_date() {
 #[test]
 fn man_page_documents_every_subcommand() {
     let out = Test::new().args(&["man"]).run();
-    for sub in ["serve", "check", "gen-secret", "hash-password", "cert", "completions", "man"] {
+    for sub in [
+        "serve",
+        "check",
+        "gen-secret",
+        "hash-password",
+        "cert",
+        "completions",
+        "man",
+    ] {
         out.stdout_has(&format!(".SS \"ftw {sub}\""));
     }
-    out.stdout_has(".SH \"EXIT STATUS\"").stdout_has("\\-\\-secret\\-key\\-file");
+    out.stdout_has(".SH \"EXIT STATUS\"")
+        .stdout_has("\\-\\-secret\\-key\\-file");
 }

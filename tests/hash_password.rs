@@ -22,7 +22,10 @@ fn verify(hash: &str, input: &[u8]) -> i32 {
 #[test]
 fn piped_password_is_hashed_with_argon2id_at_the_owasp_floor() {
     let hash = hash_of(b"correct horse\n");
-    assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
+    assert!(
+        hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{hash}"
+    );
     assert_eq!(verify(&hash, b"correct horse\n"), 0);
     assert_eq!(verify(&hash, b"correct horsE\n"), 1);
 }
@@ -30,7 +33,11 @@ fn piped_password_is_hashed_with_argon2id_at_the_owasp_floor() {
 #[test]
 fn only_the_first_line_counts_and_crlf_is_stripped() {
     let hash = hash_of(b"pa ss \r\nsecond line\n");
-    assert_eq!(verify(&hash, b"pa ss "), 0, "spaces are kept, the line ending is not");
+    assert_eq!(
+        verify(&hash, b"pa ss "),
+        0,
+        "spaces are kept, the line ending is not"
+    );
 }
 
 #[test]
@@ -45,7 +52,8 @@ fn verify_against_a_known_hash() {
         .args(&["hash-password", "--verify", HASH_A])
         .stdin("wrong\n")
         .run();
-    out.code(1).stderr_is("error: the password does not match the hash\n");
+    out.code(1)
+        .stderr_is("error: the password does not match the hash\n");
 }
 
 #[test]
@@ -102,7 +110,10 @@ fn terminal_asks_twice_without_echo() {
     let (code, stdout, screen) = pty.finish();
     assert_eq!(code, 0, "{screen}");
     assert!(stdout.starts_with("$argon2id$"), "{stdout}");
-    assert!(!screen.contains("s3cret-typed"), "the password was echoed: {screen:?}");
+    assert!(
+        !screen.contains("s3cret-typed"),
+        "the password was echoed: {screen:?}"
+    );
     assert!(screen.contains("Paste it into the manifest"), "{screen}");
     assert_eq!(verify(stdout.trim_end(), b"s3cret-typed\n"), 0);
 }
@@ -119,5 +130,8 @@ fn terminal_refuses_a_mismatch() {
     let (code, stdout, screen) = pty.finish();
     assert_eq!(code, 2);
     assert_eq!(stdout, "");
-    assert!(screen.contains("the two passwords differ; nothing was hashed"), "{screen}");
+    assert!(
+        screen.contains("the two passwords differ; nothing was hashed"),
+        "{screen}"
+    );
 }

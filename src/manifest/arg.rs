@@ -165,7 +165,12 @@ const ALIASES: &[(&str, &str)] = &[
 /// typo of a type ("txet"), or a typo of an alias ("nubmer").
 pub fn suggest_type(name: &str) -> Option<&'static str> {
     let lower = name.to_ascii_lowercase();
-    let alias = |a: &str| ALIASES.iter().find(|(from, _)| *from == a).map(|(_, to)| *to);
+    let alias = |a: &str| {
+        ALIASES
+            .iter()
+            .find(|(from, _)| *from == a)
+            .map(|(_, to)| *to)
+    };
     alias(&lower)
         .or_else(|| super::diagnostic::did_you_mean(&lower, TYPE_NAMES.iter().copied()))
         .or_else(|| {

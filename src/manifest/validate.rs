@@ -251,7 +251,9 @@ impl Checker<'_> {
         match std::fs::read_to_string(&path) {
             Ok(text) => {
                 // Named as the user would write it: beside the manifest, as given.
-                let beside = Path::new(&self.source.name).parent().unwrap_or(Path::new(""));
+                let beside = Path::new(&self.source.name)
+                    .parent()
+                    .unwrap_or(Path::new(""));
                 let source = Arc::new(Source {
                     name: beside.join(file.get_ref()).display().to_string(),
                     text,

@@ -13,11 +13,9 @@ pub mod pty;
 pub const BIN: &str = env!("CARGO_BIN_EXE_ftw");
 
 /// A hash of "hunter2-but-longer" made by `ftw hash-password`.
-pub const HASH_A: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$/EEJBnVpsWX2afpbVTTbng$bj8F1ehnwR3iaG9m0RIchDoiddTOHVQeUyE7oKWO+dI";
+pub const HASH_A: &str = "$argon2id$v=19$m=19456,t=2,p=1$/EEJBnVpsWX2afpbVTTbng$bj8F1ehnwR3iaG9m0RIchDoiddTOHVQeUyE7oKWO+dI";
 /// A hash of "second".
-pub const HASH_B: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$4FtNCFZtpz/VOTLpg+O2rw$+CsIbK6YLi3R8ozZPT/apHMpDBGllMWIIo0rK+fzLww";
+pub const HASH_B: &str = "$argon2id$v=19$m=19456,t=2,p=1$4FtNCFZtpz/VOTLpg+O2rw$+CsIbK6YLi3R8ozZPT/apHMpDBGllMWIIo0rK+fzLww";
 
 pub struct Test {
     pub dir: tempfile::TempDir,
@@ -139,7 +137,11 @@ impl Outcome {
 
     #[track_caller]
     pub fn stdout_is(&self, expected: &str) -> &Self {
-        assert_eq!(self.stdout, expected, "stdout (stderr was:\n{})", self.stderr);
+        assert_eq!(
+            self.stdout, expected,
+            "stdout (stderr was:\n{})",
+            self.stderr
+        );
         self
     }
 
@@ -151,13 +153,21 @@ impl Outcome {
 
     #[track_caller]
     pub fn stderr_has(&self, part: &str) -> &Self {
-        assert!(self.stderr.contains(part), "stderr lacks {part:?}:\n{}", self.stderr);
+        assert!(
+            self.stderr.contains(part),
+            "stderr lacks {part:?}:\n{}",
+            self.stderr
+        );
         self
     }
 
     #[track_caller]
     pub fn stdout_has(&self, part: &str) -> &Self {
-        assert!(self.stdout.contains(part), "stdout lacks {part:?}:\n{}", self.stdout);
+        assert!(
+            self.stdout.contains(part),
+            "stdout lacks {part:?}:\n{}",
+            self.stdout
+        );
         self
     }
 }

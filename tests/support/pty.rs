@@ -71,7 +71,10 @@ impl Pty {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.output.recv_timeout(left) {
                 Ok(b) => self.screen.push(b as char),
-                Err(_) => panic!("terminal never showed {text:?}; it showed {:?}", self.screen),
+                Err(_) => panic!(
+                    "terminal never showed {text:?}; it showed {:?}",
+                    self.screen
+                ),
             }
         }
     }
