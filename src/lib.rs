@@ -5,11 +5,16 @@
 //! (clap types), `manifest` (the TOML format, checked), `password` (argon2id), and `cmd`
 //! (one file per subcommand).
 
+pub mod auth;
 pub mod cli;
 mod cmd;
+pub mod config;
 pub mod error;
+mod logging;
 pub mod manifest;
 pub mod password;
+pub mod server;
+pub mod tls;
 
 use std::process::ExitCode;
 

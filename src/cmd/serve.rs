@@ -1,15 +1,11 @@
-//! `ftw serve`: load and validate the manifest, then serve it.
+//! `ftw serve`: turn the flags and the manifest into a `Config`, then serve it.
 
 use crate::cli::ServeArgs;
-use crate::error::{Error, Result};
-use crate::manifest;
+use crate::config::Config;
+use crate::error::Result;
 
 pub fn run(args: ServeArgs) -> Result<()> {
-    let loaded = manifest::load(&args.manifest).map_err(Error::Manifest)?;
-    for warning in &loaded.warnings {
-        eprintln!("{warning}");
-    }
-    Err(Error::runtime(
-        "the manifest is valid, but this build of ftw cannot serve it yet",
-    ))
+    crate::logging::init();
+    let config = Config::from_args(args)?;
+    crate::server::run(config)
 }

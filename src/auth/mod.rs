@@ -1,0 +1,39 @@
+//! Who is asking: the signing key, session cookies, CSRF tokens, password checks and the
+//! `next` redirect rule. Everything here is plain functions and small types with no HTTP
+//! framework in sight, so each rule of security.md can be unit-tested on its own; the
+//! server module wires them to requests.
+
+pub mod csrf;
+pub mod keys;
+pub mod next;
+pub mod passwords;
+pub mod revoked;
+pub mod session;
+
+/// Seconds since the Unix epoch.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// `N` random bytes from the OS CSPRNG.
+pub fn random<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).expect("the OS random generator is available");
+    bytes
+}
+
+/// URL-safe base64 without padding: the encoding of everything ftw puts in cookies,
+/// tokens and ids.
+pub fn b64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+pub fn unb64(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .ok()
+}

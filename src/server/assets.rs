@@ -1,0 +1,43 @@
+//! The stylesheet and script, embedded in the binary so ftw needs no files beside it
+//! and no external assets. URLs carry a content hash (`?v=`), so browsers may cache
+//! them forever and still never see a stale copy after an upgrade.
+
+use std::sync::LazyLock;
+
+use http::HeaderValue;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use sha2::{Digest, Sha256};
+use warp::reply::Response;
+
+const STYLE: &str = include_str!("../../static/style.css");
+const SCRIPT: &str = include_str!("../../static/app.js");
+
+static VERSION: LazyLock<String> = LazyLock::new(|| {
+    let digest = Sha256::new()
+        .chain_update(STYLE)
+        .chain_update(SCRIPT)
+        .finalize();
+    digest[..6].iter().map(|b| format!("{b:02x}")).collect()
+});
+
+/// A short hash of every asset, for cache-busting URLs.
+pub fn version() -> &'static str {
+    &VERSION
+}
+
+/// The asset called `name`, or `None`.
+pub fn get(name: &str) -> Option<Response> {
+    let (body, content_type) = match name {
+        "style.css" => (STYLE, "text/css; charset=utf-8"),
+        "app.js" => (SCRIPT, "text/javascript; charset=utf-8"),
+        _ => return None,
+    };
+    let mut r = Response::new(body.into());
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut().insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=31536000, immutable"),
+    );
+    Some(r)
+}

@@ -1,0 +1,161 @@
+//! What can go wrong with a request, and the response for each: a friendly HTML page for
+//! browsers, JSON under `/api/`, never a panic or a stack trace. warp's own rejections
+//! (unknown path, wrong method, body too large, ...) are mapped here too.
+
+use askama::Template;
+use http::StatusCode;
+use http::header::RETRY_AFTER;
+use warp::Rejection;
+use warp::reply::Response;
+
+use super::State;
+use super::respond::{self, Page};
+
+#[derive(Debug)]
+pub enum Problem {
+    /// Not signed in: pages go to the login form, then back to `next`.
+    SignIn {
+        next: String,
+    },
+    /// `Origin` or `Sec-Fetch-Site` says another site sent this POST.
+    CrossSite,
+    /// The CSRF token is missing or wrong.
+    BadCsrf,
+    /// The login form's cookie is gone (expired, or cookies are off).
+    LoginExpired,
+    NotFound,
+    /// Too many sign-ins are waiting already.
+    Busy,
+}
+
+impl warp::reject::Reject for Problem {}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    page: Page<'a>,
+    heading: &'a str,
+    message: &'a str,
+    link: String,
+    link_text: &'a str,
+}
+
+/// The response for a rejection, for browsers.
+pub fn page(state: &State, rejection: &Rejection) -> Response {
+    let (status, heading, message) = match classify(rejection) {
+        Classified::Redirect(location) => return respond::see_other(&location),
+        Classified::Status(status, heading, message) => (status, heading, message),
+    };
+    let manifest = state.manifest();
+    let home = state.base.clone();
+    let page = ErrorPage {
+        page: Page::new(state, &manifest.title, heading, None),
+        heading,
+        message,
+        link_text: if status == StatusCode::FORBIDDEN {
+            "Reload and try again"
+        } else {
+            "Go to the start page"
+        },
+        link: home,
+    };
+    let mut r = respond::html(status, &page);
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        r.headers_mut()
+            .insert(RETRY_AFTER, http::HeaderValue::from_static("1"));
+    }
+    r
+}
+
+enum Classified {
+    Redirect(String),
+    Status(StatusCode, &'static str, &'static str),
+}
+
+fn classify(rejection: &Rejection) -> Classified {
+    use Classified::Status;
+    if let Some(problem) = rejection.find::<Problem>() {
+        return match problem {
+            Problem::SignIn { next } => Classified::Redirect(next.clone()),
+            Problem::CrossSite => Status(
+                StatusCode::FORBIDDEN,
+                "Cross-site request refused",
+                "This request came from another site, so ftw did not act on it.",
+            ),
+            Problem::BadCsrf => Status(
+                StatusCode::FORBIDDEN,
+                "Form expired",
+                "This form is no longer valid (it belongs to an older sign-in). Reload the page and try again.",
+            ),
+            Problem::LoginExpired => Status(
+                StatusCode::FORBIDDEN,
+                "Sign-in form expired",
+                "Your browser did not send the sign-in form's cookie. Reload the sign-in page and try again; cookies must be enabled.",
+            ),
+            Problem::NotFound => not_found(),
+            Problem::Busy => Status(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Busy",
+                "Too many sign-ins are in progress. Try again in a moment.",
+            ),
+        };
+    }
+    if rejection.is_not_found() {
+        return not_found();
+    }
+    if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
+        return Status(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Too large",
+            "The request body is larger than ftw accepts.",
+        );
+    }
+    if rejection.find::<warp::reject::LengthRequired>().is_some() {
+        return Status(
+            StatusCode::LENGTH_REQUIRED,
+            "Length required",
+            "The request must say how long its body is.",
+        );
+    }
+    if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        return Status(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method not allowed",
+            "This address does not take that kind of request.",
+        );
+    }
+    if rejection
+        .find::<warp::reject::UnsupportedMediaType>()
+        .is_some()
+    {
+        return Status(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Unsupported form",
+            "The request body is not in a form ftw reads.",
+        );
+    }
+    if rejection.find::<warp::reject::InvalidQuery>().is_some()
+        || rejection.find::<warp::reject::InvalidHeader>().is_some()
+        || rejection.find::<warp::reject::MissingHeader>().is_some()
+    {
+        return Status(
+            StatusCode::BAD_REQUEST,
+            "Bad request",
+            "The request could not be read.",
+        );
+    }
+    tracing::warn!("unhandled rejection: {rejection:?}");
+    Status(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong",
+        "ftw could not answer this request.",
+    )
+}
+
+fn not_found() -> Classified {
+    Classified::Status(
+        StatusCode::NOT_FOUND,
+        "Not found",
+        "There is nothing here, or you may not see it.",
+    )
+}

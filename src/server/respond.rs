@@ -1,0 +1,142 @@
+//! Building responses: rendered pages, redirects, JSON, and the headers every response
+//! carries (CSP without inline script, nosniff, frame and referrer rules, HSTS over TLS,
+//! `no-store` unless a response says otherwise, and a charset on every text type).
+
+use askama::Template;
+use http::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION, REFERRER_POLICY, SET_COOKIE,
+    STRICT_TRANSPORT_SECURITY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+};
+use http::{HeaderValue, StatusCode};
+use warp::reply::Response;
+
+use super::State;
+use super::assets;
+use super::identity::Authed;
+
+pub const CSP: &str = "default-src 'self'; object-src 'none'; base-uri 'none'; \
+                       frame-ancestors 'none'; form-action 'self'";
+
+/// What every page's layout needs.
+pub struct Page<'a> {
+    pub app: &'a str,
+    pub heading: &'a str,
+    pub base: &'a str,
+    pub user: Option<&'a str>,
+    pub csrf: &'a str,
+    pub nav: &'a str,
+    pub asset_version: &'static str,
+}
+
+impl<'a> Page<'a> {
+    pub fn new(
+        state: &'a State,
+        app: &'a str,
+        heading: &'a str,
+        authed: Option<&'a Authed>,
+    ) -> Self {
+        Page {
+            app,
+            heading,
+            base: &state.base,
+            user: authed.map(|a| a.user.name.as_str()),
+            csrf: authed.map_or("", |a| a.csrf.as_str()),
+            nav: "",
+            asset_version: assets::version(),
+        }
+    }
+}
+
+/// A rendered template with a status. Rendering cannot fail for ftw's templates (their
+/// values are plain strings), but if it did the user gets a 500, not a panic.
+pub fn html(status: StatusCode, template: &impl Template) -> Response {
+    match template.render() {
+        Ok(body) => {
+            let mut r = Response::new(body.into());
+            *r.status_mut() = status;
+            r.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            r
+        }
+        Err(e) => {
+            tracing::error!("rendering a page failed: {e}");
+            text(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")
+        }
+    }
+}
+
+pub fn text(status: StatusCode, body: &'static str) -> Response {
+    let mut r = Response::new(body.into());
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// `303 See Other` to a path of ours (already checked by the caller).
+pub fn see_other(location: &str) -> Response {
+    let mut r = Response::new(Default::default());
+    *r.status_mut() = StatusCode::SEE_OTHER;
+    if let Ok(v) = HeaderValue::from_str(location) {
+        r.headers_mut().insert(LOCATION, v);
+    }
+    r
+}
+
+pub fn add_cookie(mut r: Response, cookie: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(cookie) {
+        r.headers_mut().append(SET_COOKIE, v);
+    }
+    r
+}
+
+impl Authed {
+    /// Attaches the refreshed session cookie, when one is due.
+    pub fn finish(&self, r: Response) -> Response {
+        match &self.refresh {
+            Some(cookie) => add_cookie(r, cookie),
+            None => r,
+        }
+    }
+}
+
+/// The headers every response gets, whatever produced it.
+pub fn secure_headers(mut r: Response, tls: bool) -> Response {
+    let h = r.headers_mut();
+    h.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(
+        "cross-origin-opener-policy",
+        HeaderValue::from_static("same-origin"),
+    );
+    if tls {
+        h.insert(
+            STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    if !h.contains_key(CACHE_CONTROL) {
+        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    if let Some(ct) = h.get(CONTENT_TYPE).and_then(|v| v.to_str().ok())
+        && needs_charset(ct)
+        && let Ok(v) = HeaderValue::from_str(&format!("{ct}; charset=utf-8"))
+    {
+        h.insert(CONTENT_TYPE, v);
+    }
+    r
+}
+
+fn needs_charset(content_type: &str) -> bool {
+    let lower = content_type.to_ascii_lowercase();
+    !lower.contains("charset")
+        && (lower.starts_with("text/")
+            || lower.starts_with("application/json")
+            || lower.starts_with("application/javascript"))
+}

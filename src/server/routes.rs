@@ -1,0 +1,99 @@
+//! The filter tree: every route under the base path, rejections turned into pages, and
+//! the security headers added to whatever comes out. Each route matches its path and
+//! method first and only then looks at cookies, so an unknown path is a plain 404 and a
+//! signed-out request for a real page is a redirect to the login form.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use http::StatusCode;
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use super::State;
+use super::assets;
+use super::pages::{self, Fields};
+use super::problem::{self, Problem};
+use super::respond::{secure_headers, text};
+
+/// Largest urlencoded form body ftw reads (uploads have their own limit per tool).
+pub const FORM_LIMIT: u64 = 1024 * 1024;
+
+/// All of ftw's routes, ready for `warp::service` or `warp::test`.
+pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
+    let tls = state.secure;
+    let for_recover = Arc::clone(&state);
+    let st = {
+        let state = Arc::clone(&state);
+        warp::any().map(move || Arc::clone(&state))
+    };
+    let headers = warp::header::headers_cloned();
+    let query = warp::query::<HashMap<String, String>>();
+    let form = warp::body::content_length_limit(FORM_LIMIT).and(warp::body::form::<Fields>());
+
+    let healthz = warp::path!("healthz")
+        .and(warp::get())
+        .map(|| text(StatusCode::OK, "ok\n"));
+    let static_files =
+        warp::path!("static" / String)
+            .and(warp::get())
+            .and_then(|name: String| async move {
+                assets::get(&name).ok_or_else(|| Rejection::from(Problem::NotFound))
+            });
+    let login_form = warp::path!("login")
+        .and(warp::get())
+        .and(st.clone())
+        .and(headers)
+        .and(query)
+        .and_then(pages::login_form);
+    let login = warp::path!("login")
+        .and(warp::post())
+        .and(st.clone())
+        .and(headers)
+        .and(form)
+        .and_then(pages::login);
+    let logout = warp::path!("logout")
+        .and(warp::post())
+        .and(st.clone())
+        .and(headers)
+        .and(form)
+        .and_then(pages::logout);
+    let index = warp::path::end()
+        .and(warp::get())
+        .and(st.clone())
+        .and(headers)
+        .and(query)
+        .and_then(pages::index);
+
+    let pages = healthz
+        .or(static_files)
+        .unify()
+        .or(login_form)
+        .unify()
+        .or(login)
+        .unify()
+        .or(logout)
+        .unify()
+        .or(index)
+        .unify();
+
+    base_prefix(&state.config.base_path)
+        .and(pages)
+        .recover(move |r: Rejection| {
+            let state = Arc::clone(&for_recover);
+            async move { Ok::<_, std::convert::Infallible>(problem::page(&state, &r)) }
+        })
+        .unify()
+        .map(move |r: Response| secure_headers(r, tls))
+        .boxed()
+}
+
+/// Matches the base path's segments ("/" matches nothing, "/ops/tools" two segments).
+fn base_prefix(base_path: &str) -> BoxedFilter<()> {
+    let mut filter = warp::any().boxed();
+    for segment in base_path.split('/').filter(|s| !s.is_empty()) {
+        filter = filter.and(warp::path(segment.to_string())).boxed();
+    }
+    filter
+}
