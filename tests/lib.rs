@@ -9,3 +9,5 @@ mod examples;
 mod gen_secret;
 mod generated;
 mod hash_password;
+mod http_auth;
+mod serve;

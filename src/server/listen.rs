@@ -50,17 +50,20 @@ pub async fn serve(config: Config) -> Result<()> {
         .local_addr()
         .map_err(|e| Error::runtime(format!("cannot read the listening address: {e}")))?;
 
+    // Signal handlers go in before the announcement: a SIGTERM sent the moment the
+    // `listening on` line appears must shut down gracefully, not kill the process.
+    let shutdown = shutdown_signal()?;
+    let mut shutdown = std::pin::pin!(shutdown);
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
     let url = config.url(local);
     let grace = config.shutdown_grace;
-    announce(&config, &url);
-
+    let announcement = announcement(&config, &url);
     let state = Arc::new(State::new(config, Verifier::for_this_machine()));
     let service = warp::service(routes::routes(state));
     let graceful = GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown_signal());
+    print_now(&announcement);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -136,31 +139,35 @@ where
     }
 }
 
-/// The start-up lines on stdout: the one-time password (when there are no users), then
+/// The start-up lines for stdout: the one-time password (when there are no users), then
 /// `ftw: listening on URL`, which scripts and tests wait for.
-fn announce(config: &Config, url: &str) {
-    let mut out = std::io::stdout().lock();
+fn announcement(config: &Config, url: &str) -> String {
+    let mut text = String::new();
     if let Some(password) = &config.one_time_password {
-        let _ = writeln!(
-            out,
-            "ftw: {} has no users, so this run has one: sign in as \"admin\" with the one-time password\n\n    {password}\n\nftw: it changes every time ftw starts. To choose your own users, add [auth.users] (see `ftw hash-password`).",
+        text.push_str(&format!(
+            "ftw: {} has no users, so this run has one: sign in as \"admin\" with the one-time password\n\n    {password}\n\nftw: it changes every time ftw starts. To choose your own users, add [auth.users] (see `ftw hash-password`).\n",
             config.manifest_path.display()
-        );
+        ));
     }
-    let _ = writeln!(out, "ftw: listening on {url}");
+    text.push_str(&format!("ftw: listening on {url}\n"));
+    text
+}
+
+fn print_now(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
     let _ = out.flush();
 }
 
-async fn shutdown_signal() {
-    let (Ok(mut interrupt), Ok(mut terminate)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        tracing::warn!("cannot listen for SIGINT/SIGTERM; stop ftw with SIGKILL");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = interrupt.recv() => tracing::info!("SIGINT received"),
-        _ = terminate.recv() => tracing::info!("SIGTERM received"),
-    }
+/// Registers SIGINT and SIGTERM now; the returned future ends when either arrives.
+fn shutdown_signal() -> Result<impl Future<Output = ()>> {
+    let fail = |e: std::io::Error| Error::runtime(format!("cannot handle SIGINT/SIGTERM: {e}"));
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(fail)?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(fail)?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => tracing::info!("SIGINT received"),
+            _ = terminate.recv() => tracing::info!("SIGTERM received"),
+        }
+    })
 }

@@ -70,6 +70,12 @@ impl State {
         Arc::clone(&self.manifest.read().expect("manifest lock"))
     }
 
+    /// Puts a new manifest in force for new requests (sessions of removed or re-hashed
+    /// users end at their next request, because their fingerprint no longer matches).
+    pub fn replace_manifest(&self, manifest: Manifest) {
+        *self.manifest.write().expect("manifest lock") = Arc::new(manifest);
+    }
+
     pub fn login_cookie_name(&self) -> &'static str {
         if self.secure {
             LOGIN_COOKIE_SECURE

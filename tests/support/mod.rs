@@ -8,7 +8,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+pub mod app;
 pub mod pty;
+pub mod server;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ftw");
 

@@ -1,0 +1,233 @@
+//! ftw's routes in-process, through `warp::test`: no sockets, but the real filter tree,
+//! the real state and the real templates. `Browser` keeps cookies like a browser does.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ftw::auth::keys::{KeySource, Keys};
+use ftw::auth::passwords::Verifier;
+use ftw::auth::session::{Codec, Session};
+use ftw::cli::ServeArgs;
+use ftw::config::Config;
+use ftw::server::{ClientAddr, State};
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+
+/// The secret every in-process test signs with (hex of 32 bytes of 0x42).
+pub const TEST_SECRET_HEX: &str =
+    "4242424242424242424242424242424242424242424242424242424242424242";
+
+pub struct App {
+    pub state: Arc<State>,
+    pub routes: BoxedFilter<(Response,)>,
+    pub dir: tempfile::TempDir,
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    pub fn set_cookies(&self) -> Vec<&str> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect()
+    }
+
+    /// The value of `name=` in the `value="..."` of a hidden `_csrf` input.
+    pub fn csrf(&self) -> String {
+        let marker = "name=\"_csrf\" value=\"";
+        let start = self.body.find(marker).expect("a _csrf field") + marker.len();
+        let end = self.body[start..].find('"').unwrap() + start;
+        self.body[start..end].to_string()
+    }
+}
+
+impl App {
+    /// An app serving `manifest` (written to a temp folder), plain HTTP.
+    pub fn new(manifest: &str) -> App {
+        App::with(manifest, false)
+    }
+
+    /// `tls: true` builds the state as if serving HTTPS (cookies Secure + __Host-, HSTS),
+    /// with a freshly made self-signed pair.
+    pub fn with(manifest: &str, tls: bool) -> App {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tools.toml");
+        std::fs::write(&path, manifest).unwrap();
+        let (cert, key) = if tls {
+            let made = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+            let cert = dir.path().join("cert.pem");
+            let key = dir.path().join("key.pem");
+            std::fs::write(&cert, made.cert.pem()).unwrap();
+            std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
+            (Some(cert), Some(key))
+        } else {
+            (None, None)
+        };
+        let args = ServeArgs {
+            manifest: path,
+            host: Some("127.0.0.1".into()),
+            port: Some(0),
+            tls_cert: cert,
+            tls_key: key,
+            secret_key_file: None,
+            audit_log: None,
+            shutdown_grace: Duration::from_secs(1),
+        };
+        let config = Config::build(args, Some(TEST_SECRET_HEX)).expect("valid test manifest");
+        let state = Arc::new(State::new(config, Verifier::new(2)));
+        App {
+            routes: ftw::server::routes::routes(Arc::clone(&state)),
+            state,
+            dir,
+        }
+    }
+
+    /// The codec the app signs sessions with, for forging cookies in tests.
+    pub fn codec(&self) -> Codec {
+        let keys = Keys::from_secret(&[0x42; 32], KeySource::Env);
+        Codec::new(keys.session, self.state.sessions.name)
+    }
+
+    pub fn forge(&self, session: &Session) -> String {
+        self.codec().seal(session)
+    }
+
+    pub fn fingerprint(&self, user: &str) -> [u8; 16] {
+        let manifest = self.state.manifest();
+        self.codec()
+            .fingerprint(&manifest.auth.users[user].password_hash)
+    }
+
+    pub fn browser(&self) -> Browser<'_> {
+        Browser {
+            app: self,
+            cookies: BTreeMap::new(),
+            origin: Some("http://localhost".into()),
+        }
+    }
+
+    pub async fn send(&self, req: warp::test::RequestBuilder) -> Reply {
+        let req = req
+            .header("host", "localhost")
+            .extension(ClientAddr(SocketAddr::from(([127, 0, 0, 1], 40000))));
+        let res = req.reply(&self.routes).await;
+        Reply {
+            status: res.status().as_u16(),
+            headers: res.headers().clone(),
+            body: String::from_utf8_lossy(res.body()).into_owned(),
+        }
+    }
+}
+
+/// A cookie jar and an Origin, like a browser on the same site.
+pub struct Browser<'a> {
+    pub app: &'a App,
+    pub cookies: BTreeMap<String, String>,
+    /// Sent as `Origin` on POSTs; `None` sends none (like curl).
+    pub origin: Option<String>,
+}
+
+impl Browser<'_> {
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn absorb(&mut self, reply: &Reply) {
+        for set in reply.set_cookies() {
+            let pair = set.split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            if set.contains("Max-Age=0") {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.into(), value.into());
+            }
+        }
+    }
+
+    pub async fn get(&mut self, path: &str) -> Reply {
+        let mut req = warp::test::request().method("GET").path(path);
+        if !self.cookies.is_empty() {
+            req = req.header("cookie", self.cookie_header());
+        }
+        let reply = self.app.send(req).await;
+        self.absorb(&reply);
+        reply
+    }
+
+    pub async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Reply {
+        self.post_with(path, fields, &[]).await
+    }
+
+    pub async fn post_with(
+        &mut self,
+        path: &str,
+        fields: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let body: String = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        let mut req = warp::test::request()
+            .method("POST")
+            .path(path)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("content-length", body.len().to_string())
+            .body(body);
+        if !self.cookies.is_empty() {
+            req = req.header("cookie", self.cookie_header());
+        }
+        if let Some(origin) = &self.origin {
+            req = req.header("origin", origin.as_str());
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let reply = self.app.send(req).await;
+        self.absorb(&reply);
+        reply
+    }
+
+    /// Loads the login form and signs in; returns the reply to the POST.
+    pub async fn login(&mut self, user: &str, password: &str) -> Reply {
+        let form = self.get("/login").await;
+        assert_eq!(form.status, 200, "{}", form.body);
+        let csrf = form.csrf();
+        self.post(
+            "/login",
+            &[
+                ("_csrf", &csrf),
+                ("username", user),
+                ("password", password),
+                ("next", "/"),
+            ],
+        )
+        .await
+    }
+
+    /// The session cookie's value, whatever its name.
+    pub fn session(&self) -> Option<String> {
+        self.cookies
+            .iter()
+            .find(|(k, _)| k.ends_with("ftw_session"))
+            .map(|(_, v)| v.clone())
+    }
+}
