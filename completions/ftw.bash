@@ -318,7 +318,7 @@ _ftw() {
             return 0
             ;;
         ftw__subcmd__serve)
-            opts="-h -V --host --port --tls-cert --tls-key --secret-key-file --audit-log --shutdown-grace --help --version"
+            opts="-h -V --host --port --tls-cert --tls-key --secret-key-file --audit-log --max-runs --keep-runs --shutdown-grace --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -390,6 +390,14 @@ _ftw() {
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o filenames
                     fi
+                    return 0
+                    ;;
+                --max-runs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --keep-runs)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --shutdown-grace)

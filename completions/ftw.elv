@@ -38,6 +38,8 @@ set edit:completion:arg-completer[ftw] = {|@words|
             cand --tls-key 'PEM private key for --tls-cert'
             cand --secret-key-file 'File holding the key that signs session cookies (from `ftw gen-secret`)'
             cand --audit-log 'Append one JSON line per sign-in, sign-out and run to this file'
+            cand --max-runs 'Runs that may execute at once, over all tools (more wait in a short queue)'
+            cand --keep-runs 'Finished runs kept in the history (with their output and files)'
             cand --shutdown-grace 'On SIGINT/SIGTERM, how long running tools may finish before they are killed'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'

@@ -104,6 +104,14 @@ pub struct ServeArgs {
     #[arg(long, env = "FTW_AUDIT_LOG", value_name = "FILE",
           value_hint = clap::ValueHint::FilePath)]
     pub audit_log: Option<PathBuf>,
+    /// Runs that may execute at once, over all tools (more wait in a short queue)
+    #[arg(long, env = "FTW_MAX_RUNS", value_name = "N", default_value_t = crate::runs::DEFAULT_MAX_RUNS,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_runs: u16,
+    /// Finished runs kept in the history (with their output and files)
+    #[arg(long, env = "FTW_KEEP_RUNS", value_name = "N", default_value_t = crate::runs::DEFAULT_KEEP_RUNS,
+          value_parser = clap::value_parser!(u32))]
+    pub keep_runs: u32,
     /// On SIGINT/SIGTERM, how long running tools may finish before they are killed
     #[arg(long, env = "FTW_SHUTDOWN_GRACE", value_name = "DURATION", default_value = "10s",
           value_parser = parse_duration)]

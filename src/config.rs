@@ -26,6 +26,8 @@ pub struct Config {
     pub base_path: String,
     pub shutdown_grace: Duration,
     pub audit_log: Option<PathBuf>,
+    pub max_runs: usize,
+    pub keep_runs: usize,
     /// Set when the manifest has no users: the password of the one-time `admin`.
     pub one_time_password: Option<String>,
     /// Things the operator should hear about at start-up (manifest warnings included).
@@ -98,6 +100,8 @@ impl Config {
             keys,
             shutdown_grace: args.shutdown_grace,
             audit_log: args.audit_log,
+            max_runs: args.max_runs.into(),
+            keep_runs: args.keep_runs as usize,
             one_time_password,
             warnings,
         })

@@ -5,14 +5,18 @@
 //! (clap types), `manifest` (the TOML format, checked), `password` (argon2id), and `cmd`
 //! (one file per subcommand).
 
+pub mod ansi;
 pub mod auth;
 pub mod cli;
 mod cmd;
 pub mod config;
 pub mod error;
+pub mod exec;
+pub mod form;
 mod logging;
 pub mod manifest;
 pub mod password;
+pub mod runs;
 pub mod server;
 pub mod tls;
 

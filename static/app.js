@@ -24,3 +24,65 @@
   box.addEventListener("input", apply);
   apply();
 })();
+
+// Run page: follow the output live over Server-Sent Events. The server sends HTML that
+// it has already escaped (ANSI colours become <span class>), so it is inserted as is.
+(function () {
+  const main = document.querySelector("[data-run]");
+  if (!main || !window.EventSource) return;
+  const output = main.querySelector("[data-output]");
+  const status = main.querySelector("[data-status]");
+  const duration = main.querySelector("[data-duration]");
+  const cancel = main.querySelector("[data-cancel]");
+  const files = main.querySelector("[data-files]");
+  let stickToBottom = true;
+  output.addEventListener("scroll", () => {
+    stickToBottom = output.scrollTop + output.clientHeight >= output.scrollHeight - 8;
+  });
+  const follow = () => { if (stickToBottom) output.scrollTop = output.scrollHeight; };
+  const setStatus = (word, text) => {
+    status.className = "status " + word;
+    status.textContent = text;
+  };
+
+  const events = new EventSource(main.dataset.events);
+  events.addEventListener("snapshot", (e) => { output.innerHTML = e.data; follow(); });
+  events.addEventListener("output", (e) => { output.insertAdjacentHTML("beforeend", e.data); follow(); });
+  events.addEventListener("status", (e) => {
+    const s = JSON.parse(e.data);
+    setStatus(s.status, s.text);
+  });
+  events.addEventListener("end", (e) => {
+    events.close();
+    const end = JSON.parse(e.data);
+    setStatus(end.status, end.text);
+    if (end.duration) duration.textContent = "took " + end.duration;
+    if (cancel) cancel.remove();
+    if (files && end.files.length) {
+      files.replaceChildren();
+      const heading = document.createElement("h2");
+      heading.textContent = "Files";
+      files.append(heading);
+      for (const f of end.files) {
+        const row = document.createElement("div");
+        row.className = "file";
+        const link = document.createElement("a");
+        link.href = f.url;
+        link.textContent = f.name;
+        if (!f.image) link.setAttribute("download", "");
+        const size = document.createElement("span");
+        size.className = "optional";
+        size.textContent = " " + f.size + " bytes";
+        row.append(link, size);
+        if (f.image) {
+          const img = document.createElement("img");
+          img.src = f.url;
+          img.alt = f.name;
+          row.append(document.createElement("br"), img);
+        }
+        files.append(row);
+      }
+      files.hidden = false;
+    }
+  });
+})();

@@ -104,8 +104,10 @@ fn terminal_asks_twice_without_echo() {
     cmd.arg("hash-password");
     let mut pty = Pty::spawn(cmd);
     pty.expect("Password: ");
+    pty.expect_no_echo();
     pty.type_line("s3cret-typed");
     pty.expect("Repeat it: ");
+    pty.expect_no_echo();
     pty.type_line("s3cret-typed");
     let (code, stdout, screen) = pty.finish();
     assert_eq!(code, 0, "{screen}");
@@ -124,8 +126,10 @@ fn terminal_refuses_a_mismatch() {
     cmd.arg("hash-password");
     let mut pty = Pty::spawn(cmd);
     pty.expect("Password: ");
+    pty.expect_no_echo();
     pty.type_line("first-one");
     pty.expect("Repeat it: ");
+    pty.expect_no_echo();
     pty.type_line("second-one");
     let (code, stdout, screen) = pty.finish();
     assert_eq!(code, 2);

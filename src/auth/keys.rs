@@ -106,7 +106,7 @@ fn read_key_file(path: &Path) -> Result<Vec<u8>, String> {
 /// failing both, raw bytes; surrounding whitespace is ignored. At least 32 bytes.
 pub fn decode(text: &str) -> Result<Vec<u8>, String> {
     let text = text.trim();
-    let bytes = if text.len() % 2 == 0 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+    let bytes = if text.len().is_multiple_of(2) && text.bytes().all(|b| b.is_ascii_hexdigit()) {
         (0..text.len())
             .step_by(2)
             .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex digits"))

@@ -224,7 +224,8 @@ impl Kind {
 impl Arg {
     /// Checks what was submitted for this field (every value under its name, in order)
     /// and returns the value the command will get, or a message for the user that says
-    /// what is wrong. Uploads are not parsed here: the form layer stores them first.
+    /// what is wrong. A single-value field left empty takes its default. Uploads are not
+    /// parsed here: the form layer stores them first.
     pub fn parse(&self, inputs: &[String]) -> Result<Value, String> {
         if inputs.iter().any(|v| v.contains('\0')) {
             return Err("must not contain NUL characters".into());
@@ -238,11 +239,13 @@ impl Arg {
                     [one] => one.as_str(),
                     _ => return Err("was given more than once".into()),
                 };
+                // Left empty: the default, if there is one (a checkbox or a multiselect
+                // left empty is a choice, so they never get here).
                 if text.is_empty() {
-                    return if self.required {
-                        Err("is required".into())
-                    } else {
-                        Ok(Value::Absent)
+                    return match &self.default {
+                        Some(default) => Ok(default.clone()),
+                        None if self.required => Err("is required".into()),
+                        None => Ok(Value::Absent),
                     };
                 }
                 self.kind.parse_one(text).map(Value::One)
@@ -643,6 +646,28 @@ mod tests {
         assert!(multi.parse(&v(&["a", "b", "c"])).is_err());
         assert!(multi.parse(&v(&["d"])).is_err());
         assert_eq!(multi.parse(&[]), Err("choose at least one option".into()));
+    }
+
+    #[test]
+    fn empty_fields_take_their_default() {
+        let mut a = arg(Kind::Int {
+            min: None,
+            max: None,
+            step: None,
+        });
+        a.required = false;
+        a.default = Some(Value::One("3".into()));
+        assert_eq!(a.parse(&[]), Ok(Value::One("3".into())));
+        assert_eq!(a.parse(&["".into()]), Ok(Value::One("3".into())));
+        assert_eq!(a.parse(&["4".into()]), Ok(Value::One("4".into())));
+        let mut b = arg(Kind::Bool { flag: None });
+        b.required = false;
+        b.default = Some(Value::Bool(true));
+        assert_eq!(
+            b.parse(&[]),
+            Ok(Value::Bool(false)),
+            "an unticked box is a choice"
+        );
     }
 
     #[test]

@@ -57,6 +57,15 @@ pub struct Auth {
     /// Users from `[auth.users]` and the users file. Empty when neither exists: then
     /// `ftw serve` makes a one-time `admin` account.
     pub users: IndexMap<String, User>,
+    /// Users and `@groups` who see and may cancel everyone's runs. The one-time `admin`
+    /// of a manifest without users is one.
+    pub admins: Vec<Principal>,
+}
+
+impl Auth {
+    pub fn is_admin(&self, user: &User) -> bool {
+        Principal::matches_any(&self.admins, &user.name, &user.groups)
+    }
 }
 
 pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(14 * 24 * 3600);
@@ -116,15 +125,22 @@ impl std::fmt::Display for Principal {
     }
 }
 
+impl Principal {
+    /// Whether `user` (with `groups`) is named by any entry of `list`.
+    pub fn matches_any(list: &[Principal], user: &str, groups: &[String]) -> bool {
+        list.iter().any(|p| match p {
+            Principal::User(u) => u == user,
+            Principal::Group(g) => groups.contains(g),
+        })
+    }
+}
+
 impl Tool {
     /// Whether `user` (with `groups`) may run this tool.
     pub fn allows(&self, user: &str, groups: &[String]) -> bool {
         match &self.allow {
             None => true,
-            Some(list) => list.iter().any(|p| match p {
-                Principal::User(u) => u == user,
-                Principal::Group(g) => groups.contains(g),
-            }),
+            Some(list) => Principal::matches_any(list, user, groups),
         }
     }
 

@@ -29,6 +29,7 @@ pub struct RawAuth {
     pub session_ttl: Option<Spanned<String>>,
     pub session_idle: Option<Spanned<String>>,
     pub users_file: Option<Spanned<String>>,
+    pub admins: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// A user written as a table: `alice = { password = "...", groups = ["ops"] }`.

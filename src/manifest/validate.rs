@@ -237,11 +237,17 @@ impl Checker<'_> {
             }
             self.source = manifest_source;
         }
+        let admins = match raw.admins {
+            Some(list) => self.principals(list, "admins", &declared),
+            None if users.is_empty() => vec![Principal::User(ZERO_CONFIG_USER.into())],
+            None => Vec::new(),
+        };
         let auth = Auth {
             secret_key_file,
             session_ttl,
             session_idle,
             users,
+            admins,
         };
         (auth, declared)
     }
@@ -604,6 +610,16 @@ impl Checker<'_> {
                 format!("`allow` is empty: nobody can run `{id}`"),
             );
         }
+        self.principals(list, "allow", declared)
+    }
+
+    /// A list of user names and `@groups`, each of which must exist.
+    fn principals(
+        &mut self,
+        list: Spanned<Vec<Spanned<String>>>,
+        key: &str,
+        declared: &Declared,
+    ) -> Vec<Principal> {
         let user_names: Vec<&str> = declared.users.iter().map(String::as_str).collect();
         let groups = &declared.groups;
         let mut principals = Vec::new();
@@ -616,7 +632,7 @@ impl Checker<'_> {
                     });
                     self.error_help(
                         entry.span(),
-                        format!("`allow` names group `@{group}`, but no user is in it{hint}"),
+                        format!("`{key}` names group `@{group}`, but no user is in it{hint}"),
                         "groups are made by listing them in a user's `groups`".into(),
                     );
                 }

@@ -9,12 +9,18 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use sha2::{Digest, Sha256};
 use warp::reply::Response;
 
-const STYLE: &str = include_str!("../../static/style.css");
 const SCRIPT: &str = include_str!("../../static/app.js");
+
+/// The stylesheet with the 256 terminal colour classes appended.
+static STYLE: LazyLock<String> = LazyLock::new(|| {
+    let mut css = include_str!("../../static/style.css").to_string();
+    css.push_str(&crate::ansi::palette_css());
+    css
+});
 
 static VERSION: LazyLock<String> = LazyLock::new(|| {
     let digest = Sha256::new()
-        .chain_update(STYLE)
+        .chain_update(STYLE.as_bytes())
         .chain_update(SCRIPT)
         .finalize();
     digest[..6].iter().map(|b| format!("{b:02x}")).collect()
@@ -28,7 +34,7 @@ pub fn version() -> &'static str {
 /// The asset called `name`, or `None`.
 pub fn get(name: &str) -> Option<Response> {
     let (body, content_type) = match name {
-        "style.css" => (STYLE, "text/css; charset=utf-8"),
+        "style.css" => (STYLE.as_str(), "text/css; charset=utf-8"),
         "app.js" => (SCRIPT, "text/javascript; charset=utf-8"),
         _ => return None,
     };

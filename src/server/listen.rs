@@ -25,6 +25,7 @@ use super::{State, routes};
 use crate::auth::passwords::Verifier;
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::runs::Runs;
 
 /// How long a client may take to send its request headers (slowloris) or finish a TLS
 /// handshake.
@@ -60,7 +61,14 @@ pub async fn serve(config: Config) -> Result<()> {
     let url = config.url(local);
     let grace = config.shutdown_grace;
     let announcement = announcement(&config, &url);
-    let state = Arc::new(State::new(config, Verifier::for_this_machine()));
+    let root = crate::runs::private_root()
+        .map_err(|e| Error::runtime(format!("cannot make a private folder for runs: {e}")))?;
+    let runs = Arc::new(Runs::new(root, config.max_runs, config.keep_runs));
+    let state = Arc::new(State::new(
+        config,
+        Verifier::for_this_machine(),
+        Arc::clone(&runs),
+    ));
     let service = warp::service(routes::routes(state));
     let graceful = GracefulShutdown::new();
     print_now(&announcement);
@@ -102,13 +110,20 @@ pub async fn serve(config: Config) -> Result<()> {
     }
 
     drop(listener);
-    tracing::info!("shutting down: no new connections; waiting up to {grace:?} for open ones");
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("the shutdown grace period ended with connections still open; closing them");
-    }
+    tracing::info!(
+        "shutting down: no new connections or runs; waiting up to {grace:?} for running tools and open requests"
+    );
+    // When the runs end, their live pages' event streams end too, and so do those
+    // connections.
+    let connections = async {
+        if tokio::time::timeout(grace + crate::exec::KILL_GRACE, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("connections still open after the grace period; closing them");
+        }
+    };
+    tokio::join!(runs.shutdown(grace), connections);
     Ok(())
 }
 

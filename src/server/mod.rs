@@ -9,6 +9,8 @@ mod pages;
 mod problem;
 mod respond;
 pub mod routes;
+mod run_pages;
+mod tools;
 
 use std::sync::{Arc, RwLock};
 
@@ -20,6 +22,7 @@ use crate::auth::session::{Codec, Policy};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
+use crate::runs::Runs;
 
 /// Everything the handlers share, built once at start-up.
 pub struct State {
@@ -28,6 +31,7 @@ pub struct State {
     pub sessions: Codec,
     pub revoked: Revoked,
     pub verifier: Verifier,
+    pub runs: Arc<Runs>,
     pub policy: Policy,
     /// Cookies get `Secure` and the `__Host-` prefix (ftw serves TLS).
     pub secure: bool,
@@ -41,7 +45,7 @@ pub const LOGIN_COOKIE: &str = "ftw_login";
 pub const LOGIN_COOKIE_SECURE: &str = "__Host-ftw_login";
 
 impl State {
-    pub fn new(config: Config, verifier: Verifier) -> State {
+    pub fn new(config: Config, verifier: Verifier, runs: Arc<Runs>) -> State {
         let secure = config.tls.is_some();
         let name = if secure {
             SESSION_COOKIE_SECURE
@@ -57,6 +61,7 @@ impl State {
             sessions: Codec::new(config.keys.session, name),
             revoked: Revoked::new(revoked::DEFAULT_CAPACITY),
             verifier,
+            runs,
             policy,
             secure,
             base: crate::auth::next::home(&config.base_path),

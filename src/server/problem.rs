@@ -26,6 +26,18 @@ pub enum Problem {
     NotFound,
     /// Too many sign-ins are waiting already.
     Busy,
+    /// The body is larger than this route takes (or has too many parts).
+    TooLarge,
+    TooManyParts,
+    /// A POST body that is neither urlencoded nor multipart.
+    UnsupportedForm,
+    /// A body that cannot be read (bad encoding, broken multipart).
+    BadBody,
+    /// The run queue is full.
+    QueueFull,
+    ShuttingDown,
+    /// Something on the server failed; the message goes to the log, not the client.
+    Internal(String),
 }
 
 impl warp::reject::Reject for Problem {}
@@ -60,9 +72,14 @@ pub fn page(state: &State, rejection: &Rejection) -> Response {
         link: home,
     };
     let mut r = respond::html(status, &page);
-    if status == StatusCode::SERVICE_UNAVAILABLE {
+    let retry = match status {
+        StatusCode::SERVICE_UNAVAILABLE => Some("1"),
+        StatusCode::TOO_MANY_REQUESTS => Some("5"),
+        _ => None,
+    };
+    if let Some(seconds) = retry {
         r.headers_mut()
-            .insert(RETRY_AFTER, http::HeaderValue::from_static("1"));
+            .insert(RETRY_AFTER, http::HeaderValue::from_static(seconds));
     }
     r
 }
@@ -98,17 +115,35 @@ fn classify(rejection: &Rejection) -> Classified {
                 "Busy",
                 "Too many sign-ins are in progress. Try again in a moment.",
             ),
+            Problem::TooLarge => too_large(),
+            Problem::TooManyParts => Status(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Too many fields",
+                "The form sent more fields than this tool has.",
+            ),
+            Problem::UnsupportedForm => unsupported(),
+            Problem::BadBody => bad_request(),
+            Problem::QueueFull => Status(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many runs",
+                "Too many runs are waiting to start. Try again in a moment.",
+            ),
+            Problem::ShuttingDown => Status(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Shutting down",
+                "ftw is shutting down and starts no new runs.",
+            ),
+            Problem::Internal(why) => {
+                tracing::error!("internal error: {why}");
+                internal()
+            }
         };
     }
     if rejection.is_not_found() {
         return not_found();
     }
     if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
-        return Status(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "Too large",
-            "The request body is larger than ftw accepts.",
-        );
+        return too_large();
     }
     if rejection.find::<warp::reject::LengthRequired>().is_some() {
         return Status(
@@ -128,28 +163,19 @@ fn classify(rejection: &Rejection) -> Classified {
         .find::<warp::reject::UnsupportedMediaType>()
         .is_some()
     {
-        return Status(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "Unsupported form",
-            "The request body is not in a form ftw reads.",
-        );
+        return unsupported();
     }
     if rejection.find::<warp::reject::InvalidQuery>().is_some()
         || rejection.find::<warp::reject::InvalidHeader>().is_some()
         || rejection.find::<warp::reject::MissingHeader>().is_some()
+        || rejection
+            .find::<warp::body::BodyDeserializeError>()
+            .is_some()
     {
-        return Status(
-            StatusCode::BAD_REQUEST,
-            "Bad request",
-            "The request could not be read.",
-        );
+        return bad_request();
     }
     tracing::warn!("unhandled rejection: {rejection:?}");
-    Status(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "Something went wrong",
-        "ftw could not answer this request.",
-    )
+    internal()
 }
 
 fn not_found() -> Classified {
@@ -157,5 +183,37 @@ fn not_found() -> Classified {
         StatusCode::NOT_FOUND,
         "Not found",
         "There is nothing here, or you may not see it.",
+    )
+}
+
+fn too_large() -> Classified {
+    Classified::Status(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "Too large",
+        "The request body is larger than ftw accepts.",
+    )
+}
+
+fn unsupported() -> Classified {
+    Classified::Status(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "Unsupported form",
+        "The request body is not in a form ftw reads.",
+    )
+}
+
+fn bad_request() -> Classified {
+    Classified::Status(
+        StatusCode::BAD_REQUEST,
+        "Bad request",
+        "The request could not be read.",
+    )
+}
+
+fn internal() -> Classified {
+    Classified::Status(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong",
+        "ftw could not answer this request.",
     )
 }

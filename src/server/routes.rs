@@ -16,9 +16,9 @@ use super::assets;
 use super::pages::{self, Fields};
 use super::problem::{self, Problem};
 use super::respond::{secure_headers, text};
+use super::{run_pages, tools};
 
-/// Largest urlencoded form body ftw reads (uploads have their own limit per tool).
-pub const FORM_LIMIT: u64 = 1024 * 1024;
+use super::tools::FORM_LIMIT;
 
 /// All of ftw's routes, ready for `warp::service` or `warp::test`.
 pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
@@ -59,6 +59,49 @@ pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
         .and(headers)
         .and(form)
         .and_then(pages::logout);
+    let tool_form = warp::path!("tools" / String)
+        .and(warp::get())
+        .and(st.clone())
+        .and(headers)
+        .and(
+            warp::query::raw()
+                .map(Some)
+                .or(warp::any().map(|| None))
+                .unify(),
+        )
+        .and_then(tools::show);
+    let tool_submit = warp::path!("tools" / String)
+        .and(warp::post())
+        .and(st.clone())
+        .and(headers)
+        .and(warp::body::stream())
+        .and_then(tools::submit);
+    let run_list = warp::path!("runs")
+        .and(warp::get())
+        .and(st.clone())
+        .and(headers)
+        .and_then(run_pages::list);
+    let run_page = warp::path!("runs" / String)
+        .and(warp::get())
+        .and(st.clone())
+        .and(headers)
+        .and_then(run_pages::show);
+    let run_events = warp::path!("runs" / String / "events")
+        .and(warp::get())
+        .and(st.clone())
+        .and(headers)
+        .and_then(run_pages::events);
+    let run_cancel = warp::path!("runs" / String / "cancel")
+        .and(warp::post())
+        .and(st.clone())
+        .and(headers)
+        .and(form)
+        .and_then(run_pages::cancel);
+    let run_file = warp::path!("runs" / String / "files" / String)
+        .and(warp::get())
+        .and(st.clone())
+        .and(headers)
+        .and_then(run_pages::file);
     let index = warp::path::end()
         .and(warp::get())
         .and(st.clone())
@@ -76,6 +119,20 @@ pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
         .or(logout)
         .unify()
         .or(index)
+        .unify()
+        .or(tool_form)
+        .unify()
+        .or(tool_submit)
+        .unify()
+        .or(run_list)
+        .unify()
+        .or(run_page)
+        .unify()
+        .or(run_events)
+        .unify()
+        .or(run_cancel)
+        .unify()
+        .or(run_file)
         .unify();
 
     base_prefix(&state.config.base_path)

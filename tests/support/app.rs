@@ -11,6 +11,7 @@ use ftw::auth::passwords::Verifier;
 use ftw::auth::session::{Codec, Session};
 use ftw::cli::ServeArgs;
 use ftw::config::Config;
+use ftw::runs::Runs;
 use ftw::server::{ClientAddr, State};
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
@@ -86,10 +87,20 @@ impl App {
             tls_key: key,
             secret_key_file: None,
             audit_log: None,
+            max_runs: 4,
+            keep_runs: 20,
             shutdown_grace: Duration::from_secs(1),
         };
+        App::from_args(args, dir)
+    }
+
+    /// An app from full `serve` flags (the manifest must be in `dir`).
+    pub fn from_args(args: ServeArgs, dir: tempfile::TempDir) -> App {
         let config = Config::build(args, Some(TEST_SECRET_HEX)).expect("valid test manifest");
-        let state = Arc::new(State::new(config, Verifier::new(2)));
+        let root = dir.path().join("runs");
+        std::fs::create_dir(&root).unwrap();
+        let runs = Arc::new(Runs::new(root, config.max_runs, config.keep_runs));
+        let state = Arc::new(State::new(config, Verifier::new(2), runs));
         App {
             routes: ftw::server::routes::routes(Arc::clone(&state)),
             state,

@@ -79,6 +79,23 @@ impl Pty {
         }
     }
 
+    /// Waits until the terminal no longer echoes what is typed (the program turned echo
+    /// off for a password prompt); panics after 10 s.
+    pub fn expect_no_echo(&self) {
+        use std::os::fd::AsRawFd;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            // SAFETY: tcgetattr fills a plain C struct for a descriptor we own.
+            let mut term: libc::termios = unsafe { std::mem::zeroed() };
+            let rc = unsafe { libc::tcgetattr(self.master.as_raw_fd(), &mut term) };
+            if rc == 0 && term.c_lflag & libc::ECHO == 0 {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the terminal kept echoing");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// Types a line, as a user would, ending with Enter.
     pub fn type_line(&mut self, line: &str) {
         self.master.write_all(line.as_bytes()).unwrap();

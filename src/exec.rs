@@ -1,0 +1,275 @@
+//! Running a tool, exactly by manifest.md's argv rules and never through a shell.
+//!
+//! `Plan::new` turns checked values into the argv (one element per value, one per chosen
+//! option of a lone multiselect placeholder, elements with missing values dropped) and a
+//! scrubbed environment (`PATH`, `HOME`, `LANG`, the tool's `env`, `FTW_*`; nothing else
+//! of the server's). `execute` spawns the program in a process group of its own with
+//! stdout and stderr on one pipe, so output keeps its order; it stops the whole group on
+//! timeout or cancel (SIGTERM, a grace period, SIGKILL), and when the program ends it
+//! does not leave stray background children behind.
+
+use std::os::fd::OwnedFd;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use indexmap::IndexMap;
+use tokio::io::AsyncReadExt;
+use tokio::sync::watch;
+
+use crate::manifest::template::Fill;
+use crate::manifest::{Kind, Tool, Value};
+
+/// Between SIGTERM and SIGKILL when a run is stopped.
+pub const KILL_GRACE: Duration = Duration::from_secs(5);
+/// How long output may keep coming after the program itself exited (from children that
+/// still hold the pipe) before the rest of its group is killed.
+const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(1);
+
+/// What will be run, fully decided.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub workdir: PathBuf,
+    pub timeout: Duration,
+}
+
+/// Facts about the run that reach the child as `FTW_*` variables.
+pub struct RunInfo<'a> {
+    pub id: &'a str,
+    pub user: &'a str,
+    pub output_dir: &'a Path,
+}
+
+impl Plan {
+    /// The argv and environment for `tool` with checked `values` (by argument name;
+    /// a file's value is the path of its stored copy).
+    pub fn new(tool: &Tool, values: &IndexMap<String, Value>, run: &RunInfo) -> Plan {
+        let fill = |name: &str| -> Fill<'_> {
+            let Some(arg) = tool.arg(name) else {
+                return Fill::Absent;
+            };
+            match (values.get(name), &arg.kind) {
+                (Some(Value::One(v)), _) => Fill::One(v),
+                (Some(Value::Many(vs)), _) => Fill::Many(vs),
+                (Some(Value::Bool(true)), Kind::Bool { flag: Some(flag) }) => Fill::One(flag),
+                (Some(Value::Bool(b)), Kind::Bool { flag: None }) => {
+                    Fill::One(if *b { "true" } else { "false" })
+                }
+                _ => Fill::Absent,
+            }
+        };
+        let mut args = Vec::new();
+        for template in &tool.args_template {
+            template.expand(fill, &mut args);
+        }
+
+        let mut env = base_env();
+        env.extend(tool.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        for arg in &tool.args {
+            let value = match values.get(&arg.name) {
+                Some(Value::One(v)) => v.clone(),
+                Some(Value::Many(vs)) => vs.join("\n"),
+                Some(Value::Bool(b)) => b.to_string(),
+                Some(Value::Absent) | None => continue,
+            };
+            env.push((format!("FTW_ARG_{}", arg.name.to_ascii_uppercase()), value));
+        }
+        env.push((
+            "FTW_OUTPUT_DIR".into(),
+            run.output_dir.display().to_string(),
+        ));
+        env.push(("FTW_RUN_ID".into(), run.id.into()));
+        env.push(("FTW_USER".into(), run.user.into()));
+        env.push(("FTW_TOOL".into(), tool.id.clone()));
+        Plan {
+            program: tool.program.clone(),
+            args,
+            env,
+            workdir: tool.workdir.clone(),
+            timeout: tool.timeout,
+        }
+    }
+}
+
+/// The little of the server's environment a tool gets.
+fn base_env() -> Vec<(String, String)> {
+    let mut env = vec![(
+        "PATH".to_string(),
+        std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
+    )];
+    if let Ok(home) = std::env::var("HOME") {
+        env.push(("HOME".into(), home));
+    }
+    env.push((
+        "LANG".into(),
+        std::env::var("LANG").unwrap_or_else(|_| "C.UTF-8".into()),
+    ));
+    env
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    Exited(i32),
+    Signalled(i32),
+    TimedOut,
+    Cancelled,
+    /// It never started (program missing, not executable, arguments too long, ...).
+    NotStarted(String),
+}
+
+/// A request to stop a run early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    Running,
+    /// SIGTERM, then SIGKILL after the grace period.
+    Cancel,
+    /// SIGKILL now (shutdown after its grace period).
+    Kill,
+}
+
+/// Where a run's output goes, chunk by chunk, in order.
+pub trait OutputSink: Send + Sync {
+    fn push(&self, bytes: &[u8]);
+}
+
+/// Runs `plan` to its end; `stop` can cancel it. Returns how it ended.
+pub async fn execute(
+    plan: &Plan,
+    sink: &dyn OutputSink,
+    mut stop: watch::Receiver<Stop>,
+) -> Ending {
+    let (reader, mut child) = match spawn(plan) {
+        Ok(pair) => pair,
+        Err(e) => return Ending::NotStarted(spawn_error(plan, &e)),
+    };
+    let pgid = child.id().map(|id| id as i32);
+    let signal_group = |signal: i32| {
+        if let Some(pgid) = pgid {
+            // SAFETY: killpg only sends a signal; a stale group id is answered with ESRCH.
+            unsafe {
+                libc::killpg(pgid, signal);
+            }
+        }
+    };
+    let mut reader = reader;
+    let mut buf = vec![0u8; 64 * 1024];
+    let deadline = tokio::time::sleep(plan.timeout);
+    tokio::pin!(deadline);
+    let kill_at = tokio::time::sleep(KILL_GRACE);
+    tokio::pin!(kill_at);
+    let mut kill_armed = false;
+    let mut stop_open = true;
+    let mut stopped: Option<Ending> = None;
+    let mut exit: Option<std::process::ExitStatus> = None;
+    let mut eof = false;
+    let mut drain_until: Option<Instant> = None;
+
+    while !(eof && exit.is_some()) {
+        tokio::select! {
+            read = reader.read(&mut buf), if !eof => match read {
+                Ok(0) | Err(_) => eof = true,
+                Ok(n) => sink.push(&buf[..n]),
+            },
+            status = child.wait(), if exit.is_none() => {
+                exit = Some(status.unwrap_or_else(|_| ExitStatus::from_raw(0)));
+                drain_until = Some(Instant::now() + DRAIN_AFTER_EXIT);
+            },
+            () = &mut deadline, if stopped.is_none() => {
+                stopped = Some(Ending::TimedOut);
+                signal_group(libc::SIGTERM);
+                kill_at.as_mut().reset(tokio::time::Instant::now() + KILL_GRACE);
+                kill_armed = true;
+            },
+            changed = stop.changed(), if stopped.is_none() && stop_open => {
+                stop_open = changed.is_ok();
+                let request = if stop_open { *stop.borrow() } else { Stop::Running };
+                match request {
+                    Stop::Running => {}
+                    Stop::Cancel => {
+                        stopped = Some(Ending::Cancelled);
+                        signal_group(libc::SIGTERM);
+                        kill_at.as_mut().reset(tokio::time::Instant::now() + KILL_GRACE);
+                        kill_armed = true;
+                    }
+                    Stop::Kill => {
+                        stopped = Some(Ending::Cancelled);
+                        signal_group(libc::SIGKILL);
+                    }
+                }
+            },
+            () = &mut kill_at, if kill_armed => {
+                signal_group(libc::SIGKILL);
+                kill_at.as_mut().reset(tokio::time::Instant::now() + KILL_GRACE);
+            },
+            () = sleep_until_opt(drain_until), if drain_until.is_some() && !eof => {
+                // The program is done but something it started still holds the pipe.
+                signal_group(libc::SIGKILL);
+                drain_until = Some(Instant::now() + DRAIN_AFTER_EXIT);
+            },
+        }
+    }
+    // Whatever is left of the group goes too (it no longer writes to the pipe).
+    signal_group(libc::SIGKILL);
+
+    if let Some(ending) = stopped {
+        return ending;
+    }
+    let status = exit.expect("the loop ends after the exit");
+    match (status.code(), status.signal()) {
+        (Some(code), _) => Ending::Exited(code),
+        (None, Some(signal)) => Ending::Signalled(signal),
+        (None, None) => Ending::Exited(-1),
+    }
+}
+
+async fn sleep_until_opt(when: Option<Instant>) {
+    match when {
+        Some(t) => tokio::time::sleep_until(t.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Starts the program in its own process group with stdout and stderr on one pipe.
+fn spawn(
+    plan: &Plan,
+) -> std::io::Result<(tokio::net::unix::pipe::Receiver, tokio::process::Child)> {
+    let (reader, writer) = std::io::pipe()?;
+    let writer_for_stderr = writer.try_clone()?;
+    let mut command = tokio::process::Command::new(&plan.program);
+    command
+        .args(&plan.args)
+        .env_clear()
+        .envs(plan.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(&plan.workdir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::from(writer_for_stderr))
+        .process_group(0)
+        .kill_on_drop(false);
+    let child = command.spawn()?;
+    // The command holds the parent's copies of the write end: drop them, or the pipe
+    // never reaches end-of-file.
+    drop(command);
+    let reader = tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(reader))?;
+    Ok((reader, child))
+}
+
+fn spawn_error(plan: &Plan, e: &std::io::Error) -> String {
+    let program = plan.program.display();
+    match e.raw_os_error() {
+        Some(libc::E2BIG) => {
+            format!("cannot start {program}: the arguments are too long for the system")
+        }
+        Some(libc::ENOENT) => {
+            format!("cannot start {program}: no such program (or its interpreter is missing)")
+        }
+        Some(libc::EACCES) => format!("cannot start {program}: permission denied"),
+        _ => format!("cannot start {program}: {}", crate::manifest::io_reason(e)),
+    }
+}

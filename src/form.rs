@@ -1,0 +1,213 @@
+//! A submitted form, checked against its tool: what the browser (or a script) sent, in,
+//! and either the typed values for `exec::Plan` or one message per field, out. Every rule
+//! lives in `manifest::arg`; this module applies them to a whole submission and refuses
+//! what no argument declares.
+
+use std::path::PathBuf;
+
+use indexmap::IndexMap;
+
+use crate::manifest::{Kind, Tool, Value};
+
+/// The hidden field that carries the CSRF token; the only name not declared by the tool.
+pub const CSRF_FIELD: &str = "_csrf";
+/// Where errors about the form as a whole go (not about one field).
+pub const FORM_ERROR: &str = "";
+
+/// What arrived: text fields in order, and stored uploads.
+#[derive(Debug, Default)]
+pub struct Submission {
+    pub fields: Vec<(String, String)>,
+    pub uploads: Vec<Upload>,
+}
+
+/// An uploaded file, already stored under a name ftw chose.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub field: String,
+    /// The name the client gave, for display only (never a path).
+    pub client_name: String,
+    pub path: PathBuf,
+    pub size: u64,
+}
+
+/// A submission that passed every check.
+#[derive(Debug)]
+pub struct Checked {
+    /// By argument name, in the tool's order.
+    pub values: IndexMap<String, Value>,
+    /// (label, value as shown on the run page): passwords are `***`.
+    pub shown: Vec<(String, String)>,
+}
+
+/// Field name -> message; `FORM_ERROR` for problems with the whole form.
+pub type Errors = IndexMap<String, String>;
+
+impl Submission {
+    /// Every text value sent under `name`.
+    pub fn values_of(&self, name: &str) -> Vec<String> {
+        self.fields
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    pub fn csrf(&self) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == CSRF_FIELD)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Checks a submission against `tool`.
+pub fn check(tool: &Tool, submission: &Submission) -> Result<Checked, Errors> {
+    let mut errors = Errors::new();
+    let mut undeclared: Vec<&str> = submission
+        .fields
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .chain(submission.uploads.iter().map(|u| u.field.as_str()))
+        .filter(|name| *name != CSRF_FIELD && tool.arg(name).is_none())
+        .collect();
+    undeclared.dedup();
+    if !undeclared.is_empty() {
+        let mut names: Vec<String> = undeclared.iter().map(|n| shorten(n)).collect();
+        names.sort();
+        names.dedup();
+        errors.insert(
+            FORM_ERROR.into(),
+            format!(
+                "The form had fields this tool does not take: {}.",
+                names.join(", ")
+            ),
+        );
+    }
+
+    let mut values = IndexMap::new();
+    let mut shown = Vec::new();
+    for arg in &tool.args {
+        let texts = submission.values_of(&arg.name);
+        let uploads: Vec<&Upload> = submission
+            .uploads
+            .iter()
+            .filter(|u| u.field == arg.name)
+            .collect();
+        let result = match &arg.kind {
+            Kind::File { .. } => check_file(arg.required, &texts, &uploads),
+            _ if !uploads.is_empty() => Err("takes text, not a file".to_string()),
+            _ => arg.parse(&texts),
+        };
+        match result {
+            Ok(value) => {
+                shown.push((arg.label.clone(), display(&arg.kind, &value, &uploads)));
+                values.insert(arg.name.clone(), value);
+            }
+            Err(message) => {
+                errors.insert(arg.name.clone(), message);
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(Checked { values, shown })
+    } else {
+        Err(errors)
+    }
+}
+
+fn check_file(required: bool, texts: &[String], uploads: &[&Upload]) -> Result<Value, String> {
+    if texts.iter().any(|t| !t.is_empty()) {
+        return Err("must be an uploaded file".into());
+    }
+    match uploads {
+        [] if required => Err("choose a file".into()),
+        [] => Ok(Value::Absent),
+        [one] => Ok(Value::One(one.path.display().to_string())),
+        _ => Err("takes one file".into()),
+    }
+}
+
+/// How a value appears on the run page and in logs.
+fn display(kind: &Kind, value: &Value, uploads: &[&Upload]) -> String {
+    match (kind, value) {
+        (_, Value::Absent) => String::new(),
+        (Kind::Password(_), _) => "***".into(),
+        (Kind::File { .. }, _) => uploads
+            .first()
+            .map(|u| format!("{} ({} bytes)", u.client_name, u.size))
+            .unwrap_or_default(),
+        (_, Value::One(v)) => v.clone(),
+        (_, Value::Many(vs)) => vs.join(", "),
+        (_, Value::Bool(b)) => if *b { "yes" } else { "no" }.into(),
+    }
+}
+
+/// A name as shown in an error: at most 40 characters, control characters escaped.
+fn shorten(name: &str) -> String {
+    let short: String = name
+        .chars()
+        .take(40)
+        .flat_map(char::escape_default)
+        .collect();
+    if name.chars().count() > 40 {
+        format!("{short}…")
+    } else {
+        short
+    }
+}
+
+/// A safe file name extension from a client's file name (".csv"), or nothing: ASCII
+/// letters and digits only, at most 10 of them. The client's name never becomes a path;
+/// only this is kept, so tools that look at extensions still work.
+pub fn safe_extension(client_name: &str) -> String {
+    let base = client_name.rsplit(['/', '\\']).next().unwrap_or("");
+    match base.rsplit_once('.') {
+        Some((stem, ext))
+            if !stem.is_empty()
+                && !ext.is_empty()
+                && ext.len() <= 10
+                && ext.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+        {
+            format!(".{}", ext.to_ascii_lowercase())
+        }
+        _ => String::new(),
+    }
+}
+
+/// The client's file name made safe to show: the last path component, no control
+/// characters, at most 100 characters.
+pub fn display_name(client_name: &str) -> String {
+    let base = client_name.rsplit(['/', '\\']).next().unwrap_or("");
+    let clean: String = base.chars().filter(|c| !c.is_control()).take(100).collect();
+    if clean.is_empty() {
+        "upload".into()
+    } else {
+        clean
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extensions_are_kept_only_when_harmless() {
+        assert_eq!(safe_extension("report.CSV"), ".csv");
+        assert_eq!(safe_extension("../../etc/passwd"), "");
+        assert_eq!(safe_extension("..\\x.txt"), ".txt");
+        assert_eq!(safe_extension(".bashrc"), "");
+        assert_eq!(safe_extension("a.tar.gz"), ".gz");
+        assert_eq!(safe_extension("x.sh;rm -rf"), "");
+        assert_eq!(safe_extension("x.\0"), "");
+        assert_eq!(safe_extension(&"a".repeat(10_000)), "");
+    }
+
+    #[test]
+    fn display_names_lose_paths_and_controls() {
+        assert_eq!(display_name("../../x"), "x");
+        assert_eq!(display_name("C:\\evil\\a\nb.txt"), "ab.txt");
+        assert_eq!(display_name(""), "upload");
+        assert_eq!(display_name(&"é".repeat(500)).chars().count(), 100);
+    }
+}
