@@ -149,6 +149,10 @@ pub async fn execute(
         Err(e) => return Ending::NotStarted(spawn_error(plan, &e)),
     };
     let pgid = child.id().map(|id| id as i32);
+    // A stop requested before the program started is acted on at once.
+    if *stop.borrow() != Stop::Running {
+        stop.mark_changed();
+    }
     let signal_group = |signal: i32| {
         if let Some(pgid) = pgid {
             // SAFETY: killpg only sends a signal; a stale group id is answered with ESRCH.
@@ -271,5 +275,51 @@ fn spawn_error(plan: &Plan, e: &std::io::Error) -> String {
         }
         Some(libc::EACCES) => format!("cannot start {program}: permission denied"),
         _ => format!("cannot start {program}: {}", crate::manifest::io_reason(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Sink(std::sync::Mutex<Vec<u8>>);
+    impl OutputSink for Sink {
+        fn push(&self, bytes: &[u8]) {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+        }
+    }
+
+    fn plan(program: &str, args: &[&str], timeout: Duration) -> Plan {
+        Plan {
+            program: program.into(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            env: base_env(),
+            workdir: "/".into(),
+            timeout,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stop_requested_before_the_start_is_not_missed() {
+        let (tx, mut rx) = watch::channel(Stop::Running);
+        tx.send_replace(Stop::Cancel);
+        rx.borrow_and_update();
+        let sink = Sink(Default::default());
+        let p = plan("/bin/sleep", &["30"], Duration::from_secs(60));
+        assert_eq!(execute(&p, &sink, rx).await, Ending::Cancelled);
+    }
+
+    #[tokio::test]
+    async fn cancel_stops_a_sleeping_program() {
+        let (tx, rx) = watch::channel(Stop::Running);
+        let sink = Sink(Default::default());
+        let p = plan("/bin/sleep", &["30"], Duration::from_secs(60));
+        let run = execute(&p, &sink, rx);
+        let cancel = async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            tx.send_replace(Stop::Cancel);
+        };
+        let (ending, ()) = tokio::join!(run, cancel);
+        assert_eq!(ending, Ending::Cancelled);
     }
 }

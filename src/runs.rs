@@ -436,8 +436,9 @@ impl Runs {
             Some((tool, global))
         };
         let permits = tokio::select! {
-            permits = slots => permits,
+            biased;
             _ = stop.wait_for(|s| *s != Stop::Running) => None,
+            permits = slots => permits,
         };
         self.queued.fetch_sub(1, Ordering::SeqCst);
         let Some(_permits) = permits else {

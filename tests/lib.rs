@@ -10,4 +10,5 @@ mod gen_secret;
 mod generated;
 mod hash_password;
 mod http_auth;
+mod runs;
 mod serve;

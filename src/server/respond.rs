@@ -107,7 +107,10 @@ impl Authed {
 /// The headers every response gets, whatever produced it.
 pub fn secure_headers(mut r: Response, tls: bool) -> Response {
     let h = r.headers_mut();
-    h.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    // A response may carry a stricter policy of its own (downloads are sandboxed).
+    if !h.contains_key(CONTENT_SECURITY_POLICY) {
+        h.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    }
     h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));

@@ -63,10 +63,29 @@ impl App {
         App::with(manifest, false)
     }
 
+    /// An app whose folder also holds `files` (name, contents); `.sh` files are made
+    /// executable.
+    pub fn with_files(manifest: &str, files: &[(&str, &str)]) -> App {
+        App::build(manifest, false, files)
+    }
+
     /// `tls: true` builds the state as if serving HTTPS (cookies Secure + __Host-, HSTS),
     /// with a freshly made self-signed pair.
     pub fn with(manifest: &str, tls: bool) -> App {
+        App::build(manifest, tls, &[])
+    }
+
+    fn build(manifest: &str, tls: bool, files: &[(&str, &str)]) -> App {
         let dir = tempfile::tempdir().unwrap();
+        for (name, contents) in files {
+            use std::os::unix::fs::PermissionsExt;
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, contents).unwrap();
+            if name.ends_with(".sh") {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+            }
+        }
         let path = dir.path().join("tools.toml");
         std::fs::write(&path, manifest).unwrap();
         let (cert, key) = if tls {
@@ -106,6 +125,21 @@ impl App {
             state,
             dir,
         }
+    }
+
+    /// Waits (at most 30 s) until the run has finished; returns it.
+    pub async fn finished(&self, id: &str) -> Arc<ftw::runs::Run> {
+        let run = self.state.runs.get(id).expect("the run exists");
+        let mut changes = run.watch();
+        let wait = async {
+            while !run.status().is_finished() {
+                let _ = changes.changed().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), wait)
+            .await
+            .expect("the run finished within 30 s");
+        run
     }
 
     /// The codec the app signs sessions with, for forging cookies in tests.
@@ -217,6 +251,39 @@ impl Browser<'_> {
         reply
     }
 
+    /// Posts a multipart body (built by the caller) with this browser's cookies.
+    pub async fn post_multipart(&mut self, path: &str, boundary: &str, body: Vec<u8>) -> Reply {
+        let mut req = warp::test::request()
+            .method("POST")
+            .path(path)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .header("content-length", body.len().to_string())
+            .body(body);
+        if !self.cookies.is_empty() {
+            req = req.header("cookie", self.cookie_header());
+        }
+        if let Some(origin) = &self.origin {
+            req = req.header("origin", origin.as_str());
+        }
+        let reply = self.app.send(req).await;
+        self.absorb(&reply);
+        reply
+    }
+
+    /// Opens a tool's form and submits `fields` with its CSRF token; returns the reply.
+    pub async fn run_tool(&mut self, tool: &str, fields: &[(&str, &str)]) -> Reply {
+        let path = format!("/tools/{tool}");
+        let form = self.get(&path).await;
+        assert_eq!(form.status, 200, "{}", form.body);
+        let csrf = form.csrf();
+        let mut all = vec![("_csrf", csrf.as_str())];
+        all.extend_from_slice(fields);
+        self.post(&path, &all).await
+    }
+
     /// Loads the login form and signs in; returns the reply to the POST.
     pub async fn login(&mut self, user: &str, password: &str) -> Reply {
         let form = self.get("/login").await;
@@ -232,6 +299,21 @@ impl Browser<'_> {
             ],
         )
         .await
+    }
+
+    /// The run id a successful submission redirected to.
+    pub fn run_id(reply: &Reply) -> String {
+        assert_eq!(
+            reply.status, 303,
+            "expected a redirect to the run: {}",
+            reply.body
+        );
+        reply
+            .header("location")
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_string()
     }
 
     /// The session cookie's value, whatever its name.
