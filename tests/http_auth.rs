@@ -574,6 +574,17 @@ async fn pages_escape_what_they_show() {
 }
 
 #[tokio::test]
+async fn errors_under_api_are_json() {
+    let app = App::new(&manifest());
+    let r = app.browser().get("/api/nothing/here").await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.header("content-type"), "application/json; charset=utf-8");
+    let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert!(body["error"].is_string());
+    assert!(!r.header("content-security-policy").is_empty());
+}
+
+#[tokio::test]
 async fn healthz_answers_anyone_without_secrets() {
     let app = App::new(&manifest());
     let r = app.browser().get("/healthz").await;

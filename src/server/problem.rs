@@ -84,6 +84,15 @@ pub fn page(state: &State, rejection: &Rejection) -> Response {
     r
 }
 
+/// The response for a rejection under `/api/`: JSON `{"error": ...}` with the status.
+pub fn api(rejection: &Rejection) -> Response {
+    let (status, message) = match classify(rejection) {
+        Classified::Redirect(_) => (StatusCode::UNAUTHORIZED, "sign in or send a bearer token"),
+        Classified::Status(status, _, message) => (status, message),
+    };
+    respond::json(status, &serde_json::json!({ "error": message }))
+}
+
 enum Classified {
     Redirect(String),
     Status(StatusCode, &'static str, &'static str),

@@ -77,6 +77,16 @@ pub fn text(status: StatusCode, body: &'static str) -> Response {
     r
 }
 
+pub fn json(status: StatusCode, value: &serde_json::Value) -> Response {
+    let mut r = Response::new(value.to_string().into());
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    r
+}
+
 /// `303 See Other` to a path of ours (already checked by the caller).
 pub fn see_other(location: &str) -> Response {
     let mut r = Response::new(Default::default());

@@ -135,8 +135,16 @@ pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
         .or(run_file)
         .unify();
 
+    // Everything under /api/ answers in JSON, errors included. The API itself comes
+    // later; until then every /api/ path is a JSON 404.
+    let api_routes = warp::path::tail()
+        .and_then(|_| async { Err::<Response, Rejection>(Problem::NotFound.into()) })
+        .recover(|r: Rejection| async move { Ok::<_, std::convert::Infallible>(problem::api(&r)) })
+        .unify();
+    let api = warp::path("api").and(api_routes);
+
     base_prefix(&state.config.base_path)
-        .and(pages)
+        .and(api.or(pages).unify())
         .recover(move |r: Rejection| {
             let state = Arc::clone(&for_recover);
             async move { Ok::<_, std::convert::Infallible>(problem::page(&state, &r)) }

@@ -139,7 +139,12 @@ pub async fn show(
         tool_title: &run.tool_title,
         user: &run.user,
         started: human_time(run.created),
-        duration: snap.duration.map(human_duration),
+        duration: snap
+            .status
+            .is_finished()
+            .then_some(snap.duration)
+            .flatten()
+            .map(human_duration),
         status_word: snap.status.word(),
         status_text: status_text(&snap.status),
         finished: snap.status.is_finished(),
