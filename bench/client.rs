@@ -42,18 +42,31 @@ impl Conn {
         }
     }
 
-    pub fn request(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Response {
+    pub fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Response {
         match self.try_request(method, path, headers, body) {
             Some(r) => r,
             None => {
                 // The server closed an idle keep-alive connection: reconnect once.
                 *self = Conn::open(self.port);
-                self.try_request(method, path, headers, body).expect("a response")
+                self.try_request(method, path, headers, body)
+                    .expect("a response")
             }
         }
     }
 
-    fn try_request(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Option<Response> {
+    fn try_request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Option<Response> {
         let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n");
         for (k, v) in headers {
             req.push_str(&format!("{k}: {v}\r\n"));
@@ -105,7 +118,10 @@ impl Conn {
                 }
                 body.extend_from_slice(&chunk[..size]);
             }
-        } else if let Some(n) = response.header("content-length").and_then(|v| v.parse().ok()) {
+        } else if let Some(n) = response
+            .header("content-length")
+            .and_then(|v| v.parse().ok())
+        {
             body = vec![0u8; n];
             self.reader.read_exact(&mut body).ok()?;
         }
@@ -150,7 +166,12 @@ pub fn sign_in(conn: &mut Conn, user: &str, password: &str) -> Option<String> {
 
 /// Starts the trivial tool and reads its event stream until the run has ended.
 pub fn run_and_wait(conn: &mut Conn, cookie: &str, csrf: &str) {
-    let r = conn.request("POST", "/tools/true", &[("Cookie", cookie)], &format!("_csrf={csrf}"));
+    let r = conn.request(
+        "POST",
+        "/tools/true",
+        &[("Cookie", cookie)],
+        &format!("_csrf={csrf}"),
+    );
     assert_eq!(r.status, 303, "{}", r.body);
     let run = r.header("location").expect("a run").to_string();
     let events = conn.request("GET", &format!("{run}/events"), &[("Cookie", cookie)], "");

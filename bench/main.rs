@@ -178,7 +178,10 @@ fn page_rate(server: &Server, cookie: &str, clients: usize, for_how_long: Durati
             })
         })
         .collect();
-    let samples: Vec<Duration> = workers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+    let samples: Vec<Duration> = workers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
     percentiles(samples, start.elapsed())
 }
 
@@ -197,7 +200,11 @@ fn direct_spawn(n: usize) -> Latency {
 
 fn run_latency(server: &Server, cookie: &str, n: usize) -> Latency {
     let mut conn = Conn::open(server.port);
-    let csrf = client::csrf_of(&conn.request("GET", "/tools/true", &[("Cookie", cookie)], "").body);
+    let csrf = client::csrf_of(
+        &conn
+            .request("GET", "/tools/true", &[("Cookie", cookie)], "")
+            .body,
+    );
     let start = Instant::now();
     let samples = (0..n)
         .map(|_| {
@@ -215,10 +222,19 @@ fn run_rate(server: &Server, cookie: &str, clients: usize, for_how_long: Duratio
     let start = Instant::now();
     let workers: Vec<_> = (0..clients)
         .map(|_| {
-            let (port, cookie, done, stop) = (server.port, cookie.to_string(), Arc::clone(&done), Arc::clone(&stop));
+            let (port, cookie, done, stop) = (
+                server.port,
+                cookie.to_string(),
+                Arc::clone(&done),
+                Arc::clone(&stop),
+            );
             std::thread::spawn(move || {
                 let mut conn = Conn::open(port);
-                let csrf = client::csrf_of(&conn.request("GET", "/tools/true", &[("Cookie", &cookie)], "").body);
+                let csrf = client::csrf_of(
+                    &conn
+                        .request("GET", "/tools/true", &[("Cookie", &cookie)], "")
+                        .body,
+                );
                 while !stop.load(Ordering::Relaxed) && start.elapsed() < for_how_long {
                     client::run_and_wait(&mut conn, &cookie, &csrf);
                     done.fetch_add(1, Ordering::Relaxed);
@@ -247,7 +263,16 @@ impl Server {
         std::fs::write(dir.join("tools.toml"), manifest).unwrap();
         std::fs::write(dir.join("ftw.secret"), "ab".repeat(32)).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_ftw"))
-            .args(["serve", "tools.toml", "--port", "0", "--secret-key-file", "ftw.secret", "--keep-runs", "100"])
+            .args([
+                "serve",
+                "tools.toml",
+                "--port",
+                "0",
+                "--secret-key-file",
+                "ftw.secret",
+                "--keep-runs",
+                "100",
+            ])
             .current_dir(dir)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
@@ -260,14 +285,21 @@ impl Server {
         let port = loop {
             let line = lines.next().expect("ftw printed its address").unwrap();
             if let Some(url) = line.strip_prefix("ftw: listening on ") {
-                break url.rsplit(':').next().unwrap().trim_end_matches('/').parse().unwrap();
+                break url
+                    .rsplit(':')
+                    .next()
+                    .unwrap()
+                    .trim_end_matches('/')
+                    .parse()
+                    .unwrap();
             }
         };
         Server { child, port }
     }
 
     fn sign_in(&self) -> String {
-        client::sign_in(&mut Conn::open(self.port), USER, PASSWORD).expect("the bench user signs in")
+        client::sign_in(&mut Conn::open(self.port), USER, PASSWORD)
+            .expect("the bench user signs in")
     }
 }
 

@@ -66,7 +66,8 @@ impl Config {
         .map_err(Error::usage)?;
         warnings.extend(key_warning);
 
-        let one_time_password = if manifest.auth.users.is_empty() {
+        let forward_auth = manifest.auth.trusted_header.is_some();
+        let one_time_password = if manifest.auth.users.is_empty() && !forward_auth {
             if !ip.is_loopback() {
                 return Err(Error::usage(format!(
                     "refusing to listen on {host}: {} has no users, and ftw only serves its \
@@ -84,6 +85,7 @@ impl Config {
                     name: ZERO_CONFIG_USER.into(),
                     password_hash: hash,
                     groups: Vec::new(),
+                    totp: None,
                 },
             );
             Some(password)
@@ -94,12 +96,12 @@ impl Config {
         Ok(Config {
             manifest_path: args.manifest,
             base_path: manifest.server.base_path.clone(),
+            audit_log: args.audit_log.or(manifest.server.audit_log.clone()),
             manifest,
             addr: SocketAddr::new(ip, port),
             tls,
             keys,
             shutdown_grace: args.shutdown_grace,
-            audit_log: args.audit_log,
             max_runs: args.max_runs.into(),
             keep_runs: args.keep_runs as usize,
             one_time_password,

@@ -6,6 +6,7 @@
 //! (one file per subcommand).
 
 pub mod ansi;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 mod cmd;

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant, SystemTime};
 use indexmap::IndexMap;
 use tokio::sync::{Semaphore, watch};
 
+use crate::audit::Audit;
 use crate::exec::{self, Ending, OutputSink, Plan, Stop};
 
 pub const DEFAULT_MAX_RUNS: u16 = 16;
@@ -323,6 +324,7 @@ pub struct NewRun {
 }
 
 pub struct Runs {
+    audit: Arc<Audit>,
     runs: Mutex<IndexMap<String, Arc<Run>>>,
     keep: usize,
     global: Arc<Semaphore>,
@@ -336,8 +338,9 @@ pub struct Runs {
 
 impl Runs {
     /// `root` must exist and be private to ftw (see `private_root`).
-    pub fn new(root: PathBuf, max_runs: usize, keep: usize) -> Runs {
+    pub fn new(root: PathBuf, max_runs: usize, keep: usize, audit: Arc<Audit>) -> Runs {
         Runs {
+            audit,
             runs: Mutex::new(IndexMap::new()),
             keep,
             global: Arc::new(Semaphore::new(max_runs.max(1))),
@@ -448,6 +451,24 @@ impl Runs {
         run.set_status(Status::Running);
         let ending = exec::execute(&plan, run.as_ref(), stop).await;
         run.set_status(Status::from_ending(ending));
+        let status = run.status();
+        let (kept, dropped) = {
+            let out = run.output.lock().expect("output lock");
+            (out.kept as u64, out.dropped)
+        };
+        self.audit.record(
+            "run-end",
+            serde_json::json!({
+                "user": run.user,
+                "tool": run.tool_id,
+                "run": run.id,
+                "status": status.word(),
+                "exit_code": status.exit_code(),
+                "signal": status.signal(),
+                "duration_ms": run.duration().map(|d| d.as_millis() as u64),
+                "output_bytes": kept + dropped,
+            }),
+        );
     }
 
     /// The semaphore for a tool's `max_concurrent` (rebuilt if the limit changed).

@@ -330,6 +330,18 @@ type = "text"
     assert!(!out.contains("leaked") && !out.contains("4242"), "{out}");
 }
 
+/// Waits (up to 2 s: a killed process closes its files a moment before it is a zombie)
+/// until `pid` is gone.
+async fn wait_gone(pid: i32) -> bool {
+    for _ in 0..100 {
+        if gone(pid) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
 fn gone(pid: i32) -> bool {
     // A zombie no one has reaped yet (containers often lack a reaping init) is dead too.
     match std::fs::read_to_string(format!("/proc/{pid}/status")) {
@@ -356,7 +368,10 @@ async fn a_timeout_kills_the_whole_group_grandchildren_too() {
         .trim()
         .parse()
         .unwrap();
-    assert!(gone(pid), "grandchild {pid} survived the timeout");
+    assert!(
+        wait_gone(pid).await,
+        "grandchild {pid} survived the timeout"
+    );
     assert!(String::from_utf8_lossy(&run.snapshot().output).contains("started"));
 }
 
@@ -378,13 +393,10 @@ async fn strays_are_killed_when_the_program_ends() {
         .trim()
         .parse()
         .unwrap();
-    for _ in 0..100 {
-        if gone(pid) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the background child {pid} outlived its run");
+    assert!(
+        wait_gone(pid).await,
+        "the background child {pid} outlived its run"
+    );
 }
 
 #[tokio::test]
@@ -417,7 +429,7 @@ async fn cancel_ends_the_process_group() {
         .trim()
         .parse()
         .unwrap();
-    assert!(gone(pid));
+    assert!(wait_gone(pid).await);
 }
 
 #[tokio::test]

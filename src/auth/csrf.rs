@@ -35,6 +35,16 @@ pub fn token(key: &[u8; 32], binding: Binding) -> String {
     b64(&mac(key, binding).finalize().into_bytes())
 }
 
+/// A stable 128-bit id for a user who has no ftw session (forward auth), to bind
+/// their CSRF tokens to.
+pub fn derive_id(key: &[u8; 32], user: &str) -> [u8; 16] {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(b"forwarded user\0");
+    mac.update(user.as_bytes());
+    let full: [u8; 32] = mac.finalize().into_bytes().into();
+    full[..16].try_into().expect("16 of 32 bytes")
+}
+
 /// Constant-time check of a submitted token.
 pub fn verify(key: &[u8; 32], binding: Binding, submitted: &str) -> bool {
     match unb64(submitted) {

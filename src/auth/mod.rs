@@ -9,6 +9,8 @@ pub mod next;
 pub mod passwords;
 pub mod revoked;
 pub mod session;
+pub mod throttle;
+pub mod totp;
 
 /// Seconds since the Unix epoch.
 pub fn now() -> u64 {

@@ -44,16 +44,16 @@ pub enum Refused {
     PasswordChanged,
 }
 
-/// Signs and opens session cookies of one name under one key.
+/// Signs and opens session cookies under one key. The cookie's name is part of every
+/// MAC, so a value made for one name does not pass under another.
 #[derive(Clone)]
 pub struct Codec {
     key: [u8; 32],
-    pub name: &'static str,
 }
 
 impl Codec {
-    pub fn new(key: [u8; 32], name: &'static str) -> Codec {
-        Codec { key, name }
+    pub fn new(key: [u8; 32]) -> Codec {
+        Codec { key }
     }
 
     fn mac(&self) -> Hmac<Sha256> {
@@ -69,15 +69,16 @@ impl Codec {
         full[..16].try_into().expect("16 of 32 bytes")
     }
 
-    fn tag(&self, payload: &str) -> Hmac<Sha256> {
+    fn tag(&self, name: &str, payload: &str) -> Hmac<Sha256> {
         let mut mac = self.mac();
-        mac.update(self.name.as_bytes());
+        mac.update(name.as_bytes());
         mac.update(b"\0");
         mac.update(payload.as_bytes());
         mac
     }
 
-    pub fn seal(&self, s: &Session) -> String {
+    /// The value of cookie `name` for this session.
+    pub fn seal(&self, name: &str, s: &Session) -> String {
         let payload = b64(format!(
             "v1|{}|{}|{}|{}|{}",
             s.user,
@@ -87,16 +88,16 @@ impl Codec {
             hex(&s.fingerprint)
         )
         .as_bytes());
-        let tag = self.tag(&payload).finalize().into_bytes();
+        let tag = self.tag(name, &payload).finalize().into_bytes();
         format!("{payload}.{}", b64(&tag))
     }
 
     /// Verifies the MAC (constant time), then decodes. Nothing in the payload is looked
     /// at before the MAC has been checked.
-    pub fn open(&self, value: &str) -> Result<Session, Refused> {
+    pub fn open(&self, name: &str, value: &str) -> Result<Session, Refused> {
         let (payload, tag) = value.rsplit_once('.').ok_or(Refused::Malformed)?;
         let tag = unb64(tag).ok_or(Refused::Malformed)?;
-        self.tag(payload)
+        self.tag(name, payload)
             .verify_slice(&tag)
             .map_err(|_| Refused::BadMac)?;
         decode_payload(payload).ok_or(Refused::Malformed)
@@ -182,8 +183,10 @@ mod tests {
 
     const NOW: u64 = 1_800_000_000;
 
+    const NAME: &str = "ftw_session";
+
     fn codec() -> Codec {
-        Codec::new([9; 32], "ftw_session")
+        Codec::new([9; 32])
     }
 
     fn session() -> Session {
@@ -198,7 +201,7 @@ mod tests {
     #[test]
     fn seal_then_open_round_trips() {
         let s = session();
-        assert_eq!(codec().open(&codec().seal(&s)), Ok(s));
+        assert_eq!(codec().open(NAME, &codec().seal(NAME, &s)), Ok(s));
     }
 
     #[test]
@@ -208,13 +211,13 @@ mod tests {
 
     #[test]
     fn any_changed_byte_is_refused() {
-        let value = codec().seal(&session());
+        let value = codec().seal(NAME, &session());
         for i in 0..value.len() {
             let mut bytes = value.clone().into_bytes();
             bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
             let tampered = String::from_utf8(bytes).unwrap();
             assert!(
-                codec().open(&tampered).is_err(),
+                codec().open(NAME, &tampered).is_err(),
                 "byte {i} changed and still accepted"
             );
         }
@@ -222,18 +225,19 @@ mod tests {
 
     #[test]
     fn truncated_renamed_and_other_key_cookies_are_refused() {
-        let value = codec().seal(&session());
-        assert!(codec().open(&value[..value.len() - 1]).is_err());
-        assert!(codec().open(value.split('.').next().unwrap()).is_err());
-        assert_eq!(
-            Codec::new([9; 32], "__Host-ftw_session").open(&value),
-            Err(Refused::BadMac)
+        let value = codec().seal(NAME, &session());
+        assert!(codec().open(NAME, &value[..value.len() - 1]).is_err());
+        assert!(
+            codec()
+                .open(NAME, value.split('.').next().unwrap())
+                .is_err()
         );
         assert_eq!(
-            Codec::new([8; 32], "ftw_session").open(&value),
+            codec().open("__Host-ftw_session", &value),
             Err(Refused::BadMac)
         );
-        assert_eq!(codec().open(""), Err(Refused::Malformed));
+        assert_eq!(Codec::new([8; 32]).open(NAME, &value), Err(Refused::BadMac));
+        assert_eq!(codec().open(NAME, ""), Err(Refused::Malformed));
     }
 
     #[test]

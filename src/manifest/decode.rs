@@ -36,6 +36,7 @@ pub struct RawUserEntry {
     pub source: Arc<Source>,
     pub password: Spanned<String>,
     pub groups: Vec<Spanned<String>>,
+    pub totp: Option<Spanned<String>>,
 }
 
 #[derive(Debug)]
@@ -162,14 +163,14 @@ impl<'i> Decoder<'_, 'i> {
         for (name, value) in table.into_inner() {
             let name = owned(name);
             let user_context = format!("user `{}`", name.get_ref());
-            let (password, groups) = if value.get_ref().is_str() {
+            let (password, groups, totp) = if value.get_ref().is_str() {
                 match self.value::<Spanned<String>>(value, &user_context) {
-                    Some(password) => (password, Vec::new()),
+                    Some(password) => (password, Vec::new(), None),
                     None => continue,
                 }
             } else {
                 match self.table::<RawUser>(value, &user_context) {
-                    Some(user) => (user.password, user.groups),
+                    Some(user) => (user.password, user.groups, user.totp),
                     None => continue,
                 }
             };
@@ -178,6 +179,7 @@ impl<'i> Decoder<'_, 'i> {
                 source: Arc::clone(self.source),
                 password,
                 groups,
+                totp,
             });
         }
         users

@@ -40,6 +40,9 @@ pub struct Server {
     /// "/" or a path such as "/tools", without a trailing slash.
     pub base_path: String,
     pub tls: Option<TlsFiles>,
+    pub audit_log: Option<PathBuf>,
+    /// Peers whose `X-Forwarded-*` headers (and trusted identity header) are believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -60,7 +63,28 @@ pub struct Auth {
     /// Users and `@groups` who see and may cancel everyone's runs. The one-time `admin`
     /// of a manifest without users is one.
     pub admins: Vec<Principal>,
+    pub throttle: Throttle,
+    /// Forward auth: the header a trusted proxy puts the signed-in user in.
+    pub trusted_header: Option<String>,
+    /// ... and the comma-separated groups.
+    pub trusted_groups_header: Option<String>,
 }
+
+/// Login throttling: `max_failures` failed sign-ins (or 2FA codes) within `window`
+/// block that user name, and separately that client address, for `block`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Throttle {
+    /// 0 switches throttling off.
+    pub max_failures: u32,
+    pub window: Duration,
+    pub block: Duration,
+}
+
+pub const DEFAULT_THROTTLE: Throttle = Throttle {
+    max_failures: 5,
+    window: Duration::from_secs(120),
+    block: Duration::from_secs(300),
+};
 
 impl Auth {
     pub fn is_admin(&self, user: &User) -> bool {
@@ -79,6 +103,8 @@ pub struct User {
     /// An argon2id PHC string that `password::check_hash` accepted.
     pub password_hash: String,
     pub groups: Vec<String>,
+    /// The TOTP secret (raw bytes) when the user signs in with a second factor.
+    pub totp: Option<Vec<u8>>,
 }
 
 /// One tool: a command with typed arguments, shown as one form.

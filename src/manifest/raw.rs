@@ -19,6 +19,8 @@ pub struct RawServer {
     pub base_path: Option<Spanned<String>>,
     pub tls_cert: Option<Spanned<String>>,
     pub tls_key: Option<Spanned<String>>,
+    pub audit_log: Option<Spanned<String>>,
+    pub trusted_proxies: Option<Vec<Spanned<String>>>,
 }
 
 /// `[auth]` without its `users` table, which is decoded entry by entry.
@@ -30,6 +32,11 @@ pub struct RawAuth {
     pub session_idle: Option<Spanned<String>>,
     pub users_file: Option<Spanned<String>>,
     pub admins: Option<Spanned<Vec<Spanned<String>>>>,
+    pub max_login_failures: Option<Spanned<u32>>,
+    pub login_failure_window: Option<Spanned<String>>,
+    pub login_block_time: Option<Spanned<String>>,
+    pub trusted_header: Option<Spanned<String>>,
+    pub trusted_groups_header: Option<Spanned<String>>,
 }
 
 /// A user written as a table: `alice = { password = "...", groups = ["ops"] }`.
@@ -39,6 +46,7 @@ pub struct RawUser {
     pub password: Spanned<String>,
     #[serde(default)]
     pub groups: Vec<Spanned<String>>,
+    pub totp: Option<Spanned<String>>,
 }
 
 /// `[tools.ID]` without its `args` table, which is decoded argument by argument.

@@ -21,8 +21,8 @@ use super::raw::{RawArg, RawAuth, RawCommand, RawServer};
 use super::template::{Template, is_name};
 use super::{
     Auth, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_UPLOAD, DEFAULT_SESSION_IDLE, DEFAULT_SESSION_TTL,
-    DEFAULT_TIMEOUT, Manifest, Principal, Server, TlsFiles, Tool, User, ZERO_CONFIG_USER,
-    io_reason,
+    DEFAULT_THROTTLE, DEFAULT_TIMEOUT, Manifest, Principal, Server, Throttle, TlsFiles, Tool, User,
+    ZERO_CONFIG_USER, io_reason,
 };
 use crate::password;
 
@@ -42,7 +42,8 @@ pub fn manifest(
         .map(Spanned::into_inner)
         .unwrap_or_else(|| "ftw".into());
     let server = c.server(raw.server.unwrap_or_default());
-    let (auth, declared) = c.auth(raw.auth.unwrap_or_default(), raw.users);
+    let proxies = !server.trusted_proxies.is_empty();
+    let (auth, declared) = c.auth(raw.auth.unwrap_or_default(), raw.users, proxies);
     let mut tools = IndexMap::new();
     for entry in raw.tools {
         if let Some(tool) = c.tool(entry, &declared) {
@@ -63,6 +64,8 @@ pub fn manifest(
 struct Declared {
     users: Vec<String>,
     groups: BTreeSet<String>,
+    /// Forward auth: users and groups live in the proxy, so any name may be allowed.
+    open: bool,
 }
 
 struct Checker<'a> {
@@ -197,18 +200,57 @@ impl Checker<'_> {
             }
             (None, None) => None,
         };
+        let audit_log = raw.audit_log.as_ref().map(|f| {
+            let path = self.path(f.get_ref());
+            let folder_ok = path.parent().is_some_and(|p| p.is_dir());
+            if !folder_ok {
+                self.error(
+                    f.span(),
+                    format!(
+                        "the folder of `audit_log` {} does not exist",
+                        quoted(f.get_ref())
+                    ),
+                );
+            }
+            path
+        });
+        let mut trusted_proxies = Vec::new();
+        for entry in raw.trusted_proxies.iter().flatten() {
+            let text = entry.get_ref();
+            let net = text
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+            match net {
+                Ok(net) => trusted_proxies.push(net),
+                Err(_) => self.error(
+                    entry.span(),
+                    format!(
+                        "`trusted_proxies` entry {} is not an address or a network such as \"127.0.0.1\" or \"10.0.0.0/8\"",
+                        quoted(text)
+                    ),
+                ),
+            }
+        }
         Server {
             host: raw.host.map(Spanned::into_inner),
             port: raw.port.map(Spanned::into_inner),
             base_path,
             tls,
+            audit_log,
+            trusted_proxies,
         }
     }
 
     // ---- [auth] ----
 
-    /// The auth settings, and every user and group name declared.
-    fn auth(&mut self, raw: RawAuth, users: Option<Vec<RawUserEntry>>) -> (Auth, Declared) {
+    /// The auth settings, and every user and group name declared. `proxies`: whether
+    /// `[server] trusted_proxies` names any (forward auth needs them).
+    fn auth(
+        &mut self,
+        raw: RawAuth,
+        users: Option<Vec<RawUserEntry>>,
+        proxies: bool,
+    ) -> (Auth, Declared) {
         let session_ttl = self.duration(raw.session_ttl, "session_ttl", DEFAULT_SESSION_TTL);
         let session_idle = self.duration(raw.session_idle, "session_idle", DEFAULT_SESSION_IDLE);
         let secret_key_file = raw
@@ -237,10 +279,55 @@ impl Checker<'_> {
             }
             self.source = manifest_source;
         }
+        let mut header = |value: Option<Spanned<String>>, key: &str| -> Option<String> {
+            let value = value?;
+            let valid = !value.get_ref().is_empty()
+                && value
+                    .get_ref()
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !valid {
+                self.error(
+                    value.span(),
+                    format!("`{key}` must be an HTTP header name such as \"Remote-User\""),
+                );
+            } else if !proxies {
+                self.error_help(
+                    value.span(),
+                    format!("`{key}` is only believed from trusted proxies, and none are set"),
+                    "list the proxy's address in [server] trusted_proxies, e.g. [\"127.0.0.1\"]"
+                        .into(),
+                );
+            }
+            Some(value.into_inner())
+        };
+        let trusted_header = header(raw.trusted_header, "trusted_header");
+        let trusted_groups_header = header(raw.trusted_groups_header, "trusted_groups_header");
+        // Behind forward auth the proxy knows the users; `allow` may name any of them.
+        declared.open = trusted_header.is_some();
+
         let admins = match raw.admins {
             Some(list) => self.principals(list, "admins", &declared),
-            None if users.is_empty() => vec![Principal::User(ZERO_CONFIG_USER.into())],
+            None if users.is_empty() && trusted_header.is_none() => {
+                vec![Principal::User(ZERO_CONFIG_USER.into())]
+            }
             None => Vec::new(),
+        };
+        let max_failures = raw
+            .max_login_failures
+            .map_or(DEFAULT_THROTTLE.max_failures, Spanned::into_inner);
+        let throttle = Throttle {
+            max_failures,
+            window: self.duration(
+                raw.login_failure_window,
+                "login_failure_window",
+                DEFAULT_THROTTLE.window,
+            ),
+            block: self.duration(
+                raw.login_block_time,
+                "login_block_time",
+                DEFAULT_THROTTLE.block,
+            ),
         };
         let auth = Auth {
             secret_key_file,
@@ -248,6 +335,9 @@ impl Checker<'_> {
             session_idle,
             users,
             admins,
+            throttle,
+            trusted_header,
+            trusted_groups_header,
         };
         (auth, declared)
     }
@@ -336,10 +426,35 @@ impl Checker<'_> {
                 ok = false;
             }
         }
+        let totp = match &entry.totp {
+            None => None,
+            Some(secret) => match totp_rs::Secret::try_from_base32(secret.get_ref().trim()) {
+                Ok(bytes) if bytes.len() >= 16 => Some(bytes.to_vec()),
+                Ok(_) => {
+                    self.error_help(
+                        secret.span(),
+                        format!("the TOTP secret of `{name}` is shorter than 128 bits"),
+                        format!("run `ftw totp-setup {name}` to make a new one"),
+                    );
+                    ok = false;
+                    None
+                }
+                Err(_) => {
+                    self.error_help(
+                        secret.span(),
+                        format!("the TOTP secret of `{name}` is not base32 (A-Z, 2-7)"),
+                        format!("run `ftw totp-setup {name}` and paste the line it prints"),
+                    );
+                    ok = false;
+                    None
+                }
+            },
+        };
         ok.then(|| User {
             name: name.clone(),
             password_hash: hash.clone(),
             groups: entry.groups.iter().map(|g| g.get_ref().clone()).collect(),
+            totp,
         })
     }
 
@@ -626,7 +741,7 @@ impl Checker<'_> {
         for entry in list.into_inner() {
             let text = entry.get_ref();
             if let Some(group) = text.strip_prefix('@') {
-                if !groups.contains(group) {
+                if !groups.contains(group) && !declared.open {
                     let hint = suggestion(group, groups.iter().map(String::as_str), |s| {
                         format!("`@{s}`")
                     });
@@ -638,7 +753,7 @@ impl Checker<'_> {
                 }
                 principals.push(Principal::Group(group.to_string()));
             } else {
-                if !user_names.contains(&text.as_str()) {
+                if !user_names.contains(&text.as_str()) && !declared.open {
                     let hint = suggestion(text, user_names.iter().copied(), tick);
                     self.error(
                         entry.span(),

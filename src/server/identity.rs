@@ -1,22 +1,16 @@
-//! Who sent a request and whether to believe it: the client address, the session cookie
-//! (opened, time-checked, revocation-checked and matched against the user's current
-//! password hash), CSRF tokens, and the same-origin rule for every POST.
-
-use std::net::SocketAddr;
+//! Whether to believe who a request says it is: the session cookie (opened,
+//! time-checked, revocation-checked and matched against the user's current password
+//! hash), forward auth from a trusted proxy, and CSRF tokens.
 
 use http::HeaderMap;
-use http::header::{COOKIE, HOST, ORIGIN};
+use http::header::COOKIE;
 
 use super::State;
+use super::context::Ctx;
 use crate::auth::csrf::{self, Binding};
 use crate::auth::session::{Refused, Session};
 use crate::auth::{self, unb64};
 use crate::manifest::User;
-
-/// The peer address of the connection, put into each request by the accept loop (warp's
-/// own remote address is empty behind a custom acceptor such as TLS).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientAddr(pub SocketAddr);
 
 /// A signed-in request.
 #[derive(Debug, Clone)]
@@ -27,6 +21,8 @@ pub struct Authed {
     pub csrf: String,
     /// A `Set-Cookie` value with a fresh `active` time, when one is due.
     pub refresh: Option<String>,
+    /// Signed in by a trusted proxy (forward auth), not by ftw's own session.
+    pub forwarded: bool,
 }
 
 /// Every value of cookie `name` in the request (there can be several; the first valid
@@ -44,37 +40,113 @@ pub fn cookie_values<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator
 }
 
 impl State {
-    /// The signed-in user, if the request carries a session that passes every check.
-    pub fn authenticate(&self, headers: &HeaderMap) -> Option<Authed> {
-        let now = auth::now();
+    /// The session cookie's name: `__Host-` prefixed when the request came over TLS.
+    pub fn session_name(&self, secure: bool) -> &'static str {
+        if secure {
+            super::SESSION_COOKIE_SECURE
+        } else {
+            super::SESSION_COOKIE
+        }
+    }
+
+    pub fn login_name(&self, secure: bool) -> &'static str {
+        if secure {
+            super::LOGIN_COOKIE_SECURE
+        } else {
+            super::LOGIN_COOKIE
+        }
+    }
+
+    /// The signed-in user, if the request carries a session that passes every check, or
+    /// comes from a trusted proxy that names the user (forward auth).
+    pub fn authenticate(&self, ctx: &Ctx) -> Option<Authed> {
         let manifest = self.manifest();
-        cookie_values(headers, self.sessions.name).find_map(|value| {
-            let session = self.check_session(value, &manifest, now).ok()?;
+        if let Some(authed) = self.forwarded_user(ctx, &manifest) {
+            return Some(authed);
+        }
+        let now = auth::now();
+        let name = self.session_name(ctx.secure);
+        cookie_values(&ctx.headers, name).find_map(|value| {
+            let session = self.check_session(name, value, &manifest, now).ok()?;
             let user = manifest.auth.users.get(&session.user)?.clone();
             let refresh = session.needs_refresh(now).then(|| {
                 let fresh = Session {
                     active: now,
                     ..session.clone()
                 };
-                self.session_cookie(&fresh, now)
+                self.session_cookie(ctx.secure, &fresh, now)
             });
             Some(Authed {
                 csrf: csrf::token(&self.config.keys.csrf, Binding::Session(&session.id)),
                 session,
                 user,
                 refresh,
+                forwarded: false,
             })
+        })
+    }
+
+    /// Forward auth: the user in `trusted_header`, believed only from a trusted proxy.
+    /// A user the manifest also lists keeps their groups; the proxy's groups are added.
+    fn forwarded_user(&self, ctx: &Ctx, manifest: &crate::manifest::Manifest) -> Option<Authed> {
+        let header = manifest.auth.trusted_header.as_deref()?;
+        if !ctx.proxied {
+            return None;
+        }
+        let name = ctx.header(header)?.trim();
+        let valid = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c));
+        if !valid {
+            return None;
+        }
+        let mut user = manifest.auth.users.get(name).cloned().unwrap_or(User {
+            name: name.to_string(),
+            password_hash: String::new(),
+            groups: Vec::new(),
+            totp: None,
+        });
+        if let Some(groups) = manifest
+            .auth
+            .trusted_groups_header
+            .as_deref()
+            .and_then(|h| ctx.header(h))
+        {
+            for group in groups.split(',').map(str::trim).filter(|g| !g.is_empty()) {
+                if !user.groups.iter().any(|g| g == group) {
+                    user.groups.push(group.to_string());
+                }
+            }
+        }
+        // A stable per-user id binds the CSRF token; there is no ftw session to end.
+        let id = csrf::derive_id(&self.config.keys.csrf, name);
+        let session = Session {
+            user: name.to_string(),
+            issued: 0,
+            active: 0,
+            id,
+            fingerprint: [0; 16],
+        };
+        Some(Authed {
+            csrf: csrf::token(&self.config.keys.csrf, Binding::Session(&session.id)),
+            session,
+            user,
+            refresh: None,
+            forwarded: true,
         })
     }
 
     fn check_session(
         &self,
+        name: &str,
         value: &str,
         manifest: &crate::manifest::Manifest,
         now: u64,
     ) -> Result<Session, Refused> {
-        let session = self.sessions.open(value)?;
-        session.check_times(&self.policy, now)?;
+        let session = self.sessions.open(name, value)?;
+        session.check_times(&self.policy(), now)?;
         if self.revoked.is_revoked(&session) {
             return Err(Refused::Revoked);
         }
@@ -90,36 +162,35 @@ impl State {
     }
 
     /// `Set-Cookie` for a session, living until its absolute expiry.
-    pub fn session_cookie(&self, session: &Session, now: u64) -> String {
-        let left = session.expires(&self.policy).saturating_sub(now);
-        self.cookie(self.sessions.name, &self.sessions.seal(session), Some(left))
+    pub fn session_cookie(&self, secure: bool, session: &Session, now: u64) -> String {
+        let left = session.expires(&self.policy()).saturating_sub(now);
+        let name = self.session_name(secure);
+        self.cookie(secure, name, &self.sessions.seal(name, session), Some(left))
     }
 
     /// `Set-Cookie` that deletes a cookie.
-    pub fn expired_cookie(&self, name: &str) -> String {
-        self.cookie(name, "", Some(0))
+    pub fn expired_cookie(&self, secure: bool, name: &str) -> String {
+        self.cookie(secure, name, "", Some(0))
     }
 
-    /// A cookie with ftw's attributes: HttpOnly, SameSite=Lax, an explicit Path, and
-    /// over TLS `Secure` (the `__Host-` names need it). `max_age: None` lasts as long
-    /// as the browser session.
-    pub fn cookie(&self, name: &str, value: &str, max_age: Option<u64>) -> String {
-        let mut c = format!(
-            "{name}={value}; HttpOnly; SameSite=Lax; Path={}",
-            self.cookie_path()
-        );
+    /// A cookie with ftw's attributes: HttpOnly, SameSite=Lax, an explicit Path, and over
+    /// TLS `Secure` (the `__Host-` names need it, and `Path=/`). `max_age: None` lasts as
+    /// long as the browser session.
+    pub fn cookie(&self, secure: bool, name: &str, value: &str, max_age: Option<u64>) -> String {
+        let path = if secure { "/" } else { &self.config.base_path };
+        let mut c = format!("{name}={value}; HttpOnly; SameSite=Lax; Path={path}");
         if let Some(seconds) = max_age {
             c.push_str(&format!("; Max-Age={seconds}"));
         }
-        if self.secure {
+        if secure {
             c.push_str("; Secure");
         }
         c
     }
 
     /// The pre-login nonce from the login cookie, if it is well-formed.
-    pub fn login_nonce(&self, headers: &HeaderMap) -> Option<Vec<u8>> {
-        cookie_values(headers, self.login_cookie_name())
+    pub fn login_nonce(&self, ctx: &Ctx) -> Option<Vec<u8>> {
+        cookie_values(&ctx.headers, self.login_name(ctx.secure))
             .filter_map(unb64)
             .find(|n| n.len() == 16)
     }
@@ -143,40 +214,6 @@ impl Authed {
     }
 }
 
-/// The same-origin rule for state-changing requests: a browser's `Origin` must name this
-/// very host (and https when ftw serves TLS), and `Sec-Fetch-Site: cross-site` is always
-/// refused. Requests without either header (curl, scripts) pass this check and still
-/// need a CSRF token or a bearer token.
-pub fn same_origin(headers: &HeaderMap, secure: bool) -> bool {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if header("sec-fetch-site").is_some_and(|s| s.eq_ignore_ascii_case("cross-site")) {
-        return false;
-    }
-    let Some(origin) = headers.get(ORIGIN) else {
-        return true;
-    };
-    let Ok(origin) = origin.to_str() else {
-        return false;
-    };
-    let Some(host) = headers.get(HOST).and_then(|h| h.to_str().ok()) else {
-        return false;
-    };
-    let Ok(url) = url::Url::parse(origin) else {
-        return false; // includes "null"
-    };
-    let scheme_ok = match url.scheme() {
-        "https" => true,
-        "http" => !secure,
-        _ => false,
-    };
-    let authority = match (url.host_str(), url.port()) {
-        (Some(h), Some(p)) => format!("{h}:{p}"),
-        (Some(h), None) => h.to_string(),
-        _ => return false,
-    };
-    scheme_ok && authority.eq_ignore_ascii_case(host)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,37 +224,6 @@ mod tests {
             h.append(*k, v.parse().unwrap());
         }
         h
-    }
-
-    #[test]
-    fn origin_rules() {
-        let host = ("host", "ftw.lan:8000");
-        assert!(same_origin(&headers(&[host]), false), "no Origin: curl");
-        assert!(same_origin(
-            &headers(&[host, ("origin", "http://ftw.lan:8000")]),
-            false
-        ));
-        assert!(!same_origin(
-            &headers(&[host, ("origin", "http://evil.lan:8000")]),
-            false
-        ));
-        assert!(!same_origin(&headers(&[host, ("origin", "null")]), false));
-        assert!(
-            !same_origin(&headers(&[host, ("origin", "http://ftw.lan:8000")]), true),
-            "downgrade"
-        );
-        assert!(!same_origin(
-            &headers(&[host, ("sec-fetch-site", "cross-site")]),
-            false
-        ));
-        assert!(same_origin(
-            &headers(&[host, ("sec-fetch-site", "same-origin")]),
-            false
-        ));
-        assert!(same_origin(
-            &headers(&[("host", "ftw.lan"), ("origin", "https://ftw.lan")]),
-            true
-        ));
     }
 
     #[test]

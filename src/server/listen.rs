@@ -20,8 +20,9 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio_rustls::TlsAcceptor;
 use tower_service::Service as _;
 
-use super::identity::ClientAddr;
+use super::context::ClientAddr;
 use super::{State, routes};
+use crate::audit::Audit;
 use crate::auth::passwords::Verifier;
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -63,11 +64,18 @@ pub async fn serve(config: Config) -> Result<()> {
     let announcement = announcement(&config, &url);
     let root = crate::runs::private_root()
         .map_err(|e| Error::runtime(format!("cannot make a private folder for runs: {e}")))?;
-    let runs = Arc::new(Runs::new(root, config.max_runs, config.keep_runs));
+    let audit = Arc::new(Audit::open(config.audit_log.as_deref()).map_err(Error::runtime)?);
+    let runs = Arc::new(Runs::new(
+        root,
+        config.max_runs,
+        config.keep_runs,
+        Arc::clone(&audit),
+    ));
     let state = Arc::new(State::new(
         config,
         Verifier::for_this_machine(),
         Arc::clone(&runs),
+        audit,
     ));
     let service = warp::service(routes::routes(state));
     let graceful = GracefulShutdown::new();

@@ -3,8 +3,10 @@
 //! warp 0.4 has no TLS of its own) and shuts down gracefully.
 
 mod assets;
+pub mod context;
 mod identity;
 mod listen;
+mod login;
 mod pages;
 mod problem;
 mod respond;
@@ -14,11 +16,14 @@ mod tools;
 
 use std::sync::{Arc, RwLock};
 
-pub use identity::ClientAddr;
+pub use context::{ClientAddr, Ctx};
 
+use crate::audit::Audit;
 use crate::auth::passwords::Verifier;
 use crate::auth::revoked::{self, Revoked};
 use crate::auth::session::{Codec, Policy};
+use crate::auth::throttle::{self, Throttle};
+use crate::auth::totp::Replays;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
@@ -31,10 +36,12 @@ pub struct State {
     pub sessions: Codec,
     pub revoked: Revoked,
     pub verifier: Verifier,
+    pub throttle: Throttle,
+    pub replays: Replays,
+    pub audit: Arc<Audit>,
     pub runs: Arc<Runs>,
-    pub policy: Policy,
-    /// Cookies get `Secure` and the `__Host-` prefix (ftw serves TLS).
-    pub secure: bool,
+    /// ftw itself serves TLS (HSTS; cookies are `Secure` and `__Host-`).
+    pub tls: bool,
     /// The base path with a trailing slash: the prefix of every link.
     pub base: String,
 }
@@ -43,27 +50,21 @@ pub const SESSION_COOKIE: &str = "ftw_session";
 pub const SESSION_COOKIE_SECURE: &str = "__Host-ftw_session";
 pub const LOGIN_COOKIE: &str = "ftw_login";
 pub const LOGIN_COOKIE_SECURE: &str = "__Host-ftw_login";
+pub const SECOND_FACTOR_COOKIE: &str = "ftw_2fa";
+pub const SECOND_FACTOR_COOKIE_SECURE: &str = "__Host-ftw_2fa";
 
 impl State {
-    pub fn new(config: Config, verifier: Verifier, runs: Arc<Runs>) -> State {
-        let secure = config.tls.is_some();
-        let name = if secure {
-            SESSION_COOKIE_SECURE
-        } else {
-            SESSION_COOKIE
-        };
+    pub fn new(config: Config, verifier: Verifier, runs: Arc<Runs>, audit: Arc<Audit>) -> State {
         let manifest = config.manifest.clone();
-        let policy = Policy {
-            ttl: manifest.auth.session_ttl.as_secs(),
-            idle: manifest.auth.session_idle.as_secs(),
-        };
         State {
-            sessions: Codec::new(config.keys.session, name),
+            sessions: Codec::new(config.keys.session),
             revoked: Revoked::new(revoked::DEFAULT_CAPACITY),
             verifier,
+            throttle: Throttle::new(throttle::DEFAULT_CAPACITY),
+            replays: Replays::default(),
+            audit,
             runs,
-            policy,
-            secure,
+            tls: config.tls.is_some(),
             base: crate::auth::next::home(&config.base_path),
             manifest: RwLock::new(Arc::new(manifest)),
             config,
@@ -81,20 +82,12 @@ impl State {
         *self.manifest.write().expect("manifest lock") = Arc::new(manifest);
     }
 
-    pub fn login_cookie_name(&self) -> &'static str {
-        if self.secure {
-            LOGIN_COOKIE_SECURE
-        } else {
-            LOGIN_COOKIE
-        }
-    }
-
-    /// Cookie `Path`: `/` for `__Host-` cookies (the prefix requires it), else the base.
-    pub fn cookie_path(&self) -> &str {
-        if self.secure {
-            "/"
-        } else {
-            &self.config.base_path
+    /// Session lifetimes, from the manifest in force.
+    pub fn policy(&self) -> Policy {
+        let auth = &self.manifest().auth;
+        Policy {
+            ttl: auth.session_ttl.as_secs(),
+            idle: auth.session_idle.as_secs(),
         }
     }
 }

@@ -13,6 +13,7 @@ use warp::{Filter, Rejection};
 
 use super::State;
 use super::assets;
+use super::login;
 use super::pages::{self, Fields};
 use super::problem::{self, Problem};
 use super::respond::{secure_headers, text};
@@ -22,13 +23,13 @@ use super::tools::FORM_LIMIT;
 
 /// All of ftw's routes, ready for `warp::service` or `warp::test`.
 pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
-    let tls = state.secure;
+    let tls = state.tls;
     let for_recover = Arc::clone(&state);
     let st = {
         let state = Arc::clone(&state);
         warp::any().map(move || Arc::clone(&state))
     };
-    let headers = warp::header::headers_cloned();
+    let ctx = super::context::ctx(Arc::clone(&state));
     let query = warp::query::<HashMap<String, String>>();
     let form = warp::body::content_length_limit(FORM_LIMIT).and(warp::body::form::<Fields>());
 
@@ -44,25 +45,37 @@ pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
     let login_form = warp::path!("login")
         .and(warp::get())
         .and(st.clone())
-        .and(headers)
+        .and(ctx.clone())
         .and(query)
-        .and_then(pages::login_form);
+        .and_then(login::form);
     let login = warp::path!("login")
         .and(warp::post())
         .and(st.clone())
-        .and(headers)
+        .and(ctx.clone())
         .and(form)
-        .and_then(pages::login);
+        .and_then(login::submit);
+    let code_form = warp::path!("login" / "2fa")
+        .and(warp::get())
+        .and(st.clone())
+        .and(ctx.clone())
+        .and(query)
+        .and_then(login::code_form);
+    let code_submit = warp::path!("login" / "2fa")
+        .and(warp::post())
+        .and(st.clone())
+        .and(ctx.clone())
+        .and(form)
+        .and_then(login::code_submit);
     let logout = warp::path!("logout")
         .and(warp::post())
         .and(st.clone())
-        .and(headers)
+        .and(ctx.clone())
         .and(form)
-        .and_then(pages::logout);
+        .and_then(login::logout);
     let tool_form = warp::path!("tools" / String)
         .and(warp::get())
         .and(st.clone())
-        .and(headers)
+        .and(ctx.clone())
         .and(
             warp::query::raw()
                 .map(Some)
@@ -73,59 +86,56 @@ pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
     let tool_submit = warp::path!("tools" / String)
         .and(warp::post())
         .and(st.clone())
-        .and(headers)
+        .and(ctx.clone())
         .and(warp::body::stream())
         .and_then(tools::submit);
     let run_list = warp::path!("runs")
         .and(warp::get())
         .and(st.clone())
-        .and(headers)
+        .and(ctx.clone())
         .and_then(run_pages::list);
     let run_page = warp::path!("runs" / String)
         .and(warp::get())
         .and(st.clone())
-        .and(headers)
+        .and(ctx.clone())
         .and_then(run_pages::show);
     let run_events = warp::path!("runs" / String / "events")
         .and(warp::get())
         .and(st.clone())
-        .and(headers)
+        .and(ctx.clone())
         .and_then(run_pages::events);
     let run_cancel = warp::path!("runs" / String / "cancel")
         .and(warp::post())
         .and(st.clone())
-        .and(headers)
+        .and(ctx.clone())
         .and(form)
         .and_then(run_pages::cancel);
     let run_file = warp::path!("runs" / String / "files" / String)
         .and(warp::get())
         .and(st.clone())
-        .and(headers)
+        .and(ctx.clone())
         .and_then(run_pages::file);
     let index = warp::path::end()
         .and(warp::get())
         .and(st.clone())
-        .and(headers)
+        .and(ctx.clone())
         .and(query)
         .and_then(pages::index);
 
-    let pages = healthz
-        .or(static_files)
-        .unify()
-        .or(login_form)
-        .unify()
+    // Groups are boxed: one long `.or()` chain makes rustc's type checking explode.
+    let basics = healthz.or(static_files).unify().or(index).unify().boxed();
+    let sign_in = login_form
         .or(login)
+        .unify()
+        .or(code_form)
+        .unify()
+        .or(code_submit)
         .unify()
         .or(logout)
         .unify()
-        .or(index)
-        .unify()
-        .or(tool_form)
-        .unify()
-        .or(tool_submit)
-        .unify()
-        .or(run_list)
-        .unify()
+        .boxed();
+    let tools = tool_form.or(tool_submit).unify().boxed();
+    let runs = run_list
         .or(run_page)
         .unify()
         .or(run_events)
@@ -133,7 +143,16 @@ pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
         .or(run_cancel)
         .unify()
         .or(run_file)
-        .unify();
+        .unify()
+        .boxed();
+    let pages = basics
+        .or(sign_in)
+        .unify()
+        .or(tools)
+        .unify()
+        .or(runs)
+        .unify()
+        .boxed();
 
     // Everything under /api/ answers in JSON, errors included. The API itself comes
     // later; until then every /api/ path is a JSON 404.

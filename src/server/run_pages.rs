@@ -12,14 +12,15 @@ use std::time::{Duration, SystemTime};
 use askama::Template;
 use futures_util::stream;
 use http::header::{CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_SECURITY_POLICY, CONTENT_TYPE};
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderValue, StatusCode};
 use serde_json::json;
 use warp::Rejection;
 use warp::reply::{Reply, Response};
 use warp::sse::Event;
 
 use super::State;
-use super::identity::{Authed, same_origin};
+use super::context::Ctx;
+use super::identity::Authed;
 use super::pages::{Fields, require};
 use super::problem::Problem;
 use super::respond::{Page, html, see_other};
@@ -121,12 +122,8 @@ struct RunPage<'a> {
 }
 
 /// GET /runs/{id}
-pub async fn show(
-    id: String,
-    state: Arc<State>,
-    headers: HeaderMap,
-) -> Result<Response, Rejection> {
-    let authed = require(&state, &headers, &format!("{}runs/{id}", state.base))?;
+pub async fn show(id: String, state: Arc<State>, ctx: Ctx) -> Result<Response, Rejection> {
+    let authed = require(&state, &ctx, &format!("{}runs/{id}", state.base))?;
     let run = visible(&state, &authed, &id)?;
     let snap = run.snapshot();
     let manifest = state.manifest();
@@ -177,12 +174,8 @@ struct Viewer {
 /// GET /runs/{id}/events: `snapshot` (everything so far, as HTML), then `output` chunks
 /// and `status` changes as they happen, then one `end` event with the exit code. A
 /// browser that reconnects gets a new snapshot, so it never misses or repeats output.
-pub async fn events(
-    id: String,
-    state: Arc<State>,
-    headers: HeaderMap,
-) -> Result<Response, Rejection> {
-    let authed = require(&state, &headers, &format!("{}runs/{id}", state.base))?;
+pub async fn events(id: String, state: Arc<State>, ctx: Ctx) -> Result<Response, Rejection> {
+    let authed = require(&state, &ctx, &format!("{}runs/{id}", state.base))?;
     let run = visible(&state, &authed, &id)?;
     let viewer = Viewer {
         changes: run.watch(),
@@ -286,15 +279,18 @@ fn end_event(run: &Run, status: &Status, base: &str) -> Event {
 pub async fn cancel(
     id: String,
     state: Arc<State>,
-    headers: HeaderMap,
+    ctx: Ctx,
     fields: Fields,
 ) -> Result<Response, Rejection> {
-    if !same_origin(&headers, state.secure) {
+    if !ctx.same_origin() {
         return Err(Problem::CrossSite.into());
     }
-    let authed = require(&state, &headers, &format!("{}runs/{id}", state.base))?;
+    let authed = require(&state, &ctx, &format!("{}runs/{id}", state.base))?;
     let run = visible(&state, &authed, &id)?;
-    let header_token = headers.get("x-csrf-token").and_then(|v| v.to_str().ok());
+    let header_token = ctx
+        .headers
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok());
     let token = fields
         .iter()
         .find(|(k, _)| k == crate::form::CSRF_FIELD)
@@ -305,7 +301,15 @@ pub async fn cancel(
         return Err(Problem::BadCsrf.into());
     }
     run.cancel();
-    tracing::info!(user = %authed.user.name, run = %run.id, tool = %run.tool_id, "run cancelled");
+    state.audit.record(
+        "cancel",
+        json!({
+            "user": authed.user.name,
+            "client": crate::audit::client(ctx.client),
+            "tool": run.tool_id,
+            "run": run.id,
+        }),
+    );
     Ok(authed.finish(see_other(&format!("{}runs/{}", state.base, run.id))))
 }
 
@@ -315,9 +319,9 @@ pub async fn file(
     id: String,
     name: String,
     state: Arc<State>,
-    headers: HeaderMap,
+    ctx: Ctx,
 ) -> Result<Response, Rejection> {
-    let authed = require(&state, &headers, &format!("{}runs/{id}", state.base))?;
+    let authed = require(&state, &ctx, &format!("{}runs/{id}", state.base))?;
     let run = visible(&state, &authed, &id)?;
     let name = percent_encoding::percent_decode_str(&name)
         .decode_utf8()
@@ -413,8 +417,8 @@ struct Row {
 }
 
 /// GET /runs: this user's runs (an admin's: everyone's), newest first.
-pub async fn list(state: Arc<State>, headers: HeaderMap) -> Result<Response, Rejection> {
-    let authed = require(&state, &headers, &format!("{}runs", state.base))?;
+pub async fn list(state: Arc<State>, ctx: Ctx) -> Result<Response, Rejection> {
+    let authed = require(&state, &ctx, &format!("{}runs", state.base))?;
     let manifest = state.manifest();
     let admin = manifest.auth.is_admin(&authed.user);
     let rows = state

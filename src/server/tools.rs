@@ -11,13 +11,14 @@ use std::sync::Arc;
 use askama::Template;
 use bytes::Buf;
 use futures_util::{Stream, StreamExt};
+use http::StatusCode;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use http::{HeaderMap, StatusCode};
 use warp::Rejection;
 use warp::reply::Response;
 
 use super::State;
-use super::identity::{Authed, same_origin};
+use super::context::Ctx;
+use super::identity::Authed;
 use super::pages::require;
 use super::problem::Problem;
 use super::respond::{Page, html, see_other};
@@ -310,14 +311,14 @@ pub fn allowed_tool(state: &State, authed: &Authed, id: &str) -> Result<Tool, Re
 pub async fn show(
     id: String,
     state: Arc<State>,
-    headers: HeaderMap,
+    ctx: Ctx,
     raw_query: Option<String>,
 ) -> Result<Response, Rejection> {
     let here = match &raw_query {
         Some(q) => format!("{}tools/{id}?{q}", state.base),
         None => format!("{}tools/{id}", state.base),
     };
-    let authed = require(&state, &headers, &here)?;
+    let authed = require(&state, &ctx, &here)?;
     let tool = allowed_tool(&state, &authed, &id)?;
     let mut given: HashMap<String, Vec<String>> = HashMap::new();
     for (k, v) in url::form_urlencoded::parse(raw_query.unwrap_or_default().as_bytes()) {
@@ -341,6 +342,34 @@ pub async fn show(
     ))
 }
 
+/// Arguments as the audit log shows them: passwords `***`, files by the name the client
+/// gave, lists as arrays, absent values left out.
+fn audit_args(
+    tool: &Tool,
+    values: &indexmap::IndexMap<String, Value>,
+    submission: &Submission,
+) -> serde_json::Value {
+    let mut map = serde_json::Map::new();
+    for arg in &tool.args {
+        let shown = match (values.get(&arg.name), &arg.kind) {
+            (None | Some(Value::Absent), _) => continue,
+            (Some(_), Kind::Password(_)) => serde_json::json!("***"),
+            (Some(_), Kind::File { .. }) => serde_json::json!(
+                submission
+                    .uploads
+                    .iter()
+                    .find(|u| u.field == arg.name)
+                    .map(|u| u.client_name.clone())
+            ),
+            (Some(Value::One(v)), _) => serde_json::json!(v),
+            (Some(Value::Many(vs)), _) => serde_json::json!(vs),
+            (Some(Value::Bool(b)), _) => serde_json::json!(b),
+        };
+        map.insert(arg.name.clone(), shown);
+    }
+    serde_json::Value::Object(map)
+}
+
 /// The most bytes a POST to this tool may carry.
 fn body_limit(tool: Option<&Tool>) -> u64 {
     let uploads: u64 = tool
@@ -361,7 +390,7 @@ fn body_limit(tool: Option<&Tool>) -> u64 {
 pub async fn submit<S, B>(
     id: String,
     state: Arc<State>,
-    headers: HeaderMap,
+    ctx: Ctx,
     body: S,
 ) -> Result<Response, Rejection>
 where
@@ -369,17 +398,18 @@ where
     B: Buf + Send,
 {
     let limit = body_limit(state.manifest().tools.get(&id));
-    let declared = headers
+    let declared = ctx
+        .headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit) {
         return Err(Problem::TooLarge.into());
     }
-    if !same_origin(&headers, state.secure) {
+    if !ctx.same_origin() {
         return Err(Problem::CrossSite.into());
     }
-    let authed = require(&state, &headers, &format!("{}tools/{id}", state.base))?;
+    let authed = require(&state, &ctx, &format!("{}tools/{id}", state.base))?;
     let tool = allowed_tool(&state, &authed, &id)?;
 
     let run_id = crate::auth::b64(&crate::auth::random::<16>());
@@ -387,7 +417,8 @@ where
         .runs
         .new_dir(&run_id)
         .map_err(|e| Problem::Internal(format!("cannot make the run folder: {e}")))?;
-    let content_type = headers
+    let content_type = ctx
+        .headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
@@ -399,7 +430,10 @@ where
         return Err(Problem::UnsupportedForm.into());
     };
 
-    let header_token = headers.get("x-csrf-token").and_then(|v| v.to_str().ok());
+    let header_token = ctx
+        .headers
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok());
     let token = submission.csrf().or(header_token).unwrap_or("");
     if !authed.csrf_ok(&state, token) {
         return Err(Problem::BadCsrf.into());
@@ -434,6 +468,7 @@ where
         }
     };
 
+    let checked_values = checked.values.clone();
     let plan = Plan::new(
         &tool,
         &checked.values,
@@ -455,7 +490,16 @@ where
     };
     match state.runs.start(run_id.clone(), new) {
         Ok(_) => {
-            tracing::info!(user = %authed.user.name, tool = %tool.id, run = %run_id, "run started");
+            state.audit.record(
+                "run-start",
+                serde_json::json!({
+                    "user": authed.user.name,
+                    "client": crate::audit::client(ctx.client),
+                    "tool": tool.id,
+                    "run": run_id,
+                    "args": audit_args(&tool, &checked_values, &submission),
+                }),
+            );
             Ok(authed.finish(see_other(&format!("{}runs/{run_id}", state.base))))
         }
         Err(Refusal::QueueFull) => Err(Problem::QueueFull.into()),

@@ -118,8 +118,14 @@ impl App {
         let config = Config::build(args, Some(TEST_SECRET_HEX)).expect("valid test manifest");
         let root = dir.path().join("runs");
         std::fs::create_dir(&root).unwrap();
-        let runs = Arc::new(Runs::new(root, config.max_runs, config.keep_runs));
-        let state = Arc::new(State::new(config, Verifier::new(2), runs));
+        let audit = Arc::new(ftw::audit::Audit::open(config.audit_log.as_deref()).unwrap());
+        let runs = Arc::new(Runs::new(
+            root,
+            config.max_runs,
+            config.keep_runs,
+            Arc::clone(&audit),
+        ));
+        let state = Arc::new(State::new(config, Verifier::new(2), runs, audit));
         App {
             routes: ftw::server::routes::routes(Arc::clone(&state)),
             state,
@@ -145,11 +151,23 @@ impl App {
     /// The codec the app signs sessions with, for forging cookies in tests.
     pub fn codec(&self) -> Codec {
         let keys = Keys::from_secret(&[0x42; 32], KeySource::Env);
-        Codec::new(keys.session, self.state.sessions.name)
+        Codec::new(keys.session)
+    }
+
+    /// The name of the session cookie (plain HTTP unless the app serves TLS).
+    pub fn session_name(&self) -> &'static str {
+        self.state.session_name(self.state.tls)
     }
 
     pub fn forge(&self, session: &Session) -> String {
-        self.codec().seal(session)
+        self.codec().seal(self.session_name(), session)
+    }
+
+    /// Opens a session cookie value the way the app does.
+    pub fn open(&self, value: &str) -> Session {
+        self.codec()
+            .open(self.session_name(), value)
+            .expect("a valid session cookie")
     }
 
     pub fn fingerprint(&self, user: &str) -> [u8; 16] {

@@ -1,0 +1,339 @@
+//! Login throttling in Authelia's spirit: `max_failures` failed sign-ins (passwords or
+//! 2FA codes) within `window` block that user name for `block`, and separately block
+//! that client address. One attacker spraying thousands of names from one address is
+//! stopped by the address rule without touching anyone's account; no rule is global.
+//!
+//! Memory is bounded whatever is sent: each table holds at most `capacity` keys. When
+//! full, stale keys (nothing in the window, not blocked) go first, then the least
+//! recently seen. governor's GCRA limits fit steady request rates, not "N failures then
+//! a fixed ban", and it has no hard cap on keys, so this is written out here.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::manifest::Throttle as Policy;
+
+pub const DEFAULT_CAPACITY: usize = 10_000;
+
+#[derive(Debug)]
+pub struct Throttle {
+    users: Mutex<Table>,
+    addresses: Mutex<Table>,
+    capacity: usize,
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    entries: HashMap<String, Entry>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    failures: VecDeque<Instant>,
+    blocked_until: Option<Instant>,
+    last_seen: Instant,
+}
+
+impl Entry {
+    fn stale(&self, now: Instant, window: Duration) -> bool {
+        self.blocked_until.is_none_or(|b| b <= now)
+            && self
+                .failures
+                .back()
+                .is_none_or(|last| now.duration_since(*last) > window)
+    }
+}
+
+/// The throttle key of an address: IPv4 whole, IPv6 by its /64 (one host usually has
+/// a whole /64 to pick addresses from).
+pub fn address_key(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
+
+/// A user name as a throttle key: what was typed, at most 64 characters (longer names
+/// are not user names, and keys must stay small).
+fn user_key(user: &str) -> String {
+    user.chars().take(64).collect()
+}
+
+impl Throttle {
+    pub fn new(capacity: usize) -> Throttle {
+        Throttle {
+            users: Mutex::new(Table::default()),
+            addresses: Mutex::new(Table::default()),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// `Err(wait)` when this user name or this address is blocked now.
+    pub fn check(
+        &self,
+        policy: &Policy,
+        user: &str,
+        ip: IpAddr,
+        now: Instant,
+    ) -> Result<(), Duration> {
+        if policy.max_failures == 0 {
+            return Ok(());
+        }
+        let wait_user = self
+            .users
+            .lock()
+            .expect("throttle lock")
+            .blocked(&user_key(user), now);
+        let wait_addr = self
+            .addresses
+            .lock()
+            .expect("throttle lock")
+            .blocked(&address_key(ip), now);
+        match wait_user.max(wait_addr) {
+            Some(wait) => Err(wait),
+            None => Ok(()),
+        }
+    }
+
+    /// Records a failure; `Err(wait)` if it blocked the name or the address.
+    pub fn fail(
+        &self,
+        policy: &Policy,
+        user: &str,
+        ip: IpAddr,
+        now: Instant,
+    ) -> Result<(), Duration> {
+        if policy.max_failures == 0 {
+            return Ok(());
+        }
+        let a = self.users.lock().expect("throttle lock").fail(
+            user_key(user),
+            policy,
+            now,
+            self.capacity,
+        );
+        let b = self.addresses.lock().expect("throttle lock").fail(
+            address_key(ip),
+            policy,
+            now,
+            self.capacity,
+        );
+        match a.max(b) {
+            Some(wait) => Err(wait),
+            None => Ok(()),
+        }
+    }
+
+    /// A successful sign-in clears that name's failures (not the address's: one good
+    /// account must not buy an attacker more guesses at others).
+    pub fn succeed(&self, user: &str) {
+        self.users
+            .lock()
+            .expect("throttle lock")
+            .entries
+            .remove(&user_key(user));
+    }
+
+    /// Keys held now (users, addresses).
+    pub fn len(&self) -> (usize, usize) {
+        (
+            self.users.lock().expect("throttle lock").entries.len(),
+            self.addresses.lock().expect("throttle lock").entries.len(),
+        )
+    }
+}
+
+impl Table {
+    fn blocked(&self, key: &str, now: Instant) -> Option<Duration> {
+        let until = self.entries.get(key)?.blocked_until?;
+        (until > now).then(|| until - now)
+    }
+
+    fn fail(
+        &mut self,
+        key: String,
+        policy: &Policy,
+        now: Instant,
+        capacity: usize,
+    ) -> Option<Duration> {
+        if !self.entries.contains_key(&key) && self.entries.len() >= capacity {
+            self.make_room(policy, now, capacity);
+        }
+        let entry = self.entries.entry(key).or_insert_with(|| Entry {
+            failures: VecDeque::new(),
+            blocked_until: None,
+            last_seen: now,
+        });
+        entry.last_seen = now;
+        if entry.blocked_until.is_some_and(|b| b > now) {
+            return entry.blocked_until.map(|b| b - now);
+        }
+        entry.blocked_until = None;
+        while entry
+            .failures
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > policy.window)
+        {
+            entry.failures.pop_front();
+        }
+        entry.failures.push_back(now);
+        if entry.failures.len() >= policy.max_failures as usize {
+            entry.failures.clear();
+            entry.blocked_until = Some(now + policy.block);
+            return Some(policy.block);
+        }
+        None
+    }
+
+    fn make_room(&mut self, policy: &Policy, now: Instant, capacity: usize) {
+        self.entries.retain(|_, e| !e.stale(now, policy.window));
+        if self.entries.len() >= capacity {
+            // Still full of live keys: drop the least recently seen one.
+            if let Some(oldest) = self
+                .entries
+                .iter()
+                .min_by_key(|(_, e)| e.last_seen)
+                .map(|(k, _)| k.clone())
+            {
+                self.entries.remove(&oldest);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: Policy = Policy {
+        max_failures: 5,
+        window: Duration::from_secs(120),
+        block: Duration::from_secs(300),
+    };
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn five_failures_block_the_name_for_five_minutes() {
+        let t = Throttle::new(100);
+        let now = Instant::now();
+        for i in 0..4 {
+            assert_eq!(
+                t.fail(&POLICY, "alice", ip(&format!("10.0.0.{i}")), now),
+                Ok(())
+            );
+        }
+        assert_eq!(
+            t.fail(&POLICY, "alice", ip("10.0.0.9"), now),
+            Err(Duration::from_secs(300))
+        );
+        assert!(
+            t.check(&POLICY, "alice", ip("10.9.9.9"), now).is_err(),
+            "the name is blocked everywhere"
+        );
+        assert!(t.check(&POLICY, "bob", ip("10.9.9.9"), now).is_ok());
+        assert!(
+            t.check(
+                &POLICY,
+                "alice",
+                ip("10.9.9.9"),
+                now + Duration::from_secs(301)
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn failures_outside_the_window_do_not_count() {
+        let t = Throttle::new(100);
+        let start = Instant::now();
+        for i in 0..10 {
+            let at = start + Duration::from_secs(i * 40);
+            assert_eq!(
+                t.fail(&POLICY, "alice", ip(&format!("10.0.0.{i}")), at),
+                Ok(()),
+                "failure {i}"
+            );
+        }
+    }
+
+    #[test]
+    fn one_address_spraying_names_is_blocked_without_locking_the_names() {
+        let t = Throttle::new(100);
+        let now = Instant::now();
+        for i in 0..5 {
+            let _ = t.fail(&POLICY, &format!("user{i}"), ip("6.6.6.6"), now);
+        }
+        assert!(t.check(&POLICY, "user9", ip("6.6.6.6"), now).is_err());
+        assert!(t.check(&POLICY, "user0", ip("1.2.3.4"), now).is_ok());
+    }
+
+    #[test]
+    fn memory_is_bounded() {
+        let t = Throttle::new(1000);
+        let now = Instant::now();
+        for i in 0..20_000u32 {
+            let _ = t.fail(
+                &POLICY,
+                &format!("spray{i}"),
+                IpAddr::from(i.to_be_bytes()),
+                now,
+            );
+        }
+        let (users, addresses) = t.len();
+        assert!(users <= 1000 && addresses <= 1000, "{users} {addresses}");
+    }
+
+    #[test]
+    fn success_clears_the_name_only() {
+        let t = Throttle::new(100);
+        let now = Instant::now();
+        for _ in 0..4 {
+            let _ = t.fail(&POLICY, "alice", ip("1.1.1.1"), now);
+        }
+        t.succeed("alice");
+        assert_eq!(t.fail(&POLICY, "alice", ip("2.2.2.2"), now), Ok(()));
+        assert_eq!(
+            t.fail(&POLICY, "bob", ip("1.1.1.1"), now),
+            Err(Duration::from_secs(300)),
+            "the address kept its count"
+        );
+    }
+
+    #[test]
+    fn zero_disables() {
+        let t = Throttle::new(10);
+        let off = Policy {
+            max_failures: 0,
+            ..POLICY
+        };
+        let now = Instant::now();
+        for _ in 0..50 {
+            assert_eq!(t.fail(&off, "a", ip("1.1.1.1"), now), Ok(()));
+        }
+        assert_eq!(t.len(), (0, 0));
+    }
+
+    #[test]
+    fn ipv6_hosts_share_their_64() {
+        assert_eq!(
+            address_key(ip("2001:db8:1:2:aaaa::1")),
+            address_key(ip("2001:db8:1:2:bbbb::9"))
+        );
+        assert_ne!(
+            address_key(ip("2001:db8:1:2::1")),
+            address_key(ip("2001:db8:1:3::1"))
+        );
+        assert_eq!(address_key(ip("::ffff:1.2.3.4")), "1.2.3.4");
+    }
+}

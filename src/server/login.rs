@@ -1,0 +1,398 @@
+//! Signing in and out: GET/POST `/login`, the second step for TOTP users
+//! (GET/POST `/login/2fa`), POST `/logout`.
+//!
+//! Sign-in checks, in order: same origin, the login form's CSRF token (bound to a
+//! pre-login cookie), the throttle (name and address), the password (off the async
+//! threads; unknown names cost the same), then for TOTP users a short-lived signed
+//! "password done" cookie and a code. Every outcome is audited. Success starts a new
+//! session and clears every pre-login cookie: nothing from before sign-in survives.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use askama::Template;
+use http::header::RETRY_AFTER;
+use http::{HeaderValue, StatusCode};
+use serde_json::json;
+use warp::Rejection;
+use warp::reply::Response;
+
+use super::context::Ctx;
+use super::identity::Authed;
+use super::pages::{Fields, field};
+use super::problem::Problem;
+use super::respond::{Page, add_cookie, html, see_other};
+use super::{SECOND_FACTOR_COOKIE, SECOND_FACTOR_COOKIE_SECURE, State};
+use crate::audit;
+use crate::auth::csrf::{self, Binding};
+use crate::auth::next::safe_next;
+use crate::auth::session::Session;
+use crate::auth::{self, b64, totp};
+use crate::manifest::User;
+
+/// The one message for every failed sign-in, whatever failed.
+pub const LOGIN_FAILED: &str = "Wrong user name or password.";
+/// How long the code step may take after the password step.
+const SECOND_FACTOR_TTL: u64 = 300;
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    page: Page<'a>,
+    next: &'a str,
+    message: Option<&'a str>,
+}
+
+fn login_page(
+    state: &State,
+    status: StatusCode,
+    nonce: &[u8],
+    next: &str,
+    message: Option<&str>,
+) -> Response {
+    let manifest = state.manifest();
+    let csrf = state.login_csrf(nonce);
+    let mut page = Page::new(state, &manifest.title, "Sign in", None);
+    page.csrf = &csrf;
+    html(
+        status,
+        &LoginPage {
+            page,
+            next,
+            message,
+        },
+    )
+}
+
+#[derive(Template)]
+#[template(path = "totp.html")]
+struct CodePage<'a> {
+    page: Page<'a>,
+    next: &'a str,
+    message: Option<&'a str>,
+}
+
+fn code_page(
+    state: &State,
+    status: StatusCode,
+    pending: &Session,
+    next: &str,
+    message: Option<&str>,
+) -> Response {
+    let manifest = state.manifest();
+    let csrf = csrf::token(&state.config.keys.csrf, Binding::Login(&pending.id));
+    let mut page = Page::new(state, &manifest.title, "Enter your code", None);
+    page.csrf = &csrf;
+    html(
+        status,
+        &CodePage {
+            page,
+            next,
+            message,
+        },
+    )
+}
+
+/// 429 with `Retry-After`, on the page the user was on.
+fn throttled(mut r: Response, wait: Duration) -> Response {
+    *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    let seconds = wait.as_secs().max(1);
+    r.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(seconds));
+    r
+}
+
+fn throttled_message(wait: Duration) -> String {
+    let minutes = wait.as_secs().div_ceil(60).max(1);
+    format!(
+        "Too many failed sign-ins. Try again in {minutes} minute{}.",
+        if minutes == 1 { "" } else { "s" }
+    )
+}
+
+/// GET /login: the form, with a fresh pre-login nonce unless the browser has one.
+pub async fn form(
+    state: Arc<State>,
+    ctx: Ctx,
+    query: HashMap<String, String>,
+) -> Result<Response, Rejection> {
+    let next = safe_next(
+        query.get("next").map(String::as_str),
+        &state.config.base_path,
+    );
+    if state.authenticate(&ctx).is_some() {
+        return Ok(see_other(&next));
+    }
+    let (nonce, cookie) = match state.login_nonce(&ctx) {
+        Some(nonce) => (nonce, None),
+        None => {
+            let nonce = auth::random::<16>().to_vec();
+            let name = state.login_name(ctx.secure);
+            (
+                nonce.clone(),
+                Some(state.cookie(ctx.secure, name, &b64(&nonce), None)),
+            )
+        }
+    };
+    let r = login_page(&state, StatusCode::OK, &nonce, &next, None);
+    Ok(match cookie {
+        Some(c) => add_cookie(r, &c),
+        None => r,
+    })
+}
+
+/// POST /login
+pub async fn submit(state: Arc<State>, ctx: Ctx, fields: Fields) -> Result<Response, Rejection> {
+    if !ctx.same_origin() {
+        return Err(Problem::CrossSite.into());
+    }
+    let Some(nonce) = state.login_nonce(&ctx) else {
+        return Err(Problem::LoginExpired.into());
+    };
+    if !state.login_csrf_ok(&nonce, field(&fields, "_csrf").unwrap_or("")) {
+        return Err(Problem::BadCsrf.into());
+    }
+    let next = safe_next(field(&fields, "next"), &state.config.base_path);
+    let username = field(&fields, "username").unwrap_or("");
+    let password = field(&fields, "password").unwrap_or("");
+    let manifest = state.manifest();
+    let policy = manifest.auth.throttle;
+
+    if let Err(wait) = state
+        .throttle
+        .check(&policy, username, ctx.client, Instant::now())
+    {
+        state.audit.record(
+            "throttled",
+            json!({ "user": username, "client": audit::client(ctx.client), "retry_after": wait.as_secs() }),
+        );
+        let page = login_page(
+            &state,
+            StatusCode::OK,
+            &nonce,
+            &next,
+            Some(&throttled_message(wait)),
+        );
+        return Ok(throttled(page, wait));
+    }
+
+    let user = manifest.auth.users.get(username);
+    let hash = user.map(|u| u.password_hash.as_str());
+    let ok = state
+        .verifier
+        .verify(hash, password)
+        .await
+        .map_err(|_| Problem::Busy)?;
+    let Some(user) = user.filter(|_| ok) else {
+        state.audit.record(
+            "sign-in-failed",
+            json!({ "user": username, "client": audit::client(ctx.client), "known_user": user.is_some() }),
+        );
+        if let Err(wait) = state
+            .throttle
+            .fail(&policy, username, ctx.client, Instant::now())
+        {
+            state.audit.record(
+                "throttled",
+                json!({ "user": username, "client": audit::client(ctx.client), "retry_after": wait.as_secs() }),
+            );
+        }
+        return Ok(login_page(
+            &state,
+            StatusCode::UNAUTHORIZED,
+            &nonce,
+            &next,
+            Some(LOGIN_FAILED),
+        ));
+    };
+
+    if user.totp.is_some() {
+        // Password done; the code comes next, within five minutes, from this browser.
+        let now = auth::now();
+        let pending = Session::new(
+            &user.name,
+            state.sessions.fingerprint(&user.password_hash),
+            now,
+        );
+        let name = second_factor_name(ctx.secure);
+        let cookie = state.cookie(
+            ctx.secure,
+            name,
+            &state.sessions.seal(name, &pending),
+            Some(SECOND_FACTOR_TTL),
+        );
+        let location = format!(
+            "{}login/2fa?next={}",
+            state.base,
+            super::pages::urlencode(&next)
+        );
+        return Ok(add_cookie(see_other(&location), &cookie));
+    }
+    Ok(start_session(&state, &ctx, user, &next, "password"))
+}
+
+/// A brand-new session, and every pre-login cookie gone.
+fn start_session(state: &State, ctx: &Ctx, user: &User, next: &str, method: &str) -> Response {
+    state.throttle.succeed(&user.name);
+    state.audit.record(
+        "sign-in",
+        json!({ "user": user.name, "client": audit::client(ctx.client), "method": method }),
+    );
+    let now = auth::now();
+    let session = Session::new(
+        &user.name,
+        state.sessions.fingerprint(&user.password_hash),
+        now,
+    );
+    let mut r = add_cookie(
+        see_other(next),
+        &state.session_cookie(ctx.secure, &session, now),
+    );
+    for name in [state.login_name(ctx.secure), second_factor_name(ctx.secure)] {
+        r = add_cookie(r, &state.expired_cookie(ctx.secure, name));
+    }
+    r
+}
+
+fn second_factor_name(secure: bool) -> &'static str {
+    if secure {
+        SECOND_FACTOR_COOKIE_SECURE
+    } else {
+        SECOND_FACTOR_COOKIE
+    }
+}
+
+/// The password step of a TOTP user, if this browser finished it in the last five
+/// minutes and the user's password has not changed since.
+fn pending(state: &State, ctx: &Ctx) -> Option<(Session, User)> {
+    let name = second_factor_name(ctx.secure);
+    let now = auth::now();
+    let manifest = state.manifest();
+    super::identity::cookie_values(&ctx.headers, name).find_map(|value| {
+        let session = state.sessions.open(name, value).ok()?;
+        let fresh =
+            session.issued <= now + 5 && now.saturating_sub(session.issued) < SECOND_FACTOR_TTL;
+        let user = manifest.auth.users.get(&session.user)?;
+        let same_password = state.sessions.fingerprint(&user.password_hash) == session.fingerprint;
+        (fresh && same_password && user.totp.is_some()).then(|| (session, user.clone()))
+    })
+}
+
+/// GET /login/2fa
+pub async fn code_form(
+    state: Arc<State>,
+    ctx: Ctx,
+    query: HashMap<String, String>,
+) -> Result<Response, Rejection> {
+    let next = safe_next(
+        query.get("next").map(String::as_str),
+        &state.config.base_path,
+    );
+    let Some((session, _)) = pending(&state, &ctx) else {
+        return Ok(see_other(&format!("{}login", state.base)));
+    };
+    Ok(code_page(&state, StatusCode::OK, &session, &next, None))
+}
+
+/// POST /login/2fa
+pub async fn code_submit(
+    state: Arc<State>,
+    ctx: Ctx,
+    fields: Fields,
+) -> Result<Response, Rejection> {
+    if !ctx.same_origin() {
+        return Err(Problem::CrossSite.into());
+    }
+    let Some((session, user)) = pending(&state, &ctx) else {
+        return Err(Problem::LoginExpired.into());
+    };
+    let token = field(&fields, "_csrf").unwrap_or("");
+    if !csrf::verify(&state.config.keys.csrf, Binding::Login(&session.id), token) {
+        return Err(Problem::BadCsrf.into());
+    }
+    let next = safe_next(field(&fields, "next"), &state.config.base_path);
+    let policy = state.manifest().auth.throttle;
+    if let Err(wait) = state
+        .throttle
+        .check(&policy, &user.name, ctx.client, Instant::now())
+    {
+        state.audit.record(
+            "throttled",
+            json!({ "user": user.name, "client": audit::client(ctx.client), "retry_after": wait.as_secs() }),
+        );
+        let page = code_page(
+            &state,
+            StatusCode::OK,
+            &session,
+            &next,
+            Some(&throttled_message(wait)),
+        );
+        return Ok(throttled(page, wait));
+    }
+    let code = field(&fields, "code").unwrap_or("");
+    let secret = user.totp.as_deref().unwrap_or_default();
+    let step = totp::check(secret, code, auth::now());
+    let fresh = step.is_some_and(|s| state.replays.accept(&user.name, s));
+    if !fresh {
+        let reason = if step.is_some() {
+            "code already used"
+        } else {
+            "wrong code"
+        };
+        state.audit.record(
+            "2fa-failed",
+            json!({ "user": user.name, "client": audit::client(ctx.client), "reason": reason }),
+        );
+        if let Err(wait) = state
+            .throttle
+            .fail(&policy, &user.name, ctx.client, Instant::now())
+        {
+            state.audit.record(
+                "throttled",
+                json!({ "user": user.name, "client": audit::client(ctx.client), "retry_after": wait.as_secs() }),
+            );
+        }
+        let message = "That code is not valid. Enter the current code from your authenticator app.";
+        return Ok(code_page(
+            &state,
+            StatusCode::UNAUTHORIZED,
+            &session,
+            &next,
+            Some(message),
+        ));
+    }
+    Ok(start_session(&state, &ctx, &user, &next, "password+totp"))
+}
+
+/// POST /logout: revoke this session id and clear the cookie.
+pub async fn logout(state: Arc<State>, ctx: Ctx, fields: Fields) -> Result<Response, Rejection> {
+    if !ctx.same_origin() {
+        return Err(Problem::CrossSite.into());
+    }
+    let login = format!("{}login", state.base);
+    let expired = state.expired_cookie(ctx.secure, state.session_name(ctx.secure));
+    let Some(authed) = state.authenticate(&ctx) else {
+        return Ok(add_cookie(see_other(&login), &expired));
+    };
+    if !authed.csrf_ok(&state, field(&fields, "_csrf").unwrap_or("")) {
+        return Err(Problem::BadCsrf.into());
+    }
+    if authed.forwarded {
+        // The proxy in front signed this user in; only it can sign them out.
+        return Ok(see_other(&state.base));
+    }
+    sign_out(&state, &ctx, &authed);
+    Ok(add_cookie(see_other(&login), &expired))
+}
+
+fn sign_out(state: &State, ctx: &Ctx, authed: &Authed) {
+    let session = &authed.session;
+    state
+        .revoked
+        .revoke(session, session.expires(&state.policy()), auth::now());
+    state.audit.record(
+        "sign-out",
+        json!({ "user": authed.user.name, "client": audit::client(ctx.client) }),
+    );
+}
