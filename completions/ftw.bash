@@ -318,7 +318,7 @@ _ftw() {
             return 0
             ;;
         ftw__subcmd__serve)
-            opts="-h -V --host --port --tls-cert --tls-key --secret-key-file --audit-log --max-runs --keep-runs --shutdown-grace --help --version"
+            opts="-h -V --host --port --tls-cert --tls-key --secret-key-file --audit-log --max-runs --client-timeout --max-connections --keep-runs --shutdown-grace --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -393,6 +393,14 @@ _ftw() {
                     return 0
                     ;;
                 --max-runs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --client-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-connections)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

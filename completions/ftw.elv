@@ -39,6 +39,8 @@ set edit:completion:arg-completer[ftw] = {|@words|
             cand --secret-key-file 'File holding the key that signs session cookies (from `ftw gen-secret`)'
             cand --audit-log 'Append one JSON line per sign-in, sign-out and run to this file'
             cand --max-runs 'Runs that may execute at once, over all tools (more wait in a short queue)'
+            cand --client-timeout 'How long a client may take to send its request headers, or pause while sending a body, before ftw drops it'
+            cand --max-connections 'Open connections at most (live output pages count); more wait to be accepted'
             cand --keep-runs 'Finished runs kept in the history (with their output and files)'
             cand --shutdown-grace 'On SIGINT/SIGTERM, how long running tools may finish before they are killed'
             cand -h 'Print help (see more with ''--help'')'

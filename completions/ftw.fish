@@ -41,6 +41,8 @@ complete -c ftw -n "__fish_ftw_using_subcommand serve" -l tls-key -d 'PEM privat
 complete -c ftw -n "__fish_ftw_using_subcommand serve" -l secret-key-file -d 'File holding the key that signs session cookies (from `ftw gen-secret`)' -r -F
 complete -c ftw -n "__fish_ftw_using_subcommand serve" -l audit-log -d 'Append one JSON line per sign-in, sign-out and run to this file' -r -F
 complete -c ftw -n "__fish_ftw_using_subcommand serve" -l max-runs -d 'Runs that may execute at once, over all tools (more wait in a short queue)' -r
+complete -c ftw -n "__fish_ftw_using_subcommand serve" -l client-timeout -d 'How long a client may take to send its request headers, or pause while sending a body, before ftw drops it' -r
+complete -c ftw -n "__fish_ftw_using_subcommand serve" -l max-connections -d 'Open connections at most (live output pages count); more wait to be accepted' -r
 complete -c ftw -n "__fish_ftw_using_subcommand serve" -l keep-runs -d 'Finished runs kept in the history (with their output and files)' -r
 complete -c ftw -n "__fish_ftw_using_subcommand serve" -l shutdown-grace -d 'On SIGINT/SIGTERM, how long running tools may finish before they are killed' -r
 complete -c ftw -n "__fish_ftw_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'

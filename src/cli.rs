@@ -108,6 +108,15 @@ pub struct ServeArgs {
     #[arg(long, env = "FTW_MAX_RUNS", value_name = "N", default_value_t = crate::runs::DEFAULT_MAX_RUNS,
           value_parser = clap::value_parser!(u16).range(1..))]
     pub max_runs: u16,
+    /// How long a client may take to send its request headers, or pause while sending a
+    /// body, before ftw drops it
+    #[arg(long, env = "FTW_CLIENT_TIMEOUT", value_name = "DURATION", default_value = "10s",
+          value_parser = parse_duration)]
+    pub client_timeout: Duration,
+    /// Open connections at most (live output pages count); more wait to be accepted
+    #[arg(long, env = "FTW_MAX_CONNECTIONS", value_name = "N", default_value_t = 4096,
+          value_parser = clap::value_parser!(u32).range(16..))]
+    pub max_connections: u32,
     /// Finished runs kept in the history (with their output and files)
     #[arg(long, env = "FTW_KEEP_RUNS", value_name = "N", default_value_t = crate::runs::DEFAULT_KEEP_RUNS,
           value_parser = clap::value_parser!(u32))]

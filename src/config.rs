@@ -28,6 +28,8 @@ pub struct Config {
     pub audit_log: Option<PathBuf>,
     pub max_runs: usize,
     pub keep_runs: usize,
+    pub max_connections: usize,
+    pub client_timeout: Duration,
     /// Set when the manifest has no users: the password of the one-time `admin`.
     pub one_time_password: Option<String>,
     /// Things the operator should hear about at start-up (manifest warnings included).
@@ -104,6 +106,8 @@ impl Config {
             shutdown_grace: args.shutdown_grace,
             max_runs: args.max_runs.into(),
             keep_runs: args.keep_runs as usize,
+            max_connections: args.max_connections as usize,
+            client_timeout: args.client_timeout,
             one_time_password,
             warnings,
         })

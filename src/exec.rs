@@ -43,6 +43,8 @@ pub struct RunInfo<'a> {
     pub id: &'a str,
     pub user: &'a str,
     pub output_dir: &'a Path,
+    /// The name each upload had on the client, by argument (for `FTW_ARG_<NAME>_FILENAME`).
+    pub file_names: &'a IndexMap<String, String>,
 }
 
 impl Plan {
@@ -78,6 +80,12 @@ impl Plan {
                 Some(Value::Absent) | None => continue,
             };
             env.push((format!("FTW_ARG_{}", arg.name.to_ascii_uppercase()), value));
+            if let Some(name) = run.file_names.get(&arg.name) {
+                env.push((
+                    format!("FTW_ARG_{}_FILENAME", arg.name.to_ascii_uppercase()),
+                    name.clone(),
+                ));
+            }
         }
         env.push((
             "FTW_OUTPUT_DIR".into(),
@@ -173,6 +181,7 @@ pub async fn execute(
     let mut exit: Option<std::process::ExitStatus> = None;
     let mut eof = false;
     let mut drain_until: Option<Instant> = None;
+    let mut drain_killed = false;
 
     while !(eof && exit.is_some()) {
         tokio::select! {
@@ -212,8 +221,18 @@ pub async fn execute(
                 kill_at.as_mut().reset(tokio::time::Instant::now() + KILL_GRACE);
             },
             () = sleep_until_opt(drain_until), if drain_until.is_some() && !eof => {
+                if drain_killed {
+                    // Still open after the group was killed: a descendant left the group
+                    // (setsid) and holds the pipe. The run is over; stop reading.
+                    tracing::warn!(
+                        program = %plan.program.display(),
+                        "a process that left the run's process group still holds its output; ftw stopped reading it"
+                    );
+                    break;
+                }
                 // The program is done but something it started still holds the pipe.
                 signal_group(libc::SIGKILL);
+                drain_killed = true;
                 drain_until = Some(Instant::now() + DRAIN_AFTER_EXIT);
             },
         }
@@ -307,6 +326,24 @@ mod tests {
         let sink = Sink(Default::default());
         let p = plan("/bin/sleep", &["30"], Duration::from_secs(60));
         assert_eq!(execute(&p, &sink, rx).await, Ending::Cancelled);
+    }
+
+    #[tokio::test]
+    async fn a_descendant_that_leaves_the_group_cannot_keep_the_run_going() {
+        let (_tx, rx) = watch::channel(Stop::Running);
+        let sink = Sink(Default::default());
+        let p = plan(
+            "/bin/sh",
+            &["-c", "setsid sleep 30 & echo started"],
+            Duration::from_secs(60),
+        );
+        let started = Instant::now();
+        assert_eq!(execute(&p, &sink, rx).await, Ending::Exited(0));
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the run waited for the escapee"
+        );
+        assert_eq!(&*sink.0.lock().unwrap(), b"started\n");
     }
 
     #[tokio::test]

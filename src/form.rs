@@ -121,7 +121,7 @@ fn check_file(required: bool, texts: &[String], uploads: &[&Upload]) -> Result<V
         return Err("must be an uploaded file".into());
     }
     match uploads {
-        [] if required => Err("choose a file".into()),
+        [] if required => Err("needs a file".into()),
         [] => Ok(Value::Absent),
         [one] => Ok(Value::One(one.path.display().to_string())),
         _ => Err("takes one file".into()),

@@ -23,10 +23,48 @@ pub const MAX_P_COST: u32 = 16;
 /// Longer passwords are refused before hashing (security.md 10).
 pub const MAX_PASSWORD_BYTES: usize = 1024;
 
-fn hasher() -> Argon2<'static> {
-    let params = Params::new(MIN_M_COST, MIN_T_COST, MIN_P_COST, None)
-        .expect("the minimum parameters are valid");
+/// argon2id's cost: memory (KiB), passes, lanes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Cost {
+    pub m: u32,
+    pub t: u32,
+    pub p: u32,
+}
+
+/// What `ftw hash-password` writes.
+pub const DEFAULT_COST: Cost = Cost {
+    m: MIN_M_COST,
+    t: MIN_T_COST,
+    p: MIN_P_COST,
+};
+
+fn hasher_with(cost: Cost) -> Argon2<'static> {
+    let params = Params::new(cost.m, cost.t, cost.p, None).unwrap_or_default();
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+fn hasher() -> Argon2<'static> {
+    hasher_with(DEFAULT_COST)
+}
+
+/// The cost written in a PHC string ftw accepts.
+pub fn cost_of(phc: &str) -> Option<Cost> {
+    let parsed = PasswordHash::new(phc).ok()?;
+    let params = Params::try_from(&parsed).ok()?;
+    Some(Cost {
+        m: params.m_cost(),
+        t: params.t_cost(),
+        p: params.p_cost(),
+    })
+}
+
+/// Hashes with a chosen cost (for the dummy hash that must cost what real ones do).
+pub fn hash_with(password: &[u8], cost: Cost) -> Result<String, String> {
+    check_length(password)?;
+    hasher_with(cost)
+        .hash_password(password)
+        .map(|h| h.to_string())
+        .map_err(|e| format!("hashing failed: {e}"))
 }
 
 /// Refuses what may not be hashed: nothing, or more than 1024 bytes.

@@ -12,8 +12,11 @@
 //! beyond the caps wait in a short queue, and a full queue is refused.
 
 use std::collections::HashMap;
-use std::os::unix::fs::DirBuilderExt;
-use std::path::{Path, PathBuf};
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -101,6 +104,9 @@ pub struct OutputFile {
 #[derive(Debug)]
 pub struct RunDir {
     pub path: PathBuf,
+    /// (device, inode) of `output/` as ftw made it. The tool runs as ftw's user and can
+    /// swap the folder for a symlink; every later use checks it is still this one.
+    output_id: (u64, u64),
 }
 
 impl RunDir {
@@ -111,6 +117,97 @@ impl RunDir {
     pub fn output(&self) -> PathBuf {
         self.path.join("output")
     }
+
+    /// The output folder, opened without following a symlink, if it is still the
+    /// folder ftw made.
+    fn open_output(&self) -> Option<OwnedFd> {
+        use std::os::unix::fs::MetadataExt;
+        let path = CString::new(self.output().into_os_string().into_vec()).ok()?;
+        // SAFETY: a plain open(2) of a NUL-terminated path; the result is owned below.
+        let fd = unsafe {
+            libc::open(
+                path.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: fd was just opened and is owned by nothing else.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let meta = std::fs::File::from(fd.try_clone().ok()?).metadata().ok()?;
+        ((meta.dev(), meta.ino()) == self.output_id).then_some(fd)
+    }
+
+    /// Regular files directly inside the output folder: no folders, no symlinks, UTF-8
+    /// names only.
+    fn list_output(&self) -> Vec<OutputFile> {
+        let Some(dir) = self.open_output() else {
+            return Vec::new();
+        };
+        // Reading through the descriptor, not the path: the folder checked is the folder read.
+        let Ok(entries) = std::fs::read_dir(format!("/proc/self/fd/{}", dir.as_raw_fd())) else {
+            return Vec::new();
+        };
+        let mut files: Vec<OutputFile> = entries
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let (is_file, size) = stat_at(&dir, &name)?;
+                if !is_file {
+                    return None;
+                }
+                let lower = name.to_ascii_lowercase();
+                let image = [".png", ".jpg", ".jpeg", ".gif", ".webp"]
+                    .iter()
+                    .any(|ext| lower.ends_with(ext));
+                Some(OutputFile { name, size, image })
+            })
+            .collect();
+        files.sort_by(|a, b| a.name.cmp(&b.name));
+        files
+    }
+
+    /// A regular file of the output folder, opened without following symlinks.
+    pub fn open_output_file(&self, name: &str) -> Option<std::fs::File> {
+        let dir = self.open_output()?;
+        let c_name = CString::new(name).ok()?;
+        // SAFETY: openat(2) relative to a directory descriptor we own.
+        let fd = unsafe {
+            libc::openat(
+                dir.as_raw_fd(),
+                c_name.as_ptr(),
+                libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: fd was just opened and is owned by nothing else.
+        let file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        file.metadata().ok()?.is_file().then_some(file)
+    }
+}
+
+/// (is a regular file, size) of `name` in `dir`, without following a symlink.
+fn stat_at(dir: &OwnedFd, name: &str) -> Option<(bool, u64)> {
+    let c_name = CString::new(name).ok()?;
+    // SAFETY: fstatat(2) fills a plain C struct.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    let rc = unsafe {
+        libc::fstatat(
+            dir.as_raw_fd(),
+            c_name.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    (rc == 0).then(|| {
+        (
+            (st.st_mode & libc::S_IFMT) == libc::S_IFREG,
+            st.st_size as u64,
+        )
+    })
 }
 
 impl Drop for RunDir {
@@ -147,6 +244,9 @@ pub struct Run {
     pub created: SystemTime,
     /// (label, value as shown) per argument; passwords are `***`.
     pub shown_args: Vec<(String, String)>,
+    /// `?name=value...` that opens the tool's form with this run's values (no
+    /// passwords, no files), for "Run again".
+    pub rerun_query: String,
     pub dir: RunDir,
     max_output: u64,
     progress: Mutex<Progress>,
@@ -213,6 +313,20 @@ impl Run {
         }
     }
 
+    /// Where a page starts showing output: everything, or the last `max` bytes from a
+    /// line start. Returns (offset, bytes skipped).
+    pub fn tail_start(&self, max: usize) -> usize {
+        let out = self.output.lock().expect("output lock");
+        if out.bytes.len() <= max {
+            return 0;
+        }
+        let from = out.bytes.len() - max;
+        match out.bytes[from..].iter().position(|&b| b == b'\n') {
+            Some(i) => from + i + 1,
+            None => from,
+        }
+    }
+
     /// Output from byte `from` on, and whether the run has finished (read together, so a
     /// viewer that sees "finished" has also seen all output).
     pub fn output_since(&self, from: usize) -> (Vec<u8>, bool) {
@@ -260,48 +374,23 @@ impl Run {
         }
         if status.is_finished() {
             p.duration = p.started.map(|s| s.elapsed());
-            p.files = list_files(&self.dir.output());
+            p.files = self.dir.list_output();
         }
         p.status = status;
         drop(p);
         self.version.send_modify(|v| *v += 1);
     }
 
-    /// A file of the output folder by its listed name: only what `list_files` found
-    /// when the run ended can be fetched, never a path.
-    pub fn file(&self, name: &str) -> Option<(OutputFile, PathBuf)> {
-        let p = self.progress.lock().expect("progress lock");
-        let file = p.files.iter().find(|f| f.name == name)?.clone();
-        Some((file, self.dir.output().join(name)))
+    /// A file of the output folder by its listed name: only what was listed when the
+    /// run ended can be fetched, never a path, and never through a symlink.
+    pub fn file(&self, name: &str) -> Option<(OutputFile, std::fs::File)> {
+        let listed = {
+            let p = self.progress.lock().expect("progress lock");
+            p.files.iter().find(|f| f.name == name)?.clone()
+        };
+        let file = self.dir.open_output_file(name)?;
+        Some((listed, file))
     }
-}
-
-/// Regular files directly inside the output folder (no folders, no symlinks, UTF-8 names).
-fn list_files(dir: &Path) -> Vec<OutputFile> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut files: Vec<OutputFile> = entries
-        .filter_map(Result::ok)
-        .filter_map(|e| {
-            let meta = std::fs::symlink_metadata(e.path()).ok()?;
-            if !meta.file_type().is_file() {
-                return None;
-            }
-            let name = e.file_name().into_string().ok()?;
-            let lower = name.to_ascii_lowercase();
-            let image = [".png", ".jpg", ".jpeg", ".gif", ".webp"]
-                .iter()
-                .any(|ext| lower.ends_with(ext));
-            Some(OutputFile {
-                name,
-                size: meta.len(),
-                image,
-            })
-        })
-        .collect();
-    files.sort_by(|a, b| a.name.cmp(&b.name));
-    files
 }
 
 /// Why a run was not accepted.
@@ -317,6 +406,7 @@ pub struct NewRun {
     pub tool_title: String,
     pub user: String,
     pub shown_args: Vec<(String, String)>,
+    pub rerun_query: String,
     pub dir: RunDir,
     pub max_output: u64,
     pub max_concurrent: Option<u32>,
@@ -358,10 +448,14 @@ impl Runs {
         let mut builder = std::fs::DirBuilder::new();
         builder.mode(0o700);
         builder.create(&path)?;
-        let dir = RunDir { path };
-        builder.create(dir.uploads())?;
-        builder.create(dir.output())?;
-        Ok(dir)
+        builder.create(path.join("uploads"))?;
+        builder.create(path.join("output"))?;
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::symlink_metadata(path.join("output"))?;
+        Ok(RunDir {
+            path,
+            output_id: (meta.dev(), meta.ino()),
+        })
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Run>> {
@@ -399,6 +493,7 @@ impl Runs {
             user: new.user,
             created: SystemTime::now(),
             shown_args: new.shown_args,
+            rerun_query: new.rerun_query,
             dir: new.dir,
             max_output: new.max_output,
             progress: Mutex::new(Progress {
@@ -526,8 +621,43 @@ impl Runs {
     }
 }
 
-/// Makes the private folder that holds every run's folder (mode 0700, random name).
+const ROOT_PREFIX: &str = "ftw-runs-";
+const ROOT_PID_FILE: &str = "ftw.pid";
+
+/// Makes the private folder that holds every run's folder (mode 0700, random name), and
+/// removes those a crashed ftw left behind (their `ftw.pid` names a dead process).
 pub fn private_root() -> std::io::Result<PathBuf> {
-    let dir = tempfile::Builder::new().prefix("ftw-runs-").tempdir()?;
-    Ok(dir.keep())
+    remove_stale_roots(&std::env::temp_dir());
+    let dir = tempfile::Builder::new()
+        .prefix(ROOT_PREFIX)
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir()?
+        .keep();
+    std::fs::write(dir.join(ROOT_PID_FILE), std::process::id().to_string())?;
+    Ok(dir)
+}
+
+fn remove_stale_roots(tmp: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name();
+        if !name.to_string_lossy().starts_with(ROOT_PREFIX) {
+            continue;
+        }
+        let Ok(pid) = std::fs::read_to_string(entry.path().join(ROOT_PID_FILE)) else {
+            continue;
+        };
+        let Ok(pid) = pid.trim().parse::<i32>() else {
+            continue;
+        };
+        // SAFETY: signal 0 only asks whether the process exists.
+        let alive = unsafe { libc::kill(pid, 0) } == 0
+            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+        if !alive {
+            tracing::info!("removing {} left by a stopped ftw", entry.path().display());
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }

@@ -8,7 +8,7 @@ fn secret(args: &[&str]) -> String {
     let mut all = vec!["gen-secret"];
     all.extend_from_slice(args);
     let out = Test::new().args(&all).run();
-    out.success().stderr_is("");
+    out.success();
     assert!(
         out.stdout.ends_with('\n') && out.stdout.lines().count() == 1,
         "{:?}",
@@ -35,6 +35,16 @@ fn bytes_and_base64() {
         .decode(&b64)
         .unwrap();
     assert_eq!(raw.len(), 48);
+}
+
+#[test]
+fn keys_too_short_for_serve_come_with_a_note() {
+    Test::new()
+        .args(&["gen-secret", "--bytes", "16"])
+        .run()
+        .success()
+        .stderr_is("note: `ftw serve` needs a signing key of at least 32 bytes; this one is 16\n");
+    Test::new().args(&["gen-secret"]).run().success().stderr_is("");
 }
 
 #[test]

@@ -7,7 +7,7 @@ use crate::support::{BIN, HASH_A, Test};
 
 fn hash_of(input: &[u8]) -> String {
     let out = Test::new().args(&["hash-password"]).stdin(input).run();
-    out.success().stderr_is("");
+    out.success();
     out.stdout.trim_end().to_string()
 }
 
@@ -38,6 +38,22 @@ fn only_the_first_line_counts_and_crlf_is_stripped() {
         0,
         "spaces are kept, the line ending is not"
     );
+}
+
+#[test]
+fn short_passwords_are_hashed_with_a_warning() {
+    Test::new()
+        .args(&["hash-password"])
+        .stdin("abc\n")
+        .run()
+        .success()
+        .stderr_is("warning: this password is only 3 characters long; 12 or more resist guessing far better\n");
+    Test::new()
+        .args(&["hash-password"])
+        .stdin("a long enough passphrase\n")
+        .run()
+        .success()
+        .stderr_is("");
 }
 
 #[test]

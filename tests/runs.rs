@@ -228,7 +228,7 @@ min_length = 8
         ("code", "must match the pattern [a-z]{3}"),
         ("n", "must be between 1 and 10"),
         ("x", "must be a number"),
-        ("pick", "is not one of the options"),
+        ("pick", "must be one of the options, not &#34;c&#34;"),
         ("day", "must be a date such as 2026-11-22"),
         ("mail", "must be an e-mail address"),
         ("site", "must be a web address"),

@@ -14,7 +14,12 @@ pub fn safe_next(next: Option<&str>, base_path: &str) -> String {
         && within_base
         && !next.contains('\\')
         && !next.chars().any(|c| c.is_control() || c.is_whitespace());
-    if ok { next.to_string() } else { home }
+    if ok {
+        // Non-ASCII letters are fine in a path but not in a `Location` header.
+        percent_encoding::utf8_percent_encode(next, percent_encoding::CONTROLS).to_string()
+    } else {
+        home
+    }
 }
 
 /// The index page: the base path with a trailing slash.
@@ -54,6 +59,14 @@ mod tests {
             );
         }
         assert_eq!(safe_next(None, "/"), "/");
+    }
+
+    #[test]
+    fn non_ascii_paths_are_percent_encoded() {
+        assert_eq!(
+            safe_next(Some("/tools/é?q=ü"), "/"),
+            "/tools/%C3%A9?q=%C3%BC"
+        );
     }
 
     #[test]

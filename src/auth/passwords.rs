@@ -1,11 +1,12 @@
 //! Checking passwords at sign-in without hurting the server: argon2 runs on tokio's
 //! blocking threads, at most one verification per CPU at a time, with a bounded number
 //! of sign-ins allowed to wait (beyond that the answer is "busy, retry" at once). An
-//! unknown user is verified against a dummy hash made at start-up with the same cost, so
-//! it takes as long as a wrong password and nothing tells the two apart.
+//! unknown user is verified against a dummy hash with the highest cost any configured
+//! user has, so it takes at least as long as a wrong password and timing does not tell
+//! the two apart.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
 
 use tokio::sync::Semaphore;
 
@@ -19,7 +20,8 @@ pub struct Verifier {
     permits: Arc<Semaphore>,
     waiting: AtomicUsize,
     max_waiting: usize,
-    dummy_hash: String,
+    /// The dummy hash and the cost it was made with.
+    dummy: RwLock<(password::Cost, String)>,
 }
 
 /// Too many sign-ins are already waiting.
@@ -29,12 +31,27 @@ pub struct Busy;
 impl Verifier {
     pub fn new(concurrency: usize) -> Verifier {
         let concurrency = concurrency.max(1);
-        let dummy = super::b64(&super::random::<24>());
         Verifier {
             permits: Arc::new(Semaphore::new(concurrency)),
             waiting: AtomicUsize::new(0),
             max_waiting: concurrency * WAITING_PER_PERMIT,
-            dummy_hash: password::hash(dummy.as_bytes()).expect("hashing a fixed-length password"),
+            dummy: RwLock::new((password::DEFAULT_COST, dummy_hash(password::DEFAULT_COST))),
+        }
+    }
+
+    /// Makes the dummy hash as costly as the costliest of `hashes` (call it whenever
+    /// the users change).
+    pub fn match_cost<'a>(&self, hashes: impl IntoIterator<Item = &'a str>) {
+        let cost = hashes.into_iter().filter_map(password::cost_of).fold(
+            password::DEFAULT_COST,
+            |a, b| password::Cost {
+                m: a.m.max(b.m),
+                t: a.t.max(b.t),
+                p: a.p.max(b.p),
+            },
+        );
+        if self.dummy.read().expect("dummy lock").0 != cost {
+            *self.dummy.write().expect("dummy lock") = (cost, dummy_hash(cost));
         }
     }
 
@@ -57,7 +74,10 @@ impl Verifier {
         self.waiting.fetch_sub(1, Ordering::SeqCst);
         let permit = permit.map_err(|_| Busy)?;
         let known = hash.is_some();
-        let hash = hash.unwrap_or(&self.dummy_hash).to_string();
+        let hash = match hash {
+            Some(h) => h.to_string(),
+            None => self.dummy.read().expect("dummy lock").1.clone(),
+        };
         let password = password.to_string();
         let matched = tokio::task::spawn_blocking(move || {
             let _permit = permit;
@@ -67,6 +87,11 @@ impl Verifier {
         .unwrap_or(false);
         Ok(known && matched)
     }
+}
+
+fn dummy_hash(cost: password::Cost) -> String {
+    let dummy = super::b64(&super::random::<24>());
+    password::hash_with(dummy.as_bytes(), cost).expect("hashing a fixed-length password")
 }
 
 #[cfg(test)]
@@ -81,5 +106,29 @@ mod tests {
         assert_eq!(v.verify(Some(&hash), "wrong").await, Ok(false));
         assert_eq!(v.verify(None, "right").await, Ok(false));
         assert_eq!(v.verify(Some(&hash), &"x".repeat(1025)).await, Ok(false));
+    }
+
+    #[test]
+    fn the_dummy_costs_what_the_costliest_user_costs() {
+        let v = Verifier::new(1);
+        let strong = password::hash_with(
+            b"x",
+            password::Cost {
+                m: 32768,
+                t: 3,
+                p: 1,
+            },
+        )
+        .unwrap();
+        v.match_cost([strong.as_str()]);
+        let dummy = v.dummy.read().unwrap().1.clone();
+        assert_eq!(
+            password::cost_of(&dummy),
+            Some(password::Cost {
+                m: 32768,
+                t: 3,
+                p: 1
+            })
+        );
     }
 }

@@ -5,6 +5,12 @@ use base64::Engine as _;
 use crate::error::{Error, Result};
 
 pub fn run(bytes: usize, base64: bool) -> Result<()> {
+    if bytes < crate::auth::keys::MIN_KEY_BYTES {
+        eprintln!(
+            "note: `ftw serve` needs a signing key of at least {} bytes; this one is {bytes}",
+            crate::auth::keys::MIN_KEY_BYTES
+        );
+    }
     println!("{}", generate(bytes, base64)?);
     Ok(())
 }

@@ -28,6 +28,12 @@ fn run_hash() -> Result<()> {
         read_line()?
     };
     password::check_length(password.as_bytes()).map_err(refused)?;
+    let length = password.chars().count();
+    if length < 12 {
+        eprintln!(
+            "warning: this password is only {length} characters long; 12 or more resist guessing far better"
+        );
+    }
     let hash = password::hash(password.as_bytes()).map_err(Error::runtime)?;
     println!("{hash}");
     if interactive {

@@ -85,6 +85,83 @@ impl Pattern {
     }
 }
 
+impl Pattern {
+    /// The pattern for the HTML `pattern` attribute, or `None` when the browser would not
+    /// read it the same way. Browsers compile `pattern` with JavaScript's `v` flag, where
+    /// a bare `-`, `(`, `)`, `{`, `}`, `/` or `|` inside `[...]` is a syntax error that
+    /// silently switches the check off; those are escaped. Rust-only syntax (inline flags
+    /// such as `(?i)`, `\A`, `\z`, POSIX classes) leaves the check to the server alone.
+    pub fn for_html(&self) -> Option<String> {
+        let src = self.source.as_str();
+        if src.contains("(?") && !src.contains("(?:")
+            || src.contains("(?P")
+            || src.contains("(?i")
+            || src.contains("\\A")
+            || src.contains("\\z")
+            || src.contains("[:")
+        {
+            return None;
+        }
+        let chars: Vec<char> = src.chars().collect();
+        let mut out = String::with_capacity(src.len() + 8);
+        let mut in_class = false;
+        let mut class_start = 0;
+        let mut i = 0;
+        while i < chars.len() {
+            let c = chars[i];
+            if c == '\\' {
+                out.push(c);
+                if let Some(&next) = chars.get(i + 1) {
+                    out.push(next);
+                }
+                i += 2;
+                continue;
+            }
+            if !in_class {
+                if c == '[' {
+                    in_class = true;
+                    out.push(c);
+                    if chars.get(i + 1) == Some(&'^') {
+                        out.push('^');
+                        i += 1;
+                    }
+                    class_start = i + 1;
+                } else {
+                    out.push(c);
+                }
+                i += 1;
+                continue;
+            }
+            match c {
+                ']' if i > class_start => {
+                    in_class = false;
+                    out.push(']');
+                }
+                ']' => out.push_str("\\]"),
+                '-' => {
+                    let first = i == class_start;
+                    let last = chars.get(i + 1) == Some(&']');
+                    if first || last {
+                        out.push_str("\\-");
+                    } else if chars.get(i + 1) == Some(&'-') {
+                        return None; // `--` is set subtraction in the v flag
+                    } else {
+                        out.push('-');
+                    }
+                }
+                '(' | ')' | '{' | '}' | '/' | '|' | '[' => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                '&' if chars.get(i + 1) == Some(&'&') => return None,
+                c => out.push(c),
+            }
+            i += 1;
+        }
+        Some(out)
+    }
+}
+
 /// Inclusive bounds of a date, time or datetime, in their ISO text form. ISO 8601 text
 /// of one shape sorts like the moments it names, so comparing strings is enough once
 /// both sides are normalised by `Temporal::normalise`.
@@ -279,25 +356,25 @@ impl Arg {
         let chosen: Vec<&String> = inputs.iter().filter(|v| !v.is_empty()).collect();
         for (i, value) in chosen.iter().enumerate() {
             if !options.contains(value) {
-                return Err(format!("{value:?} is not one of the options"));
+                return Err(format!("must be one of the options, not {value:?}"));
             }
             if chosen[..i].contains(value) {
-                return Err(format!("{value:?} was chosen twice"));
+                return Err(format!("lists {value:?} twice"));
             }
         }
         let count = chosen.len();
         let min = min.map_or(usize::from(self.required), |m| m as usize);
         if count < min {
             return Err(if min == 1 {
-                "choose at least one option".into()
+                "needs at least one choice".into()
             } else {
-                format!("choose at least {min} options")
+                format!("needs at least {min} choices")
             });
         }
         if let Some(max) = max
             && count > max as usize
         {
-            return Err(format!("choose at most {max} options"));
+            return Err(format!("allows at most {max} choices"));
         }
         if count == 0 {
             return Ok(Value::Absent);
@@ -355,7 +432,7 @@ impl Kind {
                 if options.iter().any(|o| o == text) {
                     Ok(text.into())
                 } else {
-                    Err(format!("{text:?} is not one of the options"))
+                    Err(format!("must be one of the options, not {text:?}"))
                 }
             }
             Kind::Date(bounds) => Temporal::Date.check(text, bounds),
@@ -563,6 +640,25 @@ mod tests {
     }
 
     #[test]
+    fn patterns_are_made_safe_for_the_browser() {
+        let html = |p: &str| Pattern::new(p).unwrap().for_html();
+        assert_eq!(
+            html("[a-z0-9-]{1,32}").as_deref(),
+            Some("[a-z0-9\\-]{1,32}")
+        );
+        assert_eq!(
+            html("[A-Za-z0-9 ,.'-]+").as_deref(),
+            Some("[A-Za-z0-9 ,.'\\-]+")
+        );
+        assert_eq!(html("[-_a-z]+").as_deref(), Some("[\\-_a-z]+"));
+        assert_eq!(html("[^(){}]+").as_deref(), Some("[^\\(\\)\\{\\}]+"));
+        assert_eq!(html("[]a]").as_deref(), Some("[\\]a]"));
+        assert_eq!(html("(?:ab|cd)\\d+").as_deref(), Some("(?:ab|cd)\\d+"));
+        assert_eq!(html("(?i)abc"), None);
+        assert_eq!(html("[[:alpha:]]+"), None);
+    }
+
+    #[test]
     fn text_checks_length_and_whole_value_pattern() {
         assert_eq!(one(text(None), "abc"), Ok(Value::One("abc".into())));
         assert!(one(text(None), "a").unwrap_err().contains("at least 2"));
@@ -645,7 +741,7 @@ mod tests {
         assert!(multi.parse(&v(&["a", "a"])).is_err());
         assert!(multi.parse(&v(&["a", "b", "c"])).is_err());
         assert!(multi.parse(&v(&["d"])).is_err());
-        assert_eq!(multi.parse(&[]), Err("choose at least one option".into()));
+        assert_eq!(multi.parse(&[]), Err("needs at least one choice".into()));
     }
 
     #[test]

@@ -146,13 +146,40 @@ impl<'i> Decoder<'_, 'i> {
                     let name = owned(name);
                     let arg_context =
                         format!("[tools.{}.args.{}]", entry.id.get_ref(), name.get_ref());
+                    self.require_key(&arg, "type", &arg_context);
                     let arg = self.table(arg, &arg_context);
                     entry.args.push(RawArgEntry { name, arg });
                 }
             }
         }
-        entry.tool = self.table(as_value(table), &context);
+        let table = as_value(table);
+        self.require_key(&table, "command", &context);
+        entry.tool = self.table(table, &context);
         entry
+    }
+
+    /// Reports a required key that a table lacks. Those keys are `Option`s in the raw
+    /// structs, so one missing key does not hide the table's other problems.
+    fn require_key(&mut self, table: &Spanned<DeValue<'i>>, key: &str, context: &str) {
+        let DeValue::Table(t) = table.get_ref() else {
+            return;
+        };
+        if t.contains_key(key) {
+            return;
+        }
+        let help = match key {
+            "command" => "`command` lists the program and its arguments, such as \
+                          command = [\"./backup.sh\", \"--db\", \"{db}\"]"
+                .to_string(),
+            "type" => format!("types: {}", super::arg::TYPE_NAMES.join(", ")),
+            _ => format!("add `{key} = ...`"),
+        };
+        self.diags.error_help(
+            self.source,
+            Some(table.span()),
+            format!("{context} has no `{key}`"),
+            help,
+        );
     }
 
     fn users(&mut self, value: Spanned<DeValue<'i>>, context: &str) -> Vec<RawUserEntry> {

@@ -56,7 +56,8 @@ pub struct RawTool {
     pub title: Option<String>,
     pub description: Option<String>,
     pub group: Option<String>,
-    pub command: Spanned<RawCommand>,
+    /// Required; `decode` reports it missing (so the other keys are still checked).
+    pub command: Option<Spanned<RawCommand>>,
     pub workdir: Option<Spanned<String>>,
     pub timeout: Option<Spanned<String>>,
     pub allow: Option<Spanned<Vec<Spanned<String>>>>,
@@ -70,8 +71,9 @@ pub struct RawTool {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawArg {
+    /// Required; `decode` reports it missing (so the other keys are still checked).
     #[serde(rename = "type")]
-    pub kind: Spanned<String>,
+    pub kind: Option<Spanned<String>>,
     pub label: Option<String>,
     pub help: Option<String>,
     pub placeholder: Option<String>,

@@ -44,6 +44,13 @@ pub fn manifest(
     let server = c.server(raw.server.unwrap_or_default());
     let proxies = !server.trusted_proxies.is_empty();
     let (auth, declared) = c.auth(raw.auth.unwrap_or_default(), raw.users, proxies);
+    if raw.tools.is_empty() && !c.diags.has_errors() {
+        c.diags.warning(
+            source,
+            None,
+            "the manifest defines no tools yet; add one, such as [tools.hello] with command = [\"echo\", \"hello\"]".into(),
+        );
+    }
     let mut tools = IndexMap::new();
     for entry in raw.tools {
         if let Some(tool) = c.tool(entry, &declared) {
@@ -496,7 +503,10 @@ impl Checker<'_> {
                 path
             }
         };
-        let command = self.command(&raw.command, &args, &arg_names, &workdir);
+        let command = raw
+            .command
+            .as_ref()
+            .and_then(|c| self.command(c, &args, &arg_names, &workdir));
         let timeout = self.duration(raw.timeout, "timeout", DEFAULT_TIMEOUT);
         let max_output = self.size(raw.max_output, "max_output", DEFAULT_MAX_OUTPUT);
         let allow = raw.allow.map(|list| self.allow(&id, list, declared));
@@ -831,13 +841,14 @@ impl Checker<'_> {
     }
 
     fn arg(&mut self, name: &str, raw: RawArg) -> Option<Arg> {
-        let type_name = raw.kind.get_ref().as_str();
+        let kind_span = raw.kind.as_ref()?.span();
+        let type_name = raw.kind.as_ref()?.get_ref().as_str();
         if !arg::TYPE_NAMES.contains(&type_name) {
             let hint = arg::suggest_type(type_name)
                 .map(|g| format!("; did you mean {}?", quoted(g)))
                 .unwrap_or_default();
             self.error_help(
-                raw.kind.span(),
+                kind_span,
                 format!("unknown type {}{hint}", quoted(type_name)),
                 format!("types: {}", arg::TYPE_NAMES.join(", ")),
             );
@@ -1089,13 +1100,15 @@ impl Checker<'_> {
 
     fn options(&mut self, raw: &RawArg) -> Vec<String> {
         let Some(options) = &raw.options else {
-            self.error(
-                raw.kind.span(),
-                format!(
-                    "type {} needs `options`, such as options = [\"a\", \"b\"]",
-                    quoted(raw.kind.get_ref())
-                ),
-            );
+            if let Some(kind) = &raw.kind {
+                self.error(
+                    kind.span(),
+                    format!(
+                        "type {} needs `options`, such as options = [\"a\", \"b\"]",
+                        quoted(kind.get_ref())
+                    ),
+                );
+            }
             return Vec::new();
         };
         if options.get_ref().is_empty() {

@@ -11,6 +11,7 @@ use http::HeaderMap;
 use http::header::{HOST, ORIGIN};
 use ipnet::IpNet;
 use warp::Filter;
+use warp::host::Authority;
 
 use super::State;
 
@@ -29,18 +30,24 @@ pub struct Ctx {
     pub secure: bool,
     /// The peer is a trusted proxy.
     pub proxied: bool,
+    /// The host the request was sent to: the `Host` header (HTTP/1.1) or the URI's
+    /// authority (HTTP/2 has no `Host`, only `:authority`).
+    pub authority: Option<String>,
 }
 
-/// Extracts a `Ctx` for every request.
-pub fn ctx(
-    state: Arc<State>,
-) -> impl Filter<Extract = (Ctx,), Error = std::convert::Infallible> + Clone {
+/// Extracts a `Ctx` for every request (400 when `Host` and the URI disagree).
+pub fn ctx(state: Arc<State>) -> impl Filter<Extract = (Ctx,), Error = warp::Rejection> + Clone {
     warp::header::headers_cloned()
         .and(warp::ext::optional::<ClientAddr>())
-        .map(move |headers: HeaderMap, peer: Option<ClientAddr>| {
-            let proxies = state.manifest().server.trusted_proxies.clone();
-            Ctx::new(headers, peer.map(|p| p.0), &proxies, state.tls)
-        })
+        .and(warp::host::optional())
+        .map(
+            move |headers: HeaderMap, peer: Option<ClientAddr>, authority: Option<Authority>| {
+                let proxies = state.manifest().server.trusted_proxies.clone();
+                let mut ctx = Ctx::new(headers, peer.map(|p| p.0), &proxies, state.tls);
+                ctx.authority = authority.map(|a| a.to_string());
+                ctx
+            },
+        )
 }
 
 impl Ctx {
@@ -48,10 +55,15 @@ impl Ctx {
         let peer_ip = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.ip());
         let trusted = |ip: &IpAddr| proxies.iter().any(|net| net.contains(ip));
         let proxied = peer.is_some() && trusted(&peer_ip);
+        let authority = headers
+            .get(HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_string);
         let mut ctx = Ctx {
             client: peer_ip,
             secure: tls,
             proxied,
+            authority,
             headers,
         };
         if proxied {
@@ -68,14 +80,14 @@ impl Ctx {
     }
 
     /// The host the browser addressed: `X-Forwarded-Host` from a trusted proxy, else
-    /// `Host`.
+    /// the request's own authority.
     pub fn host(&self) -> Option<&str> {
         if self.proxied
             && let Some(host) = last_value(&self.headers, "x-forwarded-host")
         {
             return Some(host);
         }
-        self.headers.get(HOST).and_then(|h| h.to_str().ok())
+        self.authority.as_deref()
     }
 
     /// The same-origin rule for state-changing requests: a browser's `Origin` must name

@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tower_service::Service as _;
 
@@ -28,11 +28,10 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::runs::Runs;
 
-/// How long a client may take to send its request headers (slowloris) or finish a TLS
-/// handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest request head ftw reads (request line and headers).
 const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Requests at once on one HTTP/2 connection.
+const MAX_STREAMS: u32 = 128;
 
 pub async fn serve(config: Config) -> Result<()> {
     let tls = match &config.tls {
@@ -61,6 +60,8 @@ pub async fn serve(config: Config) -> Result<()> {
     }
     let url = config.url(local);
     let grace = config.shutdown_grace;
+    let max_connections = config.max_connections;
+    let client_timeout = config.client_timeout;
     let announcement = announcement(&config, &url);
     let root = crate::runs::private_root()
         .map_err(|e| Error::runtime(format!("cannot make a private folder for runs: {e}")))?;
@@ -71,16 +72,26 @@ pub async fn serve(config: Config) -> Result<()> {
         config.keep_runs,
         Arc::clone(&audit),
     ));
-    let state = Arc::new(State::new(
-        config,
-        Verifier::for_this_machine(),
-        Arc::clone(&runs),
-        audit,
-    ));
+    let verifier = Verifier::for_this_machine();
+    verifier.match_cost(
+        config
+            .manifest
+            .auth
+            .users
+            .values()
+            .map(|u| u.password_hash.as_str()),
+    );
+    let state = Arc::new(State::new(config, verifier, Arc::clone(&runs), audit));
     let service = warp::service(routes::routes(state));
     let graceful = GracefulShutdown::new();
     print_now(&announcement);
+    let connections = Arc::new(Semaphore::new(max_connections));
     loop {
+        // At the cap, stop accepting: new connections wait in the kernel's backlog.
+        let permit = tokio::select! {
+            permit = Arc::clone(&connections).acquire_owned() => permit.expect("never closed"),
+            () = &mut shutdown => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
@@ -98,6 +109,7 @@ pub async fn serve(config: Config) -> Result<()> {
         let tls = tls.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
+            let _permit = permit;
             let hyper_service =
                 hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
                     req.extensions_mut().insert(ClientAddr(peer));
@@ -105,10 +117,17 @@ pub async fn serve(config: Config) -> Result<()> {
                     async move { service.call(req).await }
                 });
             match tls {
-                None => serve_connection(stream, hyper_service, watcher).await,
+                None => serve_http1(stream, hyper_service, watcher, client_timeout).await,
                 Some(acceptor) => {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => serve_connection(stream, hyper_service, watcher).await,
+                    match tokio::time::timeout(client_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                            if h2 {
+                                serve_http2(stream, hyper_service, watcher).await;
+                            } else {
+                                serve_http1(stream, hyper_service, watcher, client_timeout).await;
+                            }
+                        }
                         Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
@@ -135,29 +154,52 @@ pub async fn serve(config: Config) -> Result<()> {
     Ok(())
 }
 
-async fn serve_connection<IO, S>(io: IO, service: S, watcher: hyper_util::server::graceful::Watcher)
+/// HTTP/1.1: the request head must arrive within `timeout` of the connection opening or
+/// going idle (slowloris), and fit in `MAX_HEAD_BYTES`. Plain-text connections only ever
+/// speak HTTP/1.1: browsers use HTTP/2 only over TLS.
+async fn serve_http1<IO, S, B>(
+    io: IO,
+    service: S,
+    watcher: hyper_util::server::graceful::Watcher,
+    timeout: Duration,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::HttpService<Incoming, ResBody = B, Error = Infallible>,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeout)
+        .max_buf_size(MAX_HEAD_BYTES)
+        .keep_alive(true);
+    let connection = builder.serve_connection(TokioIo::new(io), service);
+    if let Err(e) = watcher.watch(connection).await {
+        tracing::debug!("connection ended with an error: {e}");
+    }
+}
+
+/// HTTP/2 (TLS with ALPN `h2`): pings find dead peers, and headers and concurrent
+/// streams are capped.
+async fn serve_http2<IO, S, B>(io: IO, service: S, watcher: hyper_util::server::graceful::Watcher)
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: hyper::service::Service<
-            http::Request<Incoming>,
-            Response = warp::reply::Response,
-            Error = Infallible,
-        > + Send
-        + 'static,
+    S: hyper::service::HttpService<Incoming, ResBody = B, Error = Infallible> + Send + 'static,
     S::Future: Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     builder
-        .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HANDSHAKE_TIMEOUT)
-        .max_buf_size(MAX_HEAD_BYTES);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(10))
+        .max_concurrent_streams(MAX_STREAMS)
         .max_header_list_size(MAX_HEAD_BYTES as u32);
-    let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-    if let Err(e) = watcher.watch(connection.into_owned()).await {
+    let connection = builder.serve_connection(TokioIo::new(io), service);
+    if let Err(e) = watcher.watch(connection).await {
         tracing::debug!("connection ended with an error: {e}");
     }
 }
@@ -173,6 +215,14 @@ fn announcement(config: &Config, url: &str) -> String {
         ));
     }
     text.push_str(&format!("ftw: listening on {url}\n"));
+    if config.addr.ip().is_unspecified() {
+        let local = url
+            .replacen(&config.addr.ip().to_string(), "127.0.0.1", 1)
+            .replace("[::]", "127.0.0.1");
+        text.push_str(&format!(
+            "ftw: on every interface; from this machine open {local}\n"
+        ));
+    }
     text
 }
 

@@ -234,6 +234,11 @@ pub async fn submit(state: Arc<State>, ctx: Ctx, fields: Fields) -> Result<Respo
 
 /// A brand-new session, and every pre-login cookie gone.
 fn start_session(state: &State, ctx: &Ctx, user: &User, next: &str, method: &str) -> Response {
+    // A session this browser still had ends here: one browser, one session.
+    if let Some(old) = state.authenticate(ctx).filter(|a| !a.forwarded) {
+        let expires = old.session.expires(&state.policy());
+        state.revoked.revoke(&old.session, expires, auth::now());
+    }
     state.throttle.succeed(&user.name);
     state.audit.record(
         "sign-in",

@@ -3,6 +3,7 @@
 //! warp 0.4 has no TLS of its own) and shuts down gracefully.
 
 mod assets;
+mod body;
 pub mod context;
 mod identity;
 mod listen;
@@ -94,6 +95,13 @@ impl State {
 
 /// Runs the server until SIGINT or SIGTERM, then shuts down gracefully.
 pub fn run(config: Config) -> Result<()> {
+    // Tools run as the same user as ftw; without this they could read the signing key
+    // from /proc/<ftw>/environ (FTW_SECRET_KEY) or /proc/<ftw>/mem. Not dumpable: such
+    // files belong to root, and no core file keeps the key either.
+    // SAFETY: prctl with PR_SET_DUMPABLE only changes a flag of this process.
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

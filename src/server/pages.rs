@@ -17,8 +17,7 @@ use super::respond::{self, Page};
 use crate::auth::next::safe_next;
 use crate::manifest::Tool;
 
-/// Form fields of one request body, by name (a name can repeat).
-pub type Fields = Vec<(String, String)>;
+pub use super::body::Fields;
 
 pub fn field<'a>(fields: &'a Fields, name: &str) -> Option<&'a str> {
     fields

@@ -33,6 +33,8 @@ pub enum Problem {
     UnsupportedForm,
     /// A body that cannot be read (bad encoding, broken multipart).
     BadBody,
+    /// The client paused too long while sending its body.
+    SlowClient,
     /// The run queue is full.
     QueueFull,
     ShuttingDown,
@@ -132,6 +134,11 @@ fn classify(rejection: &Rejection) -> Classified {
             ),
             Problem::UnsupportedForm => unsupported(),
             Problem::BadBody => bad_request(),
+            Problem::SlowClient => Status(
+                StatusCode::REQUEST_TIMEOUT,
+                "Too slow",
+                "The request body stopped arriving, so ftw gave up on it.",
+            ),
             Problem::QueueFull => Status(
                 StatusCode::TOO_MANY_REQUESTS,
                 "Too many runs",

@@ -134,7 +134,13 @@ pub fn secure_headers(mut r: Response, tls: bool) -> Response {
             HeaderValue::from_static("max-age=31536000"),
         );
     }
-    if !h.contains_key(CACHE_CONTROL) {
+    // Only the embedded assets may be cached (they say `public`); everything else,
+    // event streams included, is `no-store`.
+    let public = h
+        .get(CACHE_CONTROL)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("public"));
+    if !public {
         h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     if let Some(ct) = h.get(CONTENT_TYPE).and_then(|v| v.to_str().ok())

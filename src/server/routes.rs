@@ -14,7 +14,7 @@ use warp::{Filter, Rejection};
 use super::State;
 use super::assets;
 use super::login;
-use super::pages::{self, Fields};
+use super::pages;
 use super::problem::{self, Problem};
 use super::respond::{secure_headers, text};
 use super::{run_pages, tools};
@@ -31,7 +31,7 @@ pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
     };
     let ctx = super::context::ctx(Arc::clone(&state));
     let query = warp::query::<HashMap<String, String>>();
-    let form = warp::body::content_length_limit(FORM_LIMIT).and(warp::body::form::<Fields>());
+    let form = super::body::form(FORM_LIMIT, state.config.client_timeout);
 
     let healthz = warp::path!("healthz")
         .and(warp::get())
@@ -52,7 +52,7 @@ pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
         .and(warp::post())
         .and(st.clone())
         .and(ctx.clone())
-        .and(form)
+        .and(form.clone())
         .and_then(login::submit);
     let code_form = warp::path!("login" / "2fa")
         .and(warp::get())
@@ -64,13 +64,13 @@ pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
         .and(warp::post())
         .and(st.clone())
         .and(ctx.clone())
-        .and(form)
+        .and(form.clone())
         .and_then(login::code_submit);
     let logout = warp::path!("logout")
         .and(warp::post())
         .and(st.clone())
         .and(ctx.clone())
-        .and(form)
+        .and(form.clone())
         .and_then(login::logout);
     let tool_form = warp::path!("tools" / String)
         .and(warp::get())
@@ -104,11 +104,16 @@ pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
         .and(st.clone())
         .and(ctx.clone())
         .and_then(run_pages::events);
+    let run_output = warp::path!("runs" / String / "output")
+        .and(warp::get())
+        .and(st.clone())
+        .and(ctx.clone())
+        .and_then(run_pages::output);
     let run_cancel = warp::path!("runs" / String / "cancel")
         .and(warp::post())
         .and(st.clone())
         .and(ctx.clone())
-        .and(form)
+        .and(form.clone())
         .and_then(run_pages::cancel);
     let run_file = warp::path!("runs" / String / "files" / String)
         .and(warp::get())
@@ -139,6 +144,8 @@ pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
         .or(run_page)
         .unify()
         .or(run_events)
+        .unify()
+        .or(run_output)
         .unify()
         .or(run_cancel)
         .unify()

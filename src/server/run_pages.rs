@@ -27,6 +27,10 @@ use super::respond::{Page, html, see_other};
 use crate::ansi::AnsiHtml;
 use crate::runs::{OutputFile, Run, Status};
 
+/// Pages and event streams show the last this many bytes of output; the whole output
+/// is a download (`/runs/{id}/output`). A page of 10 MB of `<` would be 40 MB of HTML.
+pub const PAGE_TAIL: usize = 256 * 1024;
+
 /// The run, if this user may see it.
 fn visible(state: &State, authed: &Authed, id: &str) -> Result<Arc<Run>, Rejection> {
     let run = state.runs.get(id).ok_or(Problem::NotFound)?;
@@ -115,6 +119,9 @@ struct RunPage<'a> {
     status_text: String,
     finished: bool,
     shown_args: &'a [(String, String)],
+    /// Bytes of output before the part shown (only the last `PAGE_TAIL` are).
+    skipped: usize,
+    rerun_query: &'a str,
     /// Escaped by the ANSI converter, which never passes markup through.
     output_html: String,
     dropped: u64,
@@ -125,6 +132,7 @@ struct RunPage<'a> {
 pub async fn show(id: String, state: Arc<State>, ctx: Ctx) -> Result<Response, Rejection> {
     let authed = require(&state, &ctx, &format!("{}runs/{id}", state.base))?;
     let run = visible(&state, &authed, &id)?;
+    let tail = run.tail_start(PAGE_TAIL);
     let snap = run.snapshot();
     let manifest = state.manifest();
     let mut page = Page::new(&state, &manifest.title, &run.tool_title, Some(&authed));
@@ -146,7 +154,9 @@ pub async fn show(id: String, state: Arc<State>, ctx: Ctx) -> Result<Response, R
         status_text: status_text(&snap.status),
         finished: snap.status.is_finished(),
         shown_args: &run.shown_args,
-        output_html: AnsiHtml::convert(&snap.output),
+        skipped: tail,
+        rerun_query: &run.rerun_query,
+        output_html: AnsiHtml::convert(&snap.output[tail.min(snap.output.len())..]),
         dropped: snap.dropped,
         files: snap.files,
     };
@@ -203,8 +213,8 @@ async fn next_event(v: &mut Viewer) -> Option<Event> {
             Phase::Done => return None,
             Phase::Start => {
                 v.phase = Phase::Live;
-                let (bytes, _) = v.run.output_since(0);
-                v.offset = bytes.len();
+                let (bytes, _) = v.run.output_since(v.run.tail_start(PAGE_TAIL));
+                v.offset = v.run.tail_start(PAGE_TAIL) + bytes.len();
                 v.status = v.run.status().word();
                 return Some(
                     Event::default()
@@ -275,6 +285,31 @@ fn end_event(run: &Run, status: &Status, base: &str) -> Event {
     Event::default().event("end").data(data.to_string())
 }
 
+/// GET /runs/{id}/output: everything the tool printed (up to `max_output`), as a plain
+/// text download.
+pub async fn output(id: String, state: Arc<State>, ctx: Ctx) -> Result<Response, Rejection> {
+    let authed = require(&state, &ctx, &format!("{}runs/{id}", state.base))?;
+    let run = visible(&state, &authed, &id)?;
+    let (bytes, _) = run.output_since(0);
+    let mut r = Response::new(bytes.into());
+    let h = r.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    let name = format!("{}-{}.txt", run.tool_id, run.id);
+    h.insert(
+        CONTENT_DISPOSITION,
+        HeaderValue::from_str(&content_disposition(&name, false))
+            .unwrap_or(HeaderValue::from_static("attachment")),
+    );
+    h.insert(
+        CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; sandbox"),
+    );
+    Ok(authed.finish(r))
+}
+
 /// POST /runs/{id}/cancel
 pub async fn cancel(
     id: String,
@@ -327,8 +362,7 @@ pub async fn file(
         .decode_utf8()
         .map_err(|_| Problem::NotFound)?
         .into_owned();
-    let (listed, path) = run.file(&name).ok_or(Problem::NotFound)?;
-    let file = open_regular(&path).ok_or(Problem::NotFound)?;
+    let (listed, file) = run.file(&name).ok_or(Problem::NotFound)?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(listed.size);
     let content_type = if listed.image {
         mime_guess::from_path(&name)
@@ -363,16 +397,6 @@ pub async fn file(
         HeaderValue::from_static("default-src 'none'; sandbox"),
     );
     Ok(authed.finish(r))
-}
-
-fn open_regular(path: &std::path::Path) -> Option<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .ok()?;
-    file.metadata().ok()?.is_file().then_some(file)
 }
 
 /// RFC 6266: an ASCII fallback name and the exact UTF-8 name.

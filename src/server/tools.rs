@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use askama::Template;
 use bytes::Buf;
-use futures_util::{Stream, StreamExt};
+use futures_util::Stream;
 use http::StatusCode;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use warp::Rejection;
@@ -114,8 +114,8 @@ fn field_view(arg: &Arg, given: Option<&[String]>, error: Option<&String>) -> Fi
             if let Some(n) = rules.max_length {
                 attrs.push(("maxlength", n.to_string()));
             }
-            if let Some(p) = &rules.pattern {
-                attrs.push(("pattern", p.source.clone()));
+            if let Some(html) = rules.pattern.as_ref().and_then(|p| p.for_html()) {
+                attrs.push(("pattern", html));
             }
         }
     };
@@ -342,6 +342,37 @@ pub async fn show(
     ))
 }
 
+/// The query string that opens the form with these values again (passwords and files
+/// are never put in a link).
+fn rerun_query(tool: &Tool, values: &indexmap::IndexMap<String, Value>) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    for arg in &tool.args {
+        if matches!(arg.kind, Kind::Password(_) | Kind::File { .. }) {
+            continue;
+        }
+        match values.get(&arg.name) {
+            Some(Value::One(v)) => {
+                query.append_pair(&arg.name, v);
+            }
+            Some(Value::Many(vs)) => {
+                for v in vs {
+                    query.append_pair(&arg.name, v);
+                }
+            }
+            Some(Value::Bool(b)) => {
+                query.append_pair(&arg.name, if *b { "true" } else { "false" });
+            }
+            Some(Value::Absent) | None => {}
+        }
+    }
+    let query = query.finish();
+    if query.is_empty() {
+        query
+    } else {
+        format!("?{query}")
+    }
+}
+
 /// Arguments as the audit log shows them: passwords `***`, files by the name the client
 /// gave, lists as arrays, absent values left out.
 fn audit_args(
@@ -370,20 +401,29 @@ fn audit_args(
     serde_json::Value::Object(map)
 }
 
-/// The most bytes a POST to this tool may carry.
-fn body_limit(tool: Option<&Tool>) -> u64 {
+/// The most bytes a POST to this tool may carry: its uploads plus the text fields.
+fn body_limit(tool: &Tool) -> u64 {
     let uploads: u64 = tool
-        .map(|t| {
-            t.args
-                .iter()
-                .map(|a| match a.kind {
-                    Kind::File { max_size, .. } => max_size,
-                    _ => 0,
-                })
-                .sum()
+        .args
+        .iter()
+        .map(|a| match a.kind {
+            Kind::File { max_size, .. } => max_size,
+            _ => 0,
         })
-        .unwrap_or(0);
+        .sum();
     FORM_LIMIT + uploads
+}
+
+/// The most any tool takes: the cap before anyone is signed in, so the answer reveals
+/// nothing about which tools exist or what they accept.
+fn largest_body_limit(state: &State) -> u64 {
+    state
+        .manifest()
+        .tools
+        .values()
+        .map(body_limit)
+        .max()
+        .unwrap_or(FORM_LIMIT)
 }
 
 /// POST /tools/{id}: check and start.
@@ -395,15 +435,14 @@ pub async fn submit<S, B>(
 ) -> Result<Response, Rejection>
 where
     S: Stream<Item = Result<B, warp::Error>> + Send + Unpin + 'static,
-    B: Buf + Send,
+    B: Buf + Send + 'static,
 {
-    let limit = body_limit(state.manifest().tools.get(&id));
     let declared = ctx
         .headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit) {
+    if declared.is_some_and(|n| n > largest_body_limit(&state)) {
         return Err(Problem::TooLarge.into());
     }
     if !ctx.same_origin() {
@@ -411,6 +450,19 @@ where
     }
     let authed = require(&state, &ctx, &format!("{}tools/{id}", state.base))?;
     let tool = allowed_tool(&state, &authed, &id)?;
+    let limit = body_limit(&tool);
+    if declared.is_some_and(|n| n > limit) {
+        let mut errors = Errors::new();
+        errors.insert(FORM_ERROR.into(), too_large_message(&tool));
+        return Ok(render(
+            &state,
+            &authed,
+            &tool,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &HashMap::new(),
+            &errors,
+        ));
+    }
 
     let run_id = crate::auth::b64(&crate::auth::random::<16>());
     let dir = state
@@ -422,10 +474,28 @@ where
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
+    let body = super::body::with_idle_timeout(body, state.config.client_timeout);
     let submission = if content_type.starts_with("multipart/form-data") {
-        read_multipart(&tool, content_type, body, limit, &dir.uploads()).await?
+        match read_multipart(&tool, content_type, body, limit, &dir.uploads()).await {
+            Ok(submission) => submission,
+            Err(Unread::Problem(p)) => return Err(p.into()),
+            Err(Unread::TooLarge(errors)) => {
+                return Ok(render(
+                    &state,
+                    &authed,
+                    &tool,
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &HashMap::new(),
+                    &errors,
+                ));
+            }
+        }
     } else if content_type.starts_with("application/x-www-form-urlencoded") {
-        read_urlencoded(body, FORM_LIMIT).await?
+        let bytes = super::body::read_all(body, FORM_LIMIT).await?;
+        Submission {
+            fields: super::body::parse_form(&bytes)?,
+            uploads: Vec::new(),
+        }
     } else {
         return Err(Problem::UnsupportedForm.into());
     };
@@ -469,6 +539,11 @@ where
     };
 
     let checked_values = checked.values.clone();
+    let file_names: indexmap::IndexMap<String, String> = submission
+        .uploads
+        .iter()
+        .map(|u| (u.field.clone(), u.client_name.clone()))
+        .collect();
     let plan = Plan::new(
         &tool,
         &checked.values,
@@ -476,6 +551,7 @@ where
             id: &run_id,
             user: &authed.user.name,
             output_dir: &dir.output(),
+            file_names: &file_names,
         },
     );
     let new = NewRun {
@@ -483,6 +559,7 @@ where
         tool_title: tool.title.clone(),
         user: authed.user.name.clone(),
         shown_args: checked.shown,
+        rerun_query: rerun_query(&tool, &checked_values),
         dir,
         max_output: tool.max_output,
         max_concurrent: tool.max_concurrent,
@@ -507,46 +584,64 @@ where
     }
 }
 
-async fn read_urlencoded<S, B>(mut body: S, limit: u64) -> Result<Submission, Rejection>
-where
-    S: Stream<Item = Result<B, warp::Error>> + Unpin,
-    B: Buf,
-{
-    let mut bytes = Vec::new();
-    while let Some(chunk) = body.next().await {
-        let mut chunk = chunk.map_err(|_| Problem::BadBody)?;
-        if bytes.len() as u64 + chunk.remaining() as u64 > limit {
-            return Err(Problem::TooLarge.into());
-        }
-        while chunk.has_remaining() {
-            let part = chunk.chunk();
-            bytes.extend_from_slice(part);
-            let n = part.len();
-            chunk.advance(n);
-        }
+/// Why a body was not read to its end.
+enum Unread {
+    Problem(Problem),
+    /// Too large: the form is shown again with this message.
+    TooLarge(Errors),
+}
+
+impl From<Problem> for Unread {
+    fn from(p: Problem) -> Unread {
+        Unread::Problem(p)
     }
-    if std::str::from_utf8(&bytes).is_err() {
-        return Err(Problem::BadBody.into());
+}
+
+fn too_large_message(tool: &Tool) -> String {
+    let files: Vec<String> = tool
+        .args
+        .iter()
+        .filter_map(|a| match a.kind {
+            Kind::File { max_size, .. } => {
+                Some(format!("{} at most {}", a.label, human_size(max_size)))
+            }
+            _ => None,
+        })
+        .collect();
+    if files.is_empty() {
+        "The form is larger than ftw accepts.".into()
+    } else {
+        format!("The upload is too large: {}.", files.join(", "))
     }
-    Ok(Submission {
-        fields: url::form_urlencoded::parse(&bytes).into_owned().collect(),
-        uploads: Vec::new(),
-    })
+}
+
+/// "2 MB", "512 KB", "3 bytes" (decimal, as `max_size` is written).
+pub fn human_size(n: u64) -> String {
+    match n {
+        0..1_000 => format!("{n} bytes"),
+        1_000..1_000_000 => format!("{} KB", trim(n as f64 / 1e3)),
+        1_000_000..1_000_000_000 => format!("{} MB", trim(n as f64 / 1e6)),
+        _ => format!("{} GB", trim(n as f64 / 1e9)),
+    }
+}
+
+fn trim(x: f64) -> String {
+    let s = format!("{x:.1}");
+    s.strip_suffix(".0").unwrap_or(&s).to_string()
 }
 
 /// Reads a multipart body: text fields into memory (UTF-8 only), files straight to
 /// disk under random names in the run's private `uploads/` folder, each within its
 /// argument's `max_size`, and no more parts than the form can have.
-async fn read_multipart<S, B>(
+async fn read_multipart<S>(
     tool: &Tool,
     content_type: &str,
     body: S,
     limit: u64,
     uploads_dir: &std::path::Path,
-) -> Result<Submission, Rejection>
+) -> Result<Submission, Unread>
 where
-    S: Stream<Item = Result<B, warp::Error>> + Send + Unpin + 'static,
-    B: Buf + Send,
+    S: Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + Unpin + 'static,
 {
     use std::os::unix::fs::OpenOptionsExt;
     use tokio::io::AsyncWriteExt;
@@ -560,9 +655,8 @@ where
             sizes = sizes.for_field(arg.name.clone(), max_size);
         }
     }
-    let stream = body.map(|chunk| chunk.map(|mut b| b.copy_to_bytes(b.remaining())));
     let mut multipart = multer::Multipart::with_constraints(
-        stream,
+        body,
         boundary,
         multer::Constraints::new().size_limit(sizes),
     );
@@ -574,22 +668,60 @@ where
             _ => 1,
         })
         .sum::<usize>();
+    let unread = |e: multer::Error| -> Unread {
+        match e {
+            multer::Error::FieldSizeExceeded { field_name, .. } => {
+                let mut errors = Errors::new();
+                match field_name.as_deref().and_then(|n| tool.arg(n)) {
+                    Some(arg) => {
+                        let max = match arg.kind {
+                            Kind::File { max_size, .. } => max_size,
+                            _ => FORM_LIMIT,
+                        };
+                        errors.insert(
+                            arg.name.clone(),
+                            format!("is larger than {}", human_size(max)),
+                        );
+                    }
+                    None => {
+                        errors.insert(FORM_ERROR.into(), too_large_message(tool));
+                    }
+                }
+                Unread::TooLarge(errors)
+            }
+            multer::Error::StreamSizeExceeded { .. } => {
+                let mut errors = Errors::new();
+                errors.insert(FORM_ERROR.into(), too_large_message(tool));
+                Unread::TooLarge(errors)
+            }
+            multer::Error::StreamReadFailed(e)
+                if e.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut) =>
+            {
+                Unread::Problem(Problem::SlowClient)
+            }
+            _ => Unread::Problem(Problem::BadBody),
+        }
+    };
+    let store_error = |e: std::io::Error| {
+        Unread::Problem(Problem::Internal(format!("cannot store an upload: {e}")))
+    };
     let mut submission = Submission::default();
     let mut parts = 0;
-    while let Some(mut field) = multipart.next_field().await.map_err(multipart_problem)? {
+    while let Some(mut field) = multipart.next_field().await.map_err(unread)? {
         parts += 1;
         if parts > max_parts {
             return Err(Problem::TooManyParts.into());
         }
         let name = field.name().unwrap_or("").to_string();
         let Some(client_name) = field.file_name().map(str::to_string) else {
-            let text = field.text().await.map_err(multipart_problem)?;
+            let text = field.text().await.map_err(unread)?;
             submission.fields.push((name, text));
             continue;
         };
         if client_name.is_empty() {
             // A file input left empty: browsers send an empty part without a name.
-            while field.chunk().await.map_err(multipart_problem)?.is_some() {}
+            while field.chunk().await.map_err(unread)?.is_some() {}
             continue;
         }
         let stored = uploads_dir.join(format!(
@@ -602,18 +734,14 @@ where
             .create_new(true)
             .mode(0o600)
             .open(&stored)
-            .map_err(|e| Problem::Internal(format!("cannot store an upload: {e}")))?;
+            .map_err(store_error)?;
         let mut file = tokio::fs::File::from_std(file);
         let mut size = 0u64;
-        while let Some(chunk) = field.chunk().await.map_err(multipart_problem)? {
+        while let Some(chunk) = field.chunk().await.map_err(unread)? {
             size += chunk.len() as u64;
-            file.write_all(&chunk)
-                .await
-                .map_err(|e| Problem::Internal(format!("cannot store an upload: {e}")))?;
+            file.write_all(&chunk).await.map_err(store_error)?;
         }
-        file.flush()
-            .await
-            .map_err(|e| Problem::Internal(format!("cannot store an upload: {e}")))?;
+        file.flush().await.map_err(store_error)?;
         submission.uploads.push(Upload {
             field: name,
             client_name: form::display_name(&client_name),
@@ -622,13 +750,4 @@ where
         });
     }
     Ok(submission)
-}
-
-fn multipart_problem(e: multer::Error) -> Rejection {
-    match e {
-        multer::Error::StreamSizeExceeded { .. } | multer::Error::FieldSizeExceeded { .. } => {
-            Problem::TooLarge.into()
-        }
-        _ => Problem::BadBody.into(),
-    }
 }

@@ -108,6 +108,8 @@ impl App {
             audit_log: None,
             max_runs: 4,
             keep_runs: 20,
+            max_connections: 64,
+            client_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(1),
         };
         App::from_args(args, dir)

@@ -1,0 +1,97 @@
+//! Reading request bodies without letting a client hold ftw hostage: a size cap
+//! checked as bytes arrive (and up front from `Content-Length`), and an idle timeout
+//! between chunks, so a client that sends one byte a minute is dropped instead of
+//! pinning a task forever.
+
+use std::time::Duration;
+
+use bytes::{Buf, Bytes};
+use futures_util::{Stream, StreamExt, stream};
+use warp::{Filter, Rejection};
+
+use super::problem::Problem;
+
+/// Form fields of one request body, by name (a name can repeat).
+pub type Fields = Vec<(String, String)>;
+
+/// A body stream whose chunks must each arrive within `idle`; chunks become `Bytes`.
+pub fn with_idle_timeout<S, B>(
+    body: S,
+    idle: Duration,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin
+where
+    S: Stream<Item = Result<B, warp::Error>> + Send + Unpin + 'static,
+    B: Buf + Send + 'static,
+{
+    Box::pin(stream::unfold(Some(body), move |state| async move {
+        let mut body = state?;
+        match tokio::time::timeout(idle, body.next()).await {
+            Ok(Some(Ok(mut chunk))) => {
+                Some((Ok(chunk.copy_to_bytes(chunk.remaining())), Some(body)))
+            }
+            Ok(Some(Err(e))) => Some((Err(std::io::Error::other(e)), None)),
+            Ok(None) => None,
+            Err(_) => Some((
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the client stopped sending the body",
+                )),
+                None,
+            )),
+        }
+    }))
+}
+
+/// Reads a whole body of at most `limit` bytes.
+pub async fn read_all<S>(mut body: S, limit: u64) -> Result<Vec<u8>, Problem>
+where
+    S: Stream<Item = Result<Bytes, std::io::Error>> + Unpin,
+{
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| match e.kind() {
+            std::io::ErrorKind::TimedOut => Problem::SlowClient,
+            _ => Problem::BadBody,
+        })?;
+        if bytes.len() as u64 + chunk.len() as u64 > limit {
+            return Err(Problem::TooLarge);
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
+
+/// Parses an urlencoded body (UTF-8 only).
+pub fn parse_form(bytes: &[u8]) -> Result<Fields, Problem> {
+    if std::str::from_utf8(bytes).is_err() {
+        return Err(Problem::BadBody);
+    }
+    Ok(url::form_urlencoded::parse(bytes).into_owned().collect())
+}
+
+/// A filter for small urlencoded forms (sign-in, sign-out, cancel): the declared
+/// length is checked before anything else, then the body is read with the idle
+/// timeout and the cap.
+pub fn form(
+    limit: u64,
+    idle: Duration,
+) -> impl Filter<Extract = (Fields,), Error = Rejection> + Clone {
+    warp::header::optional::<String>("content-type")
+        .and(warp::header::optional::<u64>("content-length"))
+        .and(warp::body::stream())
+        .and_then(
+            move |content_type: Option<String>, length: Option<u64>, body| async move {
+                if length.is_some_and(|n| n > limit) {
+                    return Err(Rejection::from(Problem::TooLarge));
+                }
+                let urlencoded = content_type
+                    .as_deref()
+                    .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
+                if !urlencoded {
+                    return Err(Problem::UnsupportedForm.into());
+                }
+                let bytes = read_all(with_idle_timeout(body, idle), limit).await?;
+                Ok(parse_form(&bytes)?)
+            },
+        )
+}
