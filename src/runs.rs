@@ -202,12 +202,10 @@ fn stat_at(dir: &OwnedFd, name: &str) -> Option<(bool, u64)> {
             libc::AT_SYMLINK_NOFOLLOW,
         )
     };
-    (rc == 0).then(|| {
-        (
-            (st.st_mode & libc::S_IFMT) == libc::S_IFREG,
-            st.st_size as u64,
-        )
-    })
+    (rc == 0).then_some((
+        (st.st_mode & libc::S_IFMT) == libc::S_IFREG,
+        st.st_size as u64,
+    ))
 }
 
 impl Drop for RunDir {
