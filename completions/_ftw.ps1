@@ -30,6 +30,7 @@ Register-ArgumentCompleter -Native -CommandName 'ftw' -ScriptBlock {
             [CompletionResult]::new('gen-secret', 'gen-secret', [CompletionResultType]::ParameterValue, 'Print a new random signing key for session cookies')
             [CompletionResult]::new('hash-password', 'hash-password', [CompletionResultType]::ParameterValue, 'Hash a password with argon2id for the manifest''s [auth.users]')
             [CompletionResult]::new('cert', 'cert', [CompletionResultType]::ParameterValue, 'Create TLS certificate and key files for `ftw serve`')
+            [CompletionResult]::new('totp-setup', 'totp-setup', [CompletionResultType]::ParameterValue, 'Make a TOTP secret so a user signs in with a code from an authenticator app')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the manual page (roff) on standard output')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -89,6 +90,14 @@ Register-ArgumentCompleter -Native -CommandName 'ftw' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'ftw;totp-setup' {
+            [CompletionResult]::new('--issuer', '--issuer', [CompletionResultType]::ParameterName, 'The name authenticator apps show for this account')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'ftw;completions' {
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -109,6 +118,7 @@ Register-ArgumentCompleter -Native -CommandName 'ftw' -ScriptBlock {
             [CompletionResult]::new('gen-secret', 'gen-secret', [CompletionResultType]::ParameterValue, 'Print a new random signing key for session cookies')
             [CompletionResult]::new('hash-password', 'hash-password', [CompletionResultType]::ParameterValue, 'Hash a password with argon2id for the manifest''s [auth.users]')
             [CompletionResult]::new('cert', 'cert', [CompletionResultType]::ParameterValue, 'Create TLS certificate and key files for `ftw serve`')
+            [CompletionResult]::new('totp-setup', 'totp-setup', [CompletionResultType]::ParameterValue, 'Make a TOTP secret so a user signs in with a code from an authenticator app')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the manual page (roff) on standard output')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -127,6 +137,9 @@ Register-ArgumentCompleter -Native -CommandName 'ftw' -ScriptBlock {
             break
         }
         'ftw;help;cert' {
+            break
+        }
+        'ftw;help;totp-setup' {
             break
         }
         'ftw;help;completions' {

@@ -40,6 +40,9 @@ _ftw() {
             ftw,serve)
                 cmd="ftw__subcmd__serve"
                 ;;
+            ftw,totp-setup)
+                cmd="ftw__subcmd__totp__subcmd__setup"
+                ;;
             ftw__subcmd__help,cert)
                 cmd="ftw__subcmd__help__subcmd__cert"
                 ;;
@@ -64,6 +67,9 @@ _ftw() {
             ftw__subcmd__help,serve)
                 cmd="ftw__subcmd__help__subcmd__serve"
                 ;;
+            ftw__subcmd__help,totp-setup)
+                cmd="ftw__subcmd__help__subcmd__totp__subcmd__setup"
+                ;;
             *)
                 ;;
         esac
@@ -71,7 +77,7 @@ _ftw() {
 
     case "${cmd}" in
         ftw)
-            opts="-h -V --help --version serve check gen-secret hash-password cert completions man help"
+            opts="-h -V --help --version serve check gen-secret hash-password cert totp-setup completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -178,7 +184,7 @@ _ftw() {
             return 0
             ;;
         ftw__subcmd__help)
-            opts="serve check gen-secret hash-password cert completions man help"
+            opts="serve check gen-secret hash-password cert totp-setup completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -303,6 +309,20 @@ _ftw() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        ftw__subcmd__help__subcmd__totp__subcmd__setup)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         ftw__subcmd__man)
             opts="-h -V --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -409,6 +429,24 @@ _ftw() {
                     return 0
                     ;;
                 --shutdown-grace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ftw__subcmd__totp__subcmd__setup)
+            opts="-h -V --issuer --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --issuer)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -27,6 +27,7 @@ set edit:completion:arg-completer[ftw] = {|@words|
             cand gen-secret 'Print a new random signing key for session cookies'
             cand hash-password 'Hash a password with argon2id for the manifest''s [auth.users]'
             cand cert 'Create TLS certificate and key files for `ftw serve`'
+            cand totp-setup 'Make a TOTP secret so a user signs in with a code from an authenticator app'
             cand completions 'Print a shell completion script'
             cand man 'Print the manual page (roff) on standard output'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -80,6 +81,13 @@ set edit:completion:arg-completer[ftw] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'ftw;totp-setup'= {
+            cand --issuer 'The name authenticator apps show for this account'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'ftw;completions'= {
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
@@ -98,6 +106,7 @@ set edit:completion:arg-completer[ftw] = {|@words|
             cand gen-secret 'Print a new random signing key for session cookies'
             cand hash-password 'Hash a password with argon2id for the manifest''s [auth.users]'
             cand cert 'Create TLS certificate and key files for `ftw serve`'
+            cand totp-setup 'Make a TOTP secret so a user signs in with a code from an authenticator app'
             cand completions 'Print a shell completion script'
             cand man 'Print the manual page (roff) on standard output'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -111,6 +120,8 @@ set edit:completion:arg-completer[ftw] = {|@words|
         &'ftw;help;hash-password'= {
         }
         &'ftw;help;cert'= {
+        }
+        &'ftw;help;totp-setup'= {
         }
         &'ftw;help;completions'= {
         }

@@ -59,6 +59,18 @@ pub enum Command {
     },
     /// Create TLS certificate and key files for `ftw serve`
     Cert(CertArgs),
+    /// Make a TOTP secret so a user signs in with a code from an authenticator app
+    ///
+    /// Prints the secret, the otpauth:// URI, a QR code to scan, and the line to put in
+    /// the manifest. The user then enters a six-digit code after their password.
+    TotpSetup {
+        /// The user name, as in [auth.users]
+        #[arg(value_name = "USER")]
+        user: String,
+        /// The name authenticator apps show for this account
+        #[arg(long, value_name = "NAME", default_value = "ftw")]
+        issuer: String,
+    },
     /// Print a shell completion script
     ///
     /// bash: `ftw completions bash > ~/.local/share/bash-completion/completions/ftw`

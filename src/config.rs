@@ -37,8 +37,10 @@ pub struct Config {
 }
 
 impl Config {
+    /// Call while the process has one thread: it overwrites `FTW_SECRET_KEY` in place.
     pub fn from_args(args: ServeArgs) -> Result<Config> {
         let env_key = std::env::var("FTW_SECRET_KEY").ok();
+        scrub_env_value("FTW_SECRET_KEY");
         Config::build(args, env_key.as_deref())
     }
 
@@ -125,6 +127,26 @@ impl Config {
             local.port(),
             crate::auth::next::home(&self.base_path)
         )
+    }
+}
+
+/// Overwrites an environment variable's value where the kernel shows it
+/// (`/proc/<pid>/environ` reads the original environment block), so the key is not
+/// left for anyone who can read that file. Children never see it either way: their
+/// environment is built from scratch.
+fn scrub_env_value(name: &str) {
+    let Ok(c_name) = std::ffi::CString::new(name) else {
+        return;
+    };
+    // SAFETY: getenv returns a pointer into this process's environment (or null); the
+    // value's bytes are overwritten in place, without changing its length, while no
+    // other thread exists to read the environment.
+    unsafe {
+        let value = libc::getenv(c_name.as_ptr());
+        if !value.is_null() {
+            let len = libc::strlen(value);
+            std::ptr::write_bytes(value, b'*', len);
+        }
     }
 }
 

@@ -44,7 +44,11 @@ fn keys_too_short_for_serve_come_with_a_note() {
         .run()
         .success()
         .stderr_is("note: `ftw serve` needs a signing key of at least 32 bytes; this one is 16\n");
-    Test::new().args(&["gen-secret"]).run().success().stderr_is("");
+    Test::new()
+        .args(&["gen-secret"])
+        .run()
+        .success()
+        .stderr_is("");
 }
 
 #[test]

@@ -7,6 +7,7 @@ mod docs;
 mod gen_secret;
 mod hash_password;
 mod serve;
+mod totp_setup;
 
 use crate::cli::Command;
 use crate::error::Result;
@@ -18,6 +19,7 @@ pub fn dispatch(command: Command) -> Result<()> {
         Command::GenSecret { bytes, base64 } => gen_secret::run(bytes.into(), base64),
         Command::HashPassword { verify } => hash_password::run(verify.as_deref()),
         Command::Cert(args) => cert::run(args),
+        Command::TotpSetup { user, issuer } => totp_setup::run(&user, &issuer),
         Command::Completions { shell } => docs::completions(shell),
         Command::Man => docs::man(),
     }

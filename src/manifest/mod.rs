@@ -55,6 +55,8 @@ pub struct TlsFiles {
 #[derive(Debug, Clone)]
 pub struct Auth {
     pub secret_key_file: Option<PathBuf>,
+    /// `users_file`, resolved (hot reload watches it too).
+    pub users_file: Option<PathBuf>,
     pub session_ttl: Duration,
     pub session_idle: Duration,
     /// Users from `[auth.users]` and the users file. Empty when neither exists: then

@@ -337,6 +337,7 @@ impl Checker<'_> {
             ),
         };
         let auth = Auth {
+            users_file: raw.users_file.as_ref().map(|f| self.path(f.get_ref())),
             secret_key_file,
             session_ttl,
             session_idle,

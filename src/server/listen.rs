@@ -54,6 +54,7 @@ pub async fn serve(config: Config) -> Result<()> {
     // Signal handlers go in before the announcement: a SIGTERM sent the moment the
     // `listening on` line appears must shut down gracefully, not kill the process.
     let shutdown = shutdown_signal()?;
+    let hangups = super::reload::hangups();
     let mut shutdown = std::pin::pin!(shutdown);
     for warning in &config.warnings {
         tracing::warn!("{warning}");
@@ -82,6 +83,7 @@ pub async fn serve(config: Config) -> Result<()> {
             .map(|u| u.password_hash.as_str()),
     );
     let state = Arc::new(State::new(config, verifier, Arc::clone(&runs), audit));
+    tokio::spawn(super::reload::watch(Arc::clone(&state), hangups));
     let service = warp::service(routes::routes(state));
     let graceful = GracefulShutdown::new();
     print_now(&announcement);

@@ -10,6 +10,7 @@ mod listen;
 mod login;
 mod pages;
 mod problem;
+pub mod reload;
 mod respond;
 pub mod routes;
 mod run_pages;

@@ -75,7 +75,25 @@ impl App {
         App::build(manifest, tls, &[])
     }
 
+    /// An app that writes its audit log to `audit.log` in its folder.
+    pub fn with_audit(manifest: &str, files: &[(&str, &str)]) -> App {
+        App::build_full(manifest, false, files, true)
+    }
+
+    /// The audit log's records, parsed.
+    pub fn audit(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.path().join("audit.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    }
+
     fn build(manifest: &str, tls: bool, files: &[(&str, &str)]) -> App {
+        App::build_full(manifest, tls, files, false)
+    }
+
+    fn build_full(manifest: &str, tls: bool, files: &[(&str, &str)], audit: bool) -> App {
         let dir = tempfile::tempdir().unwrap();
         for (name, contents) in files {
             use std::os::unix::fs::PermissionsExt;
@@ -105,7 +123,7 @@ impl App {
             tls_cert: cert,
             tls_key: key,
             secret_key_file: None,
-            audit_log: None,
+            audit_log: audit.then(|| dir.path().join("audit.log")),
             max_runs: 4,
             keep_runs: 20,
             max_connections: 64,
@@ -183,13 +201,19 @@ impl App {
             app: self,
             cookies: BTreeMap::new(),
             origin: Some("http://localhost".into()),
+            peer: SocketAddr::from(([127, 0, 0, 1], 40000)),
+            headers: Vec::new(),
         }
     }
 
     pub async fn send(&self, req: warp::test::RequestBuilder) -> Reply {
-        let req = req
-            .header("host", "localhost")
-            .extension(ClientAddr(SocketAddr::from(([127, 0, 0, 1], 40000))));
+        self.send_from(req, SocketAddr::from(([127, 0, 0, 1], 40000)))
+            .await
+    }
+
+    /// Sends a request as if from the peer `peer`.
+    pub async fn send_from(&self, req: warp::test::RequestBuilder, peer: SocketAddr) -> Reply {
+        let req = req.header("host", "localhost").extension(ClientAddr(peer));
         let res = req.reply(&self.routes).await;
         Reply {
             status: res.status().as_u16(),
@@ -205,6 +229,10 @@ pub struct Browser<'a> {
     pub cookies: BTreeMap<String, String>,
     /// Sent as `Origin` on POSTs; `None` sends none (like curl).
     pub origin: Option<String>,
+    /// The connection's peer address.
+    pub peer: SocketAddr,
+    /// Extra headers on every request (e.g. `X-Forwarded-For`).
+    pub headers: Vec<(String, String)>,
 }
 
 impl Browser<'_> {
@@ -233,9 +261,16 @@ impl Browser<'_> {
         if !self.cookies.is_empty() {
             req = req.header("cookie", self.cookie_header());
         }
-        let reply = self.app.send(req).await;
+        let reply = self.send(req).await;
         self.absorb(&reply);
         reply
+    }
+
+    async fn send(&self, mut req: warp::test::RequestBuilder) -> Reply {
+        for (k, v) in &self.headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        self.app.send_from(req, self.peer).await
     }
 
     pub async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Reply {
@@ -266,7 +301,7 @@ impl Browser<'_> {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let reply = self.app.send(req).await;
+        let reply = self.send(req).await;
         self.absorb(&reply);
         reply
     }
@@ -288,7 +323,7 @@ impl Browser<'_> {
         if let Some(origin) = &self.origin {
             req = req.header("origin", origin.as_str());
         }
-        let reply = self.app.send(req).await;
+        let reply = self.send(req).await;
         self.absorb(&reply);
         reply
     }
