@@ -28,6 +28,7 @@ Register-ArgumentCompleter -Native -CommandName 'ftw' -ScriptBlock {
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve the tools of a manifest as authenticated web forms')
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Validate a manifest and report every problem in it at once')
             [CompletionResult]::new('gen-secret', 'gen-secret', [CompletionResultType]::ParameterValue, 'Print a new random signing key for session cookies')
+            [CompletionResult]::new('gen-token', 'gen-token', [CompletionResultType]::ParameterValue, 'Make an API token: printed once, with the manifest lines that hold its hash')
             [CompletionResult]::new('hash-password', 'hash-password', [CompletionResultType]::ParameterValue, 'Hash a password with argon2id for the manifest''s [auth.users]')
             [CompletionResult]::new('cert', 'cert', [CompletionResultType]::ParameterValue, 'Create TLS certificate and key files for `ftw serve`')
             [CompletionResult]::new('totp-setup', 'totp-setup', [CompletionResultType]::ParameterValue, 'Make a TOTP secret so a user signs in with a code from an authenticator app')
@@ -64,6 +65,15 @@ Register-ArgumentCompleter -Native -CommandName 'ftw' -ScriptBlock {
         'ftw;gen-secret' {
             [CompletionResult]::new('--bytes', '--bytes', [CompletionResultType]::ParameterName, 'How many random bytes to generate (16 to 1024; ftw serve needs at least 32)')
             [CompletionResult]::new('--base64', '--base64', [CompletionResultType]::ParameterName, 'Print base64 instead of hex')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'ftw;gen-token' {
+            [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'The token''s name in [auth.tokens]')
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'The user whose rights the token has')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -116,6 +126,7 @@ Register-ArgumentCompleter -Native -CommandName 'ftw' -ScriptBlock {
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve the tools of a manifest as authenticated web forms')
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Validate a manifest and report every problem in it at once')
             [CompletionResult]::new('gen-secret', 'gen-secret', [CompletionResultType]::ParameterValue, 'Print a new random signing key for session cookies')
+            [CompletionResult]::new('gen-token', 'gen-token', [CompletionResultType]::ParameterValue, 'Make an API token: printed once, with the manifest lines that hold its hash')
             [CompletionResult]::new('hash-password', 'hash-password', [CompletionResultType]::ParameterValue, 'Hash a password with argon2id for the manifest''s [auth.users]')
             [CompletionResult]::new('cert', 'cert', [CompletionResultType]::ParameterValue, 'Create TLS certificate and key files for `ftw serve`')
             [CompletionResult]::new('totp-setup', 'totp-setup', [CompletionResultType]::ParameterValue, 'Make a TOTP secret so a user signs in with a code from an authenticator app')
@@ -131,6 +142,9 @@ Register-ArgumentCompleter -Native -CommandName 'ftw' -ScriptBlock {
             break
         }
         'ftw;help;gen-secret' {
+            break
+        }
+        'ftw;help;gen-token' {
             break
         }
         'ftw;help;hash-password' {

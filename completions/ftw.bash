@@ -28,6 +28,9 @@ _ftw() {
             ftw,gen-secret)
                 cmd="ftw__subcmd__gen__subcmd__secret"
                 ;;
+            ftw,gen-token)
+                cmd="ftw__subcmd__gen__subcmd__token"
+                ;;
             ftw,hash-password)
                 cmd="ftw__subcmd__hash__subcmd__password"
                 ;;
@@ -55,6 +58,9 @@ _ftw() {
             ftw__subcmd__help,gen-secret)
                 cmd="ftw__subcmd__help__subcmd__gen__subcmd__secret"
                 ;;
+            ftw__subcmd__help,gen-token)
+                cmd="ftw__subcmd__help__subcmd__gen__subcmd__token"
+                ;;
             ftw__subcmd__help,hash-password)
                 cmd="ftw__subcmd__help__subcmd__hash__subcmd__password"
                 ;;
@@ -77,7 +83,7 @@ _ftw() {
 
     case "${cmd}" in
         ftw)
-            opts="-h -V --help --version serve check gen-secret hash-password cert totp-setup completions man help"
+            opts="-h -V --help --version serve check gen-secret gen-token hash-password cert totp-setup completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -165,6 +171,28 @@ _ftw() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        ftw__subcmd__gen__subcmd__token)
+            opts="-h -V --name --user --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         ftw__subcmd__hash__subcmd__password)
             opts="-h -V --verify --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -184,7 +212,7 @@ _ftw() {
             return 0
             ;;
         ftw__subcmd__help)
-            opts="serve check gen-secret hash-password cert totp-setup completions man help"
+            opts="serve check gen-secret gen-token hash-password cert totp-setup completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -240,6 +268,20 @@ _ftw() {
             return 0
             ;;
         ftw__subcmd__help__subcmd__gen__subcmd__secret)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ftw__subcmd__help__subcmd__gen__subcmd__token)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

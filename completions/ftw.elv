@@ -25,6 +25,7 @@ set edit:completion:arg-completer[ftw] = {|@words|
             cand serve 'Serve the tools of a manifest as authenticated web forms'
             cand check 'Validate a manifest and report every problem in it at once'
             cand gen-secret 'Print a new random signing key for session cookies'
+            cand gen-token 'Make an API token: printed once, with the manifest lines that hold its hash'
             cand hash-password 'Hash a password with argon2id for the manifest''s [auth.users]'
             cand cert 'Create TLS certificate and key files for `ftw serve`'
             cand totp-setup 'Make a TOTP secret so a user signs in with a code from an authenticator app'
@@ -58,6 +59,14 @@ set edit:completion:arg-completer[ftw] = {|@words|
         &'ftw;gen-secret'= {
             cand --bytes 'How many random bytes to generate (16 to 1024; ftw serve needs at least 32)'
             cand --base64 'Print base64 instead of hex'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'ftw;gen-token'= {
+            cand --name 'The token''s name in [auth.tokens]'
+            cand --user 'The user whose rights the token has'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
@@ -104,6 +113,7 @@ set edit:completion:arg-completer[ftw] = {|@words|
             cand serve 'Serve the tools of a manifest as authenticated web forms'
             cand check 'Validate a manifest and report every problem in it at once'
             cand gen-secret 'Print a new random signing key for session cookies'
+            cand gen-token 'Make an API token: printed once, with the manifest lines that hold its hash'
             cand hash-password 'Hash a password with argon2id for the manifest''s [auth.users]'
             cand cert 'Create TLS certificate and key files for `ftw serve`'
             cand totp-setup 'Make a TOTP secret so a user signs in with a code from an authenticator app'
@@ -116,6 +126,8 @@ set edit:completion:arg-completer[ftw] = {|@words|
         &'ftw;help;check'= {
         }
         &'ftw;help;gen-secret'= {
+        }
+        &'ftw;help;gen-token'= {
         }
         &'ftw;help;hash-password'= {
         }

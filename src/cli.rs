@@ -47,6 +47,18 @@ pub enum Command {
         #[arg(long)]
         base64: bool,
     },
+    /// Make an API token: printed once, with the manifest lines that hold its hash
+    ///
+    /// Scripts call the JSON API with `Authorization: Bearer TOKEN` and have the rights
+    /// of `--user`. The first line of output is the token alone.
+    GenToken {
+        /// The token's name in [auth.tokens]
+        #[arg(long, value_name = "NAME", default_value = "api")]
+        name: String,
+        /// The user whose rights the token has
+        #[arg(long, value_name = "USER")]
+        user: String,
+    },
     /// Hash a password with argon2id for the manifest's [auth.users]
     ///
     /// On a terminal it asks twice without echo; otherwise it reads one line from

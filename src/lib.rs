@@ -16,6 +16,7 @@ pub mod exec;
 pub mod form;
 mod logging;
 pub mod manifest;
+pub mod metrics;
 pub mod password;
 pub mod runs;
 pub mod server;

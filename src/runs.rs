@@ -26,6 +26,7 @@ use tokio::sync::{Semaphore, watch};
 
 use crate::audit::Audit;
 use crate::exec::{self, Ending, OutputSink, Plan, Stop};
+use crate::metrics::Metrics;
 
 pub const DEFAULT_MAX_RUNS: u16 = 16;
 pub const DEFAULT_KEEP_RUNS: u32 = 100;
@@ -413,6 +414,8 @@ pub struct NewRun {
 
 pub struct Runs {
     audit: Arc<Audit>,
+    metrics: Arc<Metrics>,
+    running: AtomicUsize,
     runs: Mutex<IndexMap<String, Arc<Run>>>,
     keep: usize,
     global: Arc<Semaphore>,
@@ -426,9 +429,17 @@ pub struct Runs {
 
 impl Runs {
     /// `root` must exist and be private to ftw (see `private_root`).
-    pub fn new(root: PathBuf, max_runs: usize, keep: usize, audit: Arc<Audit>) -> Runs {
+    pub fn new(
+        root: PathBuf,
+        max_runs: usize,
+        keep: usize,
+        audit: Arc<Audit>,
+        metrics: Arc<Metrics>,
+    ) -> Runs {
         Runs {
             audit,
+            metrics,
+            running: AtomicUsize::new(0),
             runs: Mutex::new(IndexMap::new()),
             keep,
             global: Arc::new(Semaphore::new(max_runs.max(1))),
@@ -473,6 +484,10 @@ impl Runs {
 
     pub fn queued(&self) -> usize {
         self.queued.load(Ordering::SeqCst)
+    }
+
+    pub fn running(&self) -> usize {
+        self.running.load(Ordering::SeqCst)
     }
 
     /// Accepts a run and starts it as soon as the caps allow.
@@ -542,9 +557,16 @@ impl Runs {
             return;
         };
         run.set_status(Status::Running);
+        self.running.fetch_add(1, Ordering::SeqCst);
         let ending = exec::execute(&plan, run.as_ref(), stop).await;
+        self.running.fetch_sub(1, Ordering::SeqCst);
         run.set_status(Status::from_ending(ending));
         let status = run.status();
+        self.metrics.run_finished(
+            &run.tool_id,
+            status.word(),
+            run.duration().map(|d| d.as_secs_f64()),
+        );
         let (kept, dropped) = {
             let out = run.output.lock().expect("output lock");
             (out.kept as u64, out.dropped)

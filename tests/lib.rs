@@ -2,6 +2,7 @@
 
 mod support;
 
+mod api;
 mod cert;
 mod check;
 mod diagnostics;

@@ -10,6 +10,7 @@ pub mod passwords;
 pub mod revoked;
 pub mod session;
 pub mod throttle;
+pub mod tokens;
 pub mod totp;
 
 /// Seconds since the Unix epoch.

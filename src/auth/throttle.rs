@@ -132,6 +132,39 @@ impl Throttle {
         }
     }
 
+    /// Like `check`, for attempts without a user name (API tokens): the address only.
+    pub fn check_address(&self, policy: &Policy, ip: IpAddr, now: Instant) -> Result<(), Duration> {
+        if policy.max_failures == 0 {
+            return Ok(());
+        }
+        match self
+            .addresses
+            .lock()
+            .expect("throttle lock")
+            .blocked(&address_key(ip), now)
+        {
+            Some(wait) => Err(wait),
+            None => Ok(()),
+        }
+    }
+
+    /// Like `fail`, for attempts without a user name: counts against the address only,
+    /// so bad tokens cannot lock anyone's account.
+    pub fn fail_address(&self, policy: &Policy, ip: IpAddr, now: Instant) -> Result<(), Duration> {
+        if policy.max_failures == 0 {
+            return Ok(());
+        }
+        match self.addresses.lock().expect("throttle lock").fail(
+            address_key(ip),
+            policy,
+            now,
+            self.capacity,
+        ) {
+            Some(wait) => Err(wait),
+            None => Ok(()),
+        }
+    }
+
     /// A successful sign-in clears that name's failures (not the address's: one good
     /// account must not buy an attacker more guesses at others).
     pub fn succeed(&self, user: &str) {

@@ -5,6 +5,7 @@ mod cert;
 mod check;
 mod docs;
 mod gen_secret;
+mod gen_token;
 mod hash_password;
 mod serve;
 mod totp_setup;
@@ -18,6 +19,7 @@ pub fn dispatch(command: Command) -> Result<()> {
         Command::Check { manifest } => check::run(&manifest),
         Command::GenSecret { bytes, base64 } => gen_secret::run(bytes.into(), base64),
         Command::HashPassword { verify } => hash_password::run(verify.as_deref()),
+        Command::GenToken { name, user } => gen_token::run(&name, &user),
         Command::Cert(args) => cert::run(args),
         Command::TotpSetup { user, issuer } => totp_setup::run(&user, &issuer),
         Command::Completions { shell } => docs::completions(shell),

@@ -43,6 +43,10 @@ pub struct Server {
     pub audit_log: Option<PathBuf>,
     /// Peers whose `X-Forwarded-*` headers (and trusted identity header) are believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `/metrics` answers these addresses ...
+    pub metrics_allow: Vec<ipnet::IpNet>,
+    /// ... and requests with this bearer token (its SHA-256). Neither set: no /metrics.
+    pub metrics_token: Option<[u8; 32]>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -70,6 +74,17 @@ pub struct Auth {
     pub trusted_header: Option<String>,
     /// ... and the comma-separated groups.
     pub trusted_groups_header: Option<String>,
+    /// API tokens (`Authorization: Bearer`), by name.
+    pub tokens: Vec<ApiToken>,
+}
+
+/// An API token: only its SHA-256 is known to ftw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    pub name: String,
+    pub hash: [u8; 32],
+    /// Whose rights the token has.
+    pub user: String,
 }
 
 /// Login throttling: `max_failures` failed sign-ins (or 2FA codes) within `window`

@@ -21,6 +21,8 @@ pub struct RawServer {
     pub tls_key: Option<Spanned<String>>,
     pub audit_log: Option<Spanned<String>>,
     pub trusted_proxies: Option<Vec<Spanned<String>>>,
+    pub metrics_allow: Option<Vec<Spanned<String>>>,
+    pub metrics_token: Option<Spanned<String>>,
 }
 
 /// `[auth]` without its `users` table, which is decoded entry by entry.
@@ -37,6 +39,16 @@ pub struct RawAuth {
     pub login_block_time: Option<Spanned<String>>,
     pub trusted_header: Option<Spanned<String>>,
     pub trusted_groups_header: Option<Spanned<String>>,
+    #[serde(default)]
+    pub tokens: IndexMap<Spanned<String>, RawToken>,
+}
+
+/// `[auth.tokens.NAME]`: an API token, stored as its hash.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawToken {
+    pub hash: Spanned<String>,
+    pub user: Spanned<String>,
 }
 
 /// A user written as a table: `alice = { password = "...", groups = ["ops"] }`.

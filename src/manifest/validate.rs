@@ -20,9 +20,9 @@ use super::diagnostic::{Diagnostics, Source, quoted, suggestion, tick};
 use super::raw::{RawArg, RawAuth, RawCommand, RawServer};
 use super::template::{Template, is_name};
 use super::{
-    Auth, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_UPLOAD, DEFAULT_SESSION_IDLE, DEFAULT_SESSION_TTL,
-    DEFAULT_THROTTLE, DEFAULT_TIMEOUT, Manifest, Principal, Server, Throttle, TlsFiles, Tool, User,
-    ZERO_CONFIG_USER, io_reason,
+    ApiToken, Auth, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_UPLOAD, DEFAULT_SESSION_IDLE,
+    DEFAULT_SESSION_TTL, DEFAULT_THROTTLE, DEFAULT_TIMEOUT, Manifest, Principal, Server, Throttle,
+    TlsFiles, Tool, User, ZERO_CONFIG_USER, io_reason,
 };
 use crate::password;
 
@@ -224,12 +224,9 @@ impl Checker<'_> {
         let mut trusted_proxies = Vec::new();
         for entry in raw.trusted_proxies.iter().flatten() {
             let text = entry.get_ref();
-            let net = text
-                .parse::<ipnet::IpNet>()
-                .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
-            match net {
-                Ok(net) => trusted_proxies.push(net),
-                Err(_) => self.error(
+            match parse_net(text) {
+                Some(net) => trusted_proxies.push(net),
+                None => self.error(
                     entry.span(),
                     format!(
                         "`trusted_proxies` entry {} is not an address or a network such as \"127.0.0.1\" or \"10.0.0.0/8\"",
@@ -238,7 +235,26 @@ impl Checker<'_> {
                 ),
             }
         }
+        let mut metrics_allow = Vec::new();
+        for entry in raw.metrics_allow.iter().flatten() {
+            match parse_net(entry.get_ref()) {
+                Some(net) => metrics_allow.push(net),
+                None => self.error(
+                    entry.span(),
+                    format!(
+                        "`metrics_allow` entry {} is not an address or a network such as \"127.0.0.1\" or \"10.0.0.0/8\"",
+                        quoted(entry.get_ref())
+                    ),
+                ),
+            }
+        }
+        let metrics_token = raw
+            .metrics_token
+            .as_ref()
+            .and_then(|t| self.token_hash(t, "metrics_token"));
         Server {
+            metrics_allow,
+            metrics_token,
             host: raw.host.map(Spanned::into_inner),
             port: raw.port.map(Spanned::into_inner),
             base_path,
@@ -336,7 +352,44 @@ impl Checker<'_> {
                 DEFAULT_THROTTLE.block,
             ),
         };
+        let mut tokens = Vec::new();
+        for (name, token) in &raw.tokens {
+            let valid_name = !name.get_ref().is_empty()
+                && name.get_ref().len() <= 64
+                && name
+                    .get_ref()
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !valid_name {
+                self.error(
+                    name.span(),
+                    format!(
+                        "token name {} may only use letters, digits, `-` and `_`",
+                        quoted(name.get_ref())
+                    ),
+                );
+            }
+            let user = token.user.get_ref();
+            if !declared.users.contains(user) && !declared.open {
+                let hint = suggestion(user, declared.users.iter().map(String::as_str), tick);
+                self.error(
+                    token.user.span(),
+                    format!(
+                        "token `{}` is for user `{user}`, who is not defined{hint}",
+                        name.get_ref()
+                    ),
+                );
+            }
+            if let Some(hash) = self.token_hash(&token.hash, "hash") {
+                tokens.push(ApiToken {
+                    name: name.get_ref().clone(),
+                    hash,
+                    user: user.clone(),
+                });
+            }
+        }
         let auth = Auth {
+            tokens,
             users_file: raw.users_file.as_ref().map(|f| self.path(f.get_ref())),
             secret_key_file,
             session_ttl,
@@ -348,6 +401,33 @@ impl Checker<'_> {
             trusted_groups_header,
         };
         (auth, declared)
+    }
+
+    /// `sha256:` and 64 hex digits, as `ftw gen-token` prints; a bare token is refused.
+    fn token_hash(&mut self, value: &Spanned<String>, key: &str) -> Option<[u8; 32]> {
+        let text = value.get_ref();
+        let hex = text.strip_prefix("sha256:");
+        let bytes = hex.filter(|h| h.len() == 64).and_then(|h| {
+            (0..32)
+                .map(|i| u8::from_str_radix(&h[i * 2..i * 2 + 2], 16).ok())
+                .collect::<Option<Vec<u8>>>()
+        });
+        match bytes {
+            Some(b) => b.try_into().ok(),
+            None => {
+                let why = if text.starts_with("ftw_") {
+                    "is a token itself; store only its hash"
+                } else {
+                    "must be \"sha256:\" and 64 hex digits"
+                };
+                self.error_help(
+                    value.span(),
+                    format!("`{key}` {why}"),
+                    "run `ftw gen-token` and paste the line it prints".into(),
+                );
+                None
+            }
+        }
     }
 
     fn users_file(&mut self, file: &Spanned<String>) -> Vec<RawUserEntry> {
@@ -1221,6 +1301,15 @@ impl Checker<'_> {
             }
         }
     }
+}
+
+/// An address ("127.0.0.1", "::1") or a network ("10.0.0.0/8").
+fn parse_net(text: &str) -> Option<ipnet::IpNet> {
+    text.parse::<ipnet::IpNet>().ok().or_else(|| {
+        text.parse::<std::net::IpAddr>()
+            .ok()
+            .map(ipnet::IpNet::from)
+    })
 }
 
 fn normalise_base_path(text: &str) -> Result<String, String> {

@@ -67,11 +67,13 @@ pub async fn serve(config: Config) -> Result<()> {
     let root = crate::runs::private_root()
         .map_err(|e| Error::runtime(format!("cannot make a private folder for runs: {e}")))?;
     let audit = Arc::new(Audit::open(config.audit_log.as_deref()).map_err(Error::runtime)?);
+    let metrics = Arc::new(crate::metrics::Metrics::default());
     let runs = Arc::new(Runs::new(
         root,
         config.max_runs,
         config.keep_runs,
         Arc::clone(&audit),
+        Arc::clone(&metrics),
     ));
     let verifier = Verifier::for_this_machine();
     verifier.match_cost(
@@ -82,7 +84,13 @@ pub async fn serve(config: Config) -> Result<()> {
             .values()
             .map(|u| u.password_hash.as_str()),
     );
-    let state = Arc::new(State::new(config, verifier, Arc::clone(&runs), audit));
+    let state = Arc::new(State::new(
+        config,
+        verifier,
+        Arc::clone(&runs),
+        audit,
+        metrics,
+    ));
     tokio::spawn(super::reload::watch(Arc::clone(&state), hangups));
     let service = warp::service(routes::routes(state));
     let graceful = GracefulShutdown::new();

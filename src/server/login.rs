@@ -167,6 +167,7 @@ pub async fn submit(state: Arc<State>, ctx: Ctx, fields: Fields) -> Result<Respo
             "throttled",
             json!({ "user": username, "client": audit::client(ctx.client), "retry_after": wait.as_secs() }),
         );
+        state.metrics.sign_in("throttled");
         let page = login_page(
             &state,
             StatusCode::OK,
@@ -185,6 +186,7 @@ pub async fn submit(state: Arc<State>, ctx: Ctx, fields: Fields) -> Result<Respo
         .await
         .map_err(|_| Problem::Busy)?;
     let Some(user) = user.filter(|_| ok) else {
+        state.metrics.sign_in("failure");
         state.audit.record(
             "sign-in-failed",
             json!({ "user": username, "client": audit::client(ctx.client), "known_user": user.is_some() }),
@@ -240,6 +242,7 @@ fn start_session(state: &State, ctx: &Ctx, user: &User, next: &str, method: &str
         state.revoked.revoke(&old.session, expires, auth::now());
     }
     state.throttle.succeed(&user.name);
+    state.metrics.sign_in("success");
     state.audit.record(
         "sign-in",
         json!({ "user": user.name, "client": audit::client(ctx.client), "method": method }),

@@ -2,12 +2,15 @@
 //! warp filter tree; `listen` accepts connections (plain or TLS through hyper-util, since
 //! warp 0.4 has no TLS of its own) and shuts down gracefully.
 
+mod api;
 mod assets;
 mod body;
 pub mod context;
 mod identity;
+mod launch;
 mod listen;
 mod login;
+mod openapi;
 mod pages;
 mod problem;
 pub mod reload;
@@ -29,6 +32,7 @@ use crate::auth::totp::Replays;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
+use crate::metrics::Metrics;
 use crate::runs::Runs;
 
 /// Everything the handlers share, built once at start-up.
@@ -41,6 +45,7 @@ pub struct State {
     pub throttle: Throttle,
     pub replays: Replays,
     pub audit: Arc<Audit>,
+    pub metrics: Arc<Metrics>,
     pub runs: Arc<Runs>,
     /// ftw itself serves TLS (HSTS; cookies are `Secure` and `__Host-`).
     pub tls: bool,
@@ -56,7 +61,13 @@ pub const SECOND_FACTOR_COOKIE: &str = "ftw_2fa";
 pub const SECOND_FACTOR_COOKIE_SECURE: &str = "__Host-ftw_2fa";
 
 impl State {
-    pub fn new(config: Config, verifier: Verifier, runs: Arc<Runs>, audit: Arc<Audit>) -> State {
+    pub fn new(
+        config: Config,
+        verifier: Verifier,
+        runs: Arc<Runs>,
+        audit: Arc<Audit>,
+        metrics: Arc<Metrics>,
+    ) -> State {
         let manifest = config.manifest.clone();
         State {
             sessions: Codec::new(config.keys.session),
@@ -65,6 +76,7 @@ impl State {
             throttle: Throttle::new(throttle::DEFAULT_CAPACITY),
             replays: Replays::default(),
             audit,
+            metrics,
             runs,
             tls: config.tls.is_some(),
             base: crate::auth::next::home(&config.base_path),

@@ -40,6 +40,16 @@ pub enum Problem {
     ShuttingDown,
     /// Something on the server failed; the message goes to the log, not the client.
     Internal(String),
+    /// API: no valid session or bearer token.
+    Unauthorized,
+    /// Known, but not for this caller (/metrics from elsewhere).
+    Forbidden,
+    /// API: too many failed attempts from this address; retry after this long.
+    Throttled(std::time::Duration),
+    /// API: the body is not the JSON the route takes.
+    BadJson,
+    /// API: the arguments did not pass their checks; messages by field.
+    Invalid(crate::form::Errors),
 }
 
 impl warp::reject::Reject for Problem {}
@@ -86,13 +96,49 @@ pub fn page(state: &State, rejection: &Rejection) -> Response {
     r
 }
 
-/// The response for a rejection under `/api/`: JSON `{"error": ...}` with the status.
+/// The response for a rejection under `/api/`: JSON `{"error": ...}` with the status,
+/// `fields` for invalid arguments, `Retry-After` when throttled.
 pub fn api(rejection: &Rejection) -> Response {
     let (status, message) = match classify(rejection) {
-        Classified::Redirect(_) => (StatusCode::UNAUTHORIZED, "sign in or send a bearer token"),
+        Classified::Redirect(_) => (
+            StatusCode::UNAUTHORIZED,
+            "sign in, or send Authorization: Bearer TOKEN",
+        ),
         Classified::Status(status, _, message) => (status, message),
     };
-    respond::json(status, &serde_json::json!({ "error": message }))
+    let mut body = serde_json::json!({ "error": message });
+    match rejection.find::<Problem>() {
+        Some(Problem::Invalid(errors)) => {
+            // Problems with the request as a whole (undeclared fields) go under "_form".
+            let fields: serde_json::Map<String, serde_json::Value> = errors
+                .iter()
+                .map(|(k, v)| {
+                    let key = if k.is_empty() { "_form" } else { k.as_str() };
+                    (key.to_string(), serde_json::json!(v))
+                })
+                .collect();
+            body["fields"] = serde_json::Value::Object(fields);
+        }
+        Some(Problem::Unauthorized) => {}
+        _ => {}
+    }
+    let mut r = respond::json(status, &body);
+    match rejection.find::<Problem>() {
+        Some(Problem::Throttled(wait)) => {
+            r.headers_mut()
+                .insert(RETRY_AFTER, http::HeaderValue::from(wait.as_secs().max(1)));
+        }
+        Some(Problem::QueueFull) => {
+            r.headers_mut()
+                .insert(RETRY_AFTER, http::HeaderValue::from_static("5"));
+        }
+        _ => {}
+    }
+    if status == StatusCode::UNAUTHORIZED {
+        r.headers_mut()
+            .insert("www-authenticate", http::HeaderValue::from_static("Bearer"));
+    }
+    r
 }
 
 enum Classified {
@@ -153,6 +199,27 @@ fn classify(rejection: &Rejection) -> Classified {
                 tracing::error!("internal error: {why}");
                 internal()
             }
+            Problem::Unauthorized => Classified::Redirect(String::new()),
+            Problem::Forbidden => Status(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                "This address is not allowed to read this.",
+            ),
+            Problem::Throttled(_) => Status(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many attempts",
+                "Too many failed attempts from this address; try again later.",
+            ),
+            Problem::BadJson => Status(
+                StatusCode::BAD_REQUEST,
+                "Bad request",
+                "The body must be JSON: {\"args\": {\"name\": value}}.",
+            ),
+            Problem::Invalid(_) => Status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Invalid arguments",
+                "Some arguments did not pass their checks.",
+            ),
         };
     }
     if rejection.is_not_found() {

@@ -17,7 +17,7 @@ use super::login;
 use super::pages;
 use super::problem::{self, Problem};
 use super::respond::{secure_headers, text};
-use super::{run_pages, tools};
+use super::{api, run_pages, tools};
 
 use super::tools::FORM_LIMIT;
 
@@ -161,13 +161,69 @@ pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
         .unify()
         .boxed();
 
-    // Everything under /api/ answers in JSON, errors included. The API itself comes
-    // later; until then every /api/ path is a JSON 404.
-    let api_routes = warp::path::tail()
-        .and_then(|_| async { Err::<Response, Rejection>(Problem::NotFound.into()) })
+    // Everything under /api/ answers in JSON, errors included.
+    let api_tools = warp::path!("tools")
+        .and(warp::get())
+        .and(st.clone())
+        .and(ctx.clone())
+        .and_then(api::tools);
+    let api_openapi = warp::path!("openapi.json")
+        .and(warp::get())
+        .and(st.clone())
+        .and(ctx.clone())
+        .and_then(api::openapi);
+    let api_create = warp::path!("tools" / String / "runs")
+        .and(warp::post())
+        .and(st.clone())
+        .and(ctx.clone())
+        .and(warp::query::<HashMap<String, String>>())
+        .and(warp::body::stream())
+        .and_then(api::create);
+    let api_run = warp::path!("runs" / String)
+        .and(warp::get())
+        .and(st.clone())
+        .and(ctx.clone())
+        .and_then(api::get);
+    let api_events = warp::path!("runs" / String / "events")
+        .and(warp::get())
+        .and(st.clone())
+        .and(ctx.clone())
+        .and_then(api::events);
+    let api_cancel = warp::path!("runs" / String / "cancel")
+        .and(warp::post())
+        .and(st.clone())
+        .and(ctx.clone())
+        .and_then(api::cancel);
+    // warp's own not-found: when combined with a handler's rejection it gives way, so
+    // a route that matched keeps its answer (401, 422, ...).
+    let api_not_found = warp::path::tail()
+        .and_then(|_| async { Err::<Response, Rejection>(warp::reject::not_found()) });
+    let api_routes = api_tools
+        .or(api_openapi)
+        .unify()
+        .or(api_create)
+        .unify()
+        .boxed()
+        .or(api_run
+            .or(api_events)
+            .unify()
+            .or(api_cancel)
+            .unify()
+            .boxed())
+        .unify()
+        .or(api_not_found)
+        .unify()
         .recover(|r: Rejection| async move { Ok::<_, std::convert::Infallible>(problem::api(&r)) })
-        .unify();
+        .unify()
+        .boxed();
     let api = warp::path("api").and(api_routes);
+
+    let metrics = warp::path!("metrics")
+        .and(warp::get())
+        .and(st.clone())
+        .and(ctx.clone())
+        .and_then(super::pages::metrics);
+    let pages = pages.or(metrics).unify().boxed();
 
     base_prefix(&state.config.base_path)
         .and(api.or(pages).unify())

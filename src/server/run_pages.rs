@@ -32,7 +32,7 @@ use crate::runs::{OutputFile, Run, Status};
 pub const PAGE_TAIL: usize = 256 * 1024;
 
 /// The run, if this user may see it.
-fn visible(state: &State, authed: &Authed, id: &str) -> Result<Arc<Run>, Rejection> {
+pub fn visible(state: &State, authed: &Authed, id: &str) -> Result<Arc<Run>, Rejection> {
     let run = state.runs.get(id).ok_or(Problem::NotFound)?;
     if may_see(state, authed, &run) {
         Ok(run)
@@ -171,30 +171,62 @@ enum Phase {
     Done,
 }
 
+/// How output travels in an event stream.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Escaped HTML with colour classes, for the run page; starts at the page's tail.
+    Html,
+    /// The text itself (UTF-8, invalid bytes replaced), for API clients; starts at 0.
+    Text,
+}
+
 struct Viewer {
     run: Arc<Run>,
     changes: tokio::sync::watch::Receiver<u64>,
     offset: usize,
+    format: Format,
     ansi: AnsiHtml,
+    /// Bytes of a UTF-8 character split across chunks (text format).
+    carry: Vec<u8>,
     status: &'static str,
     phase: Phase,
     base: String,
 }
 
-/// GET /runs/{id}/events: `snapshot` (everything so far, as HTML), then `output` chunks
-/// and `status` changes as they happen, then one `end` event with the exit code. A
-/// browser that reconnects gets a new snapshot, so it never misses or repeats output.
-pub async fn events(id: String, state: Arc<State>, ctx: Ctx) -> Result<Response, Rejection> {
-    let authed = require(&state, &ctx, &format!("{}runs/{id}", state.base))?;
-    let run = visible(&state, &authed, &id)?;
+impl Viewer {
+    fn render(&mut self, bytes: &[u8]) -> String {
+        match self.format {
+            Format::Html => self.ansi.push(bytes),
+            Format::Text => {
+                self.carry.extend_from_slice(bytes);
+                let valid = match std::str::from_utf8(&self.carry) {
+                    Ok(_) => self.carry.len(),
+                    // Keep an incomplete last character for the next chunk.
+                    Err(e) if e.error_len().is_none() => e.valid_up_to(),
+                    Err(_) => self.carry.len(),
+                };
+                let rest = self.carry.split_off(valid);
+                let text = String::from_utf8_lossy(&self.carry).into_owned();
+                self.carry = rest;
+                text
+            }
+        }
+    }
+}
+
+/// An event stream of a run: `snapshot` (the output so far), then `output` chunks and
+/// `status` changes as they happen, then one `end` event (JSON with the exit code).
+pub fn event_stream(run: Arc<Run>, base: String, format: Format) -> Response {
     let viewer = Viewer {
         changes: run.watch(),
         run,
         offset: 0,
+        format,
         ansi: AnsiHtml::new(),
+        carry: Vec::new(),
         status: "",
         phase: Phase::Start,
-        base: state.base.clone(),
+        base,
     };
     let events = stream::unfold(viewer, |mut v| async move {
         let event = next_event(&mut v).await?;
@@ -204,6 +236,16 @@ pub async fn events(id: String, state: Arc<State>, ctx: Ctx) -> Result<Response,
     let mut r = warp::sse::reply(keep_alive.stream(events)).into_response();
     r.headers_mut()
         .insert("x-accel-buffering", HeaderValue::from_static("no"));
+    r
+}
+
+/// GET /runs/{id}/events: `snapshot` (everything so far, as HTML), then `output` chunks
+/// and `status` changes as they happen, then one `end` event with the exit code. A
+/// browser that reconnects gets a new snapshot, so it never misses or repeats output.
+pub async fn events(id: String, state: Arc<State>, ctx: Ctx) -> Result<Response, Rejection> {
+    let authed = require(&state, &ctx, &format!("{}runs/{id}", state.base))?;
+    let run = visible(&state, &authed, &id)?;
+    let r = event_stream(run, state.base.clone(), Format::Html);
     Ok(authed.finish(r))
 }
 
@@ -213,13 +255,17 @@ async fn next_event(v: &mut Viewer) -> Option<Event> {
             Phase::Done => return None,
             Phase::Start => {
                 v.phase = Phase::Live;
-                let (bytes, _) = v.run.output_since(v.run.tail_start(PAGE_TAIL));
-                v.offset = v.run.tail_start(PAGE_TAIL) + bytes.len();
+                let start = match v.format {
+                    Format::Html => v.run.tail_start(PAGE_TAIL),
+                    Format::Text => 0,
+                };
+                let (bytes, _) = v.run.output_since(start);
+                v.offset = start + bytes.len();
                 v.status = v.run.status().word();
                 return Some(
                     Event::default()
                         .event("snapshot")
-                        .data(v.ansi.push(&bytes))
+                        .data(v.render(&bytes))
                         .id(v.offset.to_string()),
                 );
             }
@@ -230,7 +276,7 @@ async fn next_event(v: &mut Viewer) -> Option<Event> {
                     return Some(
                         Event::default()
                             .event("output")
-                            .data(v.ansi.push(&bytes))
+                            .data(v.render(&bytes))
                             .id(v.offset.to_string()),
                     );
                 }

@@ -139,13 +139,15 @@ impl App {
         let root = dir.path().join("runs");
         std::fs::create_dir(&root).unwrap();
         let audit = Arc::new(ftw::audit::Audit::open(config.audit_log.as_deref()).unwrap());
+        let metrics = Arc::new(ftw::metrics::Metrics::default());
         let runs = Arc::new(Runs::new(
             root,
             config.max_runs,
             config.keep_runs,
             Arc::clone(&audit),
+            Arc::clone(&metrics),
         ));
-        let state = Arc::new(State::new(config, Verifier::new(2), runs, audit));
+        let state = Arc::new(State::new(config, Verifier::new(2), runs, audit, metrics));
         App {
             routes: ftw::server::routes::routes(Arc::clone(&state)),
             state,

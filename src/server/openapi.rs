@@ -1,0 +1,216 @@
+//! The OpenAPI 3.1 description of the JSON API, built for the caller: one path per tool
+//! they may run, with that tool's argument schema, beside the generic run routes.
+
+use serde_json::{Value as Json, json};
+
+use super::State;
+use super::api::args_schema;
+use crate::manifest::Tool;
+
+pub fn document(state: &State, title: &str, tools: &[&Tool]) -> Json {
+    let error = json!({ "$ref": "#/components/schemas/Error" });
+    let json_response = |description: &str, schema: Json| json!({ "description": description, "content": { "application/json": { "schema": schema } } });
+    let mut paths = serde_json::Map::new();
+    paths.insert(
+        "/api/tools".into(),
+        json!({ "get": {
+            "summary": "The tools the caller may run",
+            "operationId": "listTools",
+            "responses": {
+                "200": json_response("Tools", json!({
+                    "type": "object",
+                    "properties": { "tools": { "type": "array", "items": { "$ref": "#/components/schemas/Tool" } } },
+                    "required": ["tools"]
+                })),
+                "401": json_response("Not signed in", error.clone()),
+            }
+        }}),
+    );
+    let mut schemas = serde_json::Map::new();
+    for tool in tools {
+        let args_name = format!("{}Args", schema_name(&tool.id));
+        schemas.insert(args_name.clone(), args_schema(tool));
+        paths.insert(
+            format!("/api/tools/{}/runs", tool.id),
+            json!({ "post": {
+                "summary": format!("Run {}", tool.title),
+                "description": tool.description,
+                "operationId": format!("run_{}", schema_name(&tool.id)),
+                "parameters": [{
+                    "name": "wait", "in": "query", "required": false,
+                    "description": "Wait for the run to end (at most the tool's timeout) and return it whole.",
+                    "schema": { "type": "boolean" }
+                }],
+                "requestBody": {
+                    "required": false,
+                    "content": {
+                        "application/json": { "schema": {
+                            "type": "object",
+                            "properties": { "args": { "$ref": format!("#/components/schemas/{args_name}") } },
+                            "additionalProperties": false
+                        }},
+                        "multipart/form-data": { "schema": { "$ref": format!("#/components/schemas/{args_name}") } }
+                    }
+                },
+                "responses": {
+                    "201": json_response("Started (or, with wait, finished)", json!({
+                        "oneOf": [
+                            { "$ref": "#/components/schemas/RunStarted" },
+                            { "$ref": "#/components/schemas/Run" }
+                        ]
+                    })),
+                    "401": json_response("Not signed in", error.clone()),
+                    "403": json_response("CSRF token missing or cross-site request", error.clone()),
+                    "404": json_response("No such tool for this caller", error.clone()),
+                    "413": json_response("Body too large", error.clone()),
+                    "422": json_response("Invalid arguments", json!({ "$ref": "#/components/schemas/ValidationError" })),
+                    "429": json_response("Queue full or too many failed attempts", error.clone()),
+                }
+            }}),
+        );
+    }
+    let run_id =
+        json!([{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }]);
+    paths.insert(
+        "/api/runs/{id}".into(),
+        json!({ "get": {
+            "summary": "A run: status, exit code, output, files",
+            "operationId": "getRun",
+            "parameters": run_id,
+            "responses": {
+                "200": json_response("The run", json!({ "$ref": "#/components/schemas/Run" })),
+                "404": json_response("No such run for this caller", error.clone()),
+            }
+        }}),
+    );
+    paths.insert(
+        "/api/runs/{id}/events".into(),
+        json!({ "get": {
+            "summary": "Server-Sent Events: snapshot, output and status events, then end",
+            "operationId": "runEvents",
+            "parameters": run_id,
+            "responses": {
+                "200": { "description": "An event stream", "content": { "text/event-stream": { "schema": { "type": "string" } } } },
+                "404": json_response("No such run for this caller", error.clone()),
+            }
+        }}),
+    );
+    paths.insert(
+        "/api/runs/{id}/cancel".into(),
+        json!({ "post": {
+            "summary": "Stop a run (SIGTERM to its process group, SIGKILL after 5 s)",
+            "operationId": "cancelRun",
+            "parameters": run_id,
+            "responses": {
+                "202": json_response("Asked to stop", json!({
+                    "type": "object",
+                    "properties": { "id": { "type": "string" }, "status": { "type": "string" } },
+                    "required": ["id", "status"]
+                })),
+                "404": json_response("No such run for this caller", error),
+            }
+        }}),
+    );
+    schemas.insert(
+        "Error".into(),
+        json!({
+            "type": "object", "properties": { "error": { "type": "string" } }, "required": ["error"]
+        }),
+    );
+    schemas.insert(
+        "ValidationError".into(),
+        json!({
+            "type": "object",
+            "properties": {
+                "error": { "type": "string" },
+                "fields": { "type": "object", "additionalProperties": { "type": "string" } }
+            },
+            "required": ["error", "fields"]
+        }),
+    );
+    schemas.insert(
+        "Tool".into(),
+        json!({
+            "type": "object",
+            "properties": {
+                "id": { "type": "string" },
+                "title": { "type": "string" },
+                "description": { "type": ["string", "null"] },
+                "group": { "type": ["string", "null"] },
+                "runs": { "type": "string" },
+                "args": { "type": "object" }
+            },
+            "required": ["id", "title", "runs", "args"]
+        }),
+    );
+    schemas.insert(
+        "RunStarted".into(),
+        json!({
+            "type": "object",
+            "properties": {
+                "id": { "type": "string" },
+                "status": { "type": "string" },
+                "url": { "type": "string" },
+                "page": { "type": "string" }
+            },
+            "required": ["id", "status", "url"],
+            "additionalProperties": false
+        }),
+    );
+    schemas.insert("Run".into(), json!({
+        "type": "object",
+        "properties": {
+            "id": { "type": "string" },
+            "tool": { "type": "string" },
+            "user": { "type": "string" },
+            "status": { "enum": ["queued", "running", "succeeded", "failed", "killed", "timed-out", "cancelled", "error"] },
+            "exit_code": { "type": ["integer", "null"], "description": "0 included; null until the program exits, or when killed" },
+            "signal": { "type": ["integer", "null"] },
+            "error": { "type": ["string", "null"] },
+            "started": { "type": "string", "format": "date-time" },
+            "duration_ms": { "type": ["integer", "null"], "minimum": 0 },
+            "output": { "type": "string" },
+            "output_cut": { "type": "boolean" },
+            "files": { "type": "array", "items": {
+                "type": "object",
+                "properties": { "name": { "type": "string" }, "size": { "type": "integer" }, "url": { "type": "string" } },
+                "required": ["name", "size", "url"]
+            }},
+            "url": { "type": "string" },
+            "page": { "type": "string" }
+        },
+        "required": ["id", "tool", "user", "status", "exit_code", "signal", "started", "duration_ms", "files", "url"],
+        "additionalProperties": false
+    }));
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": format!("{title} (ftw)"),
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Run the tools of this ftw server. Authenticate with `Authorization: Bearer TOKEN` (from `ftw gen-token`), or with the session cookie and `X-CSRF-Token` on POSTs."
+        },
+        "servers": [{ "url": state.config.base_path }],
+        "security": [{ "bearer": [] }, { "session": [] }],
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "bearer": { "type": "http", "scheme": "bearer" },
+                "session": { "type": "apiKey", "in": "cookie", "name": "ftw_session" }
+            }
+        }
+    })
+}
+
+/// A tool id as a schema name: `disk-usage` -> `DiskUsage`.
+fn schema_name(id: &str) -> String {
+    id.split(['-', '_'])
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let mut c = p.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}

@@ -1,0 +1,526 @@
+//! The JSON API end to end, in-process with real runs: a bearer token and a session
+//! cookie with `X-CSRF-Token`; list, run, wait, stream, cancel; 401/403/404/422/429;
+//! the OpenAPI description checked against real responses; `/metrics`.
+
+use serde_json::{Value, json};
+
+use crate::support::app::{App, Browser, Reply};
+use crate::support::{HASH_A, HASH_B};
+
+const ALICE_PW: &str = "hunter2-but-longer";
+
+struct Api {
+    app: App,
+    token: String,
+    bob_token: String,
+}
+
+fn api(extra: &str) -> Api {
+    let (token, hash) = ftw::auth::tokens::generate();
+    let (bob_token, bob_hash) = ftw::auth::tokens::generate();
+    let manifest = format!(
+        r#"
+[server]
+metrics_allow = ["127.0.0.1"]
+
+[auth.users]
+alice = {{ password = "{HASH_A}", groups = ["ops"] }}
+bob = "{HASH_B}"
+
+[auth.tokens.ci]
+hash = "{}"
+user = "alice"
+
+[auth.tokens.bobs]
+hash = "{}"
+user = "bob"
+
+[tools.greet]
+title = "Greet"
+command = ["/bin/sh", "-c", "echo \"hello $1\"; [ -n \"$2\" ] && echo loud; exit 0", "sh", "{{name}}", "{{loud}}"]
+[tools.greet.args.name]
+type = "text"
+max_length = 10
+[tools.greet.args.loud]
+type = "bool"
+flag = "yes"
+default = true
+
+[tools.fail]
+command = ["/bin/sh", "-c", "echo failing >&2; exit 3"]
+
+[tools.slow]
+command = ["/bin/sleep", "30"]
+
+[tools.ops]
+command = ["/bin/echo", "ops"]
+allow = ["@ops"]
+
+[tools.count]
+command = ["/bin/sh", "-c", "wc -c < \"$FTW_ARG_DOC\""]
+[tools.count.args.doc]
+type = "file"
+{extra}
+"#,
+        ftw::auth::tokens::manifest_form(&hash),
+        ftw::auth::tokens::manifest_form(&bob_hash),
+    );
+    Api {
+        app: App::new(&manifest),
+        token,
+        bob_token,
+    }
+}
+
+impl Api {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (Reply, Value) {
+        let mut req = warp::test::request().method(method).path(path);
+        if let Some(body) = body {
+            req = req.json(&body);
+        } else if method == "POST" {
+            req = req.header("content-length", "0");
+        }
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let reply = self.app.send(req).await;
+        let json = serde_json::from_str(&reply.body).unwrap_or(Value::Null);
+        (reply, json)
+    }
+
+    async fn run(&self, tool: &str, args: Value, wait: bool) -> (Reply, Value) {
+        let path = format!(
+            "/api/tools/{tool}/runs{}",
+            if wait { "?wait=true" } else { "" }
+        );
+        self.call(
+            "POST",
+            &path,
+            Some(&self.token),
+            Some(json!({ "args": args })),
+        )
+        .await
+    }
+}
+
+#[tokio::test]
+async fn a_token_lists_runs_waits_and_reads() {
+    let api = api("");
+    let (r, tools) = api.call("GET", "/api/tools", Some(&api.token), None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), "application/json; charset=utf-8");
+    let ids: Vec<&str> = tools["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["greet", "fail", "slow", "ops", "count"]);
+    let greet = &tools["tools"][0];
+    assert_eq!(greet["args"]["properties"]["name"]["maxLength"], 10);
+    assert_eq!(greet["args"]["required"], json!(["name"]));
+
+    let (r, run) = api.run("greet", json!({ "name": "Ada" }), true).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(run["status"], "succeeded");
+    assert_eq!(run["exit_code"], 0, "exit_code 0 is present, not left out");
+    assert!(run.as_object().unwrap().contains_key("exit_code"));
+    assert_eq!(
+        run["output"], "hello Ada\nloud\n",
+        "the bool took its default"
+    );
+
+    let (r, failed) = api.run("fail", json!({}), true).await;
+    assert_eq!(r.status, 201);
+    assert_eq!(
+        (failed["status"].as_str(), failed["exit_code"].as_i64()),
+        (Some("failed"), Some(3))
+    );
+    let (_, again) = api
+        .call(
+            "GET",
+            &format!("/api/runs/{}", failed["id"].as_str().unwrap()),
+            Some(&api.token),
+            None,
+        )
+        .await;
+    assert_eq!(again["exit_code"], 3);
+    assert_eq!(again["output"], "failing\n");
+}
+
+#[tokio::test]
+async fn starting_without_wait_returns_at_once_and_the_stream_ends_with_the_code() {
+    let api = api("");
+    let (r, started) = api
+        .run("greet", json!({ "name": "Bo", "loud": false }), false)
+        .await;
+    assert_eq!(r.status, 201);
+    let id = started["id"].as_str().unwrap().to_string();
+    assert_eq!(started["url"], format!("/api/runs/{id}"));
+    api.app.finished(&id).await;
+    let (events, _) = api
+        .call(
+            "GET",
+            &format!("/api/runs/{id}/events"),
+            Some(&api.token),
+            None,
+        )
+        .await;
+    assert_eq!(events.status, 200);
+    assert!(
+        events.body.contains("data:hello Bo"),
+        "text, not HTML: {}",
+        events.body
+    );
+    let end = events
+        .body
+        .split("\n\n")
+        .find(|e| e.starts_with("event:end"))
+        .unwrap();
+    let end: Value = serde_json::from_str(end.trim_start_matches("event:end\ndata:")).unwrap();
+    assert_eq!(end["exit_code"], 0);
+}
+
+#[tokio::test]
+async fn cancel_through_the_api() {
+    let api = api("");
+    let (_, started) = api.run("slow", json!({}), false).await;
+    let id = started["id"].as_str().unwrap().to_string();
+    let (running, run) = api
+        .call("GET", &format!("/api/runs/{id}"), Some(&api.token), None)
+        .await;
+    assert_eq!(running.status, 200);
+    assert!(run["exit_code"].is_null(), "null while running");
+    let (r, body) = api
+        .call(
+            "POST",
+            &format!("/api/runs/{id}/cancel"),
+            Some(&api.token),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(body["id"], id.as_str());
+    let run = api.app.finished(&id).await;
+    assert_eq!(run.status(), ftw::runs::Status::Cancelled);
+}
+
+#[tokio::test]
+async fn invalid_arguments_are_422_with_a_message_per_field() {
+    let api = api("");
+    let (r, body) = api
+        .run(
+            "greet",
+            json!({ "name": "far too long a name", "extra": 1 }),
+            false,
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert_eq!(body["fields"]["name"], "must be at most 10 characters long");
+    assert!(body["fields"]["_form"].as_str().unwrap().contains("extra"));
+    let (r, body) = api.run("greet", json!({}), false).await;
+    assert_eq!(
+        (r.status, body["fields"]["name"].as_str()),
+        (422, Some("is required"))
+    );
+    let (r, body) = api
+        .call(
+            "POST",
+            "/api/tools/greet/runs",
+            Some(&api.token),
+            Some(json!({ "args": [1] })),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{body}");
+    assert!(api.app.state.runs.list().is_empty());
+}
+
+#[tokio::test]
+async fn who_may_do_what() {
+    let api = api("");
+    let (r, body) = api.call("GET", "/api/tools", None, None).await;
+    assert_eq!((r.status, r.header("www-authenticate")), (401, "Bearer"));
+    assert!(body["error"].is_string());
+    // bob may not run @ops tools, nor see alice's runs.
+    let (r, _) = api
+        .call(
+            "POST",
+            "/api/tools/ops/runs",
+            Some(&api.bob_token),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    let (_, started) = api.run("greet", json!({ "name": "x" }), true).await;
+    let id = started["id"].as_str().unwrap();
+    for (method, path) in [
+        ("GET", format!("/api/runs/{id}")),
+        ("GET", format!("/api/runs/{id}/events")),
+        ("POST", format!("/api/runs/{id}/cancel")),
+    ] {
+        let (r, _) = api.call(method, &path, Some(&api.bob_token), None).await;
+        assert_eq!(r.status, 404, "{method} {path}");
+    }
+    let (r, _) = api
+        .call("GET", "/api/runs/nonexistent", Some(&api.token), None)
+        .await;
+    assert_eq!(r.status, 404);
+}
+
+#[tokio::test]
+async fn bad_tokens_are_401_then_throttled() {
+    let api = api("");
+    for _ in 0..5 {
+        let (r, _) = api
+            .call("GET", "/api/tools", Some("ftw_not-a-token"), None)
+            .await;
+        assert_eq!(r.status, 401);
+    }
+    let (r, body) = api.call("GET", "/api/tools", Some(&api.token), None).await;
+    assert_eq!(
+        r.status, 429,
+        "the address is blocked, even with a good token: {body}"
+    );
+    assert!(!r.header("retry-after").is_empty());
+    // The user behind the token is not locked out elsewhere.
+    let mut b = api.app.browser();
+    b.peer = "10.9.9.9:1".parse().unwrap();
+    assert_eq!(b.login("alice", ALICE_PW).await.status, 303);
+}
+
+#[tokio::test]
+async fn a_session_needs_the_csrf_header_for_writes() {
+    let api = api("");
+    let mut b = api.app.browser();
+    b.login("alice", ALICE_PW).await;
+    let csrf = b.get("/").await.csrf();
+    let body = serde_json::to_vec(&json!({ "args": { "name": "Se" } })).unwrap();
+    let post = |b: &Browser<'_>, headers: Vec<(&'static str, String)>| {
+        let mut req = warp::test::request()
+            .method("POST")
+            .path("/api/tools/greet/runs?wait=true")
+            .header("content-type", "application/json")
+            .header("content-length", body.len().to_string())
+            .header(
+                "cookie",
+                b.cookies
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+            .body(body.clone());
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        req
+    };
+    let r = api.app.send(post(&b, vec![])).await;
+    assert_eq!(r.status, 403, "no X-CSRF-Token");
+    let r = api
+        .app
+        .send(post(
+            &b,
+            vec![
+                ("x-csrf-token", csrf.clone()),
+                ("origin", "https://evil.example".into()),
+            ],
+        ))
+        .await;
+    assert_eq!(r.status, 403, "cross-site");
+    let r = api.app.send(post(&b, vec![("x-csrf-token", csrf)])).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let run: Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(run["user"], "alice");
+    // Reads need no token.
+    let get = warp::test::request()
+        .path(&format!("/api/runs/{}", run["id"].as_str().unwrap()))
+        .header(
+            "cookie",
+            b.cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; "),
+        );
+    assert_eq!(api.app.send(get).await.status, 200);
+}
+
+#[tokio::test]
+async fn files_go_up_as_multipart() {
+    let api = api("");
+    let boundary = "APIBOUNDARY";
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"doc\"; filename=\"notes.txt\"\r\n\r\n12345\r\n--{boundary}--\r\n"
+    );
+    let req = warp::test::request()
+        .method("POST")
+        .path("/api/tools/count/runs?wait=true")
+        .header("authorization", format!("Bearer {}", api.token))
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .header("content-length", body.len().to_string())
+        .body(body);
+    let r = api.app.send(req).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let run: Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(run["output"], "5\n");
+}
+
+#[tokio::test]
+async fn the_openapi_description_matches_real_responses() {
+    let api = api("");
+    let (r, doc) = api
+        .call("GET", "/api/openapi.json", Some(&api.bob_token), None)
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.contains_key("/api/tools/greet/runs"));
+    assert!(
+        !paths.contains_key("/api/tools/ops/runs"),
+        "bob's description leaves out tools he may not run"
+    );
+
+    // Every schema reference resolves inside the document.
+    let schemas = doc["components"]["schemas"].clone();
+    let with_defs = |schema: &Value| {
+        let mut s = schema.clone();
+        s["$defs"] = schemas.clone();
+        let text = serde_json::to_string(&s)
+            .unwrap()
+            .replace("#/components/schemas/", "#/$defs/");
+        serde_json::from_str::<Value>(&text).unwrap()
+    };
+    let run_schema = jsonschema::validator_for(&with_defs(&schemas["Run"])).unwrap();
+    let started_schema = jsonschema::validator_for(&with_defs(&schemas["RunStarted"])).unwrap();
+    let args_schema = jsonschema::validator_for(&with_defs(&schemas["GreetArgs"])).unwrap();
+
+    let args = json!({ "name": "Ada", "loud": false });
+    assert!(args_schema.is_valid(&args));
+    assert!(!args_schema.is_valid(&json!({ "name": "far too long a name" })));
+    assert!(!args_schema.is_valid(&json!({ "name": "x", "nope": 1 })));
+
+    let (_, started) = api
+        .call(
+            "POST",
+            "/api/tools/greet/runs",
+            Some(&api.bob_token),
+            Some(json!({ "args": args })),
+        )
+        .await;
+    assert!(started_schema.is_valid(&started), "{started}");
+    let id = started["id"].as_str().unwrap();
+    api.app.finished(id).await;
+    let (_, run) = api
+        .call(
+            "GET",
+            &format!("/api/runs/{id}"),
+            Some(&api.bob_token),
+            None,
+        )
+        .await;
+    let errors: Vec<String> = run_schema
+        .iter_errors(&run)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}\n{run}");
+}
+
+// ---- metrics ----
+
+fn parse_metrics(text: &str) -> prometheus_parse::Scrape {
+    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .expect("Prometheus text")
+}
+
+fn sample(scrape: &prometheus_parse::Scrape, name: &str, label: (&str, &str)) -> f64 {
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name && s.labels.get(label.0) == Some(label.1))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => 0.0,
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn metrics_parse_as_prometheus_text_and_move_with_runs() {
+    let api = api("");
+    let mut b = api.app.browser();
+    b.login("alice", ALICE_PW).await;
+    let before = parse_metrics(&b.get("/metrics").await.body);
+    assert_eq!(
+        sample(&before, "ftw_runs_started_total", ("tool", "greet")),
+        0.0
+    );
+    assert_eq!(
+        sample(&before, "ftw_sign_ins_total", ("result", "success")),
+        1.0
+    );
+
+    api.run("greet", json!({ "name": "m" }), true).await;
+    api.run("fail", json!({}), true).await;
+    let metrics = b.get("/metrics").await;
+    assert!(
+        metrics
+            .header("content-type")
+            .starts_with("application/openmetrics-text")
+    );
+    let after = parse_metrics(&metrics.body);
+    assert_eq!(
+        sample(&after, "ftw_runs_started_total", ("tool", "greet")),
+        1.0
+    );
+    assert_eq!(
+        sample(&after, "ftw_runs_finished_total", ("outcome", "failed")),
+        1.0
+    );
+    assert!(
+        after
+            .samples
+            .iter()
+            .any(|s| s.metric == "ftw_run_duration_seconds"
+                || s.metric.starts_with("ftw_run_duration_seconds"))
+    );
+    assert!(after.samples.iter().any(|s| s.metric == "ftw_runs_active"));
+}
+
+#[tokio::test]
+async fn metrics_are_off_by_default_and_limited_when_on() {
+    let off = App::new(&format!(
+        "[auth.users]\nalice = \"{HASH_A}\"\n[tools.t]\ncommand = [\"/bin/true\"]\n"
+    ));
+    assert_eq!(off.browser().get("/metrics").await.status, 404);
+
+    let (token, hash) = ftw::auth::tokens::generate();
+    let on = App::new(&format!(
+        "[server]\nmetrics_allow = [\"10.0.0.0/8\"]\nmetrics_token = \"{}\"\n[auth.users]\nalice = \"{HASH_A}\"\n[tools.t]\ncommand = [\"/bin/true\"]\n",
+        ftw::auth::tokens::manifest_form(&hash)
+    ));
+    let mut outsider = on.browser();
+    assert_eq!(outsider.get("/metrics").await.status, 403);
+    outsider
+        .headers
+        .push(("authorization".into(), format!("Bearer {token}")));
+    assert_eq!(
+        outsider.get("/metrics").await.status,
+        200,
+        "the metrics token works anywhere"
+    );
+    let mut inside = on.browser();
+    inside.peer = "10.1.2.3:9".parse().unwrap();
+    assert_eq!(inside.get("/metrics").await.status, 200);
+}
