@@ -5,6 +5,7 @@ mod support;
 mod api;
 mod cert;
 mod check;
+mod deploy;
 mod diagnostics;
 mod examples;
 mod gen_secret;

@@ -4,7 +4,8 @@
 set -eu
 file=$1
 
-echo "Counting $(basename -- "$file")"
+# ftw stores uploads under random names; the name it had on your machine is here:
+echo "Counting ${FTW_ARG_FILE_FILENAME:-$(basename -- "$file")}"
 set -- $(wc -l -w -c < "$file")
 printf 'lines: %s\nwords: %s\nbytes: %s\n' "$1" "$2" "$3"
 echo

@@ -332,16 +332,28 @@ where
             Err(Unread::Problem(p)) => return Err(p.into()),
             Err(Unread::TooLarge(errors)) => return Err(Problem::Invalid(errors).into()),
         }
-    } else if content_type.starts_with("application/json") || content_type.is_empty() {
-        let bytes = super::body::read_all(body, FORM_LIMIT).await?;
-        let bytes = if bytes.is_empty() {
-            b"{}".to_vec()
-        } else {
-            bytes
-        };
-        json_submission(&tool, &bytes)?
     } else {
-        return Err(Problem::UnsupportedForm.into());
+        let bytes = super::body::read_all(body, FORM_LIMIT).await?;
+        let looks_json = bytes
+            .iter()
+            .find(|b| !b.is_ascii_whitespace())
+            .is_none_or(|&b| b == b'{');
+        if looks_json {
+            // JSON, whatever the Content-Type says (`curl -d '{...}'` sends a form type).
+            let bytes = if bytes.trim_ascii().is_empty() {
+                b"{}".to_vec()
+            } else {
+                bytes
+            };
+            json_submission(&tool, &bytes)?
+        } else if content_type.starts_with("application/x-www-form-urlencoded") {
+            Submission {
+                fields: super::body::parse_form(&bytes)?,
+                uploads: Vec::new(),
+            }
+        } else {
+            return Err(Problem::UnsupportedForm.into());
+        }
     };
     let checked = form::check(&tool, &submission).map_err(Problem::Invalid)?;
     let run = launch::start(
