@@ -12,6 +12,7 @@ mod gen_secret;
 mod generated;
 mod hardening;
 mod hash_password;
+mod hostile;
 mod http_auth;
 mod runs;
 mod serve;

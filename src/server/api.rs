@@ -338,7 +338,7 @@ where
             .iter()
             .find(|b| !b.is_ascii_whitespace())
             .is_none_or(|&b| b == b'{');
-        if looks_json {
+        if looks_json || content_type.starts_with("application/json") {
             // JSON, whatever the Content-Type says (`curl -d '{...}'` sends a form type).
             let bytes = if bytes.trim_ascii().is_empty() {
                 b"{}".to_vec()

@@ -63,10 +63,28 @@ where
 
 /// Parses an urlencoded body (UTF-8 only).
 pub fn parse_form(bytes: &[u8]) -> Result<Fields, Problem> {
-    if std::str::from_utf8(bytes).is_err() {
-        return Err(Problem::BadBody);
-    }
-    Ok(url::form_urlencoded::parse(bytes).into_owned().collect())
+    bytes
+        .split(|&b| b == b'&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = match pair.iter().position(|&b| b == b'=') {
+                Some(i) => (&pair[..i], &pair[i + 1..]),
+                None => (pair, &pair[..0]),
+            };
+            Ok((form_decode(name)?, form_decode(value)?))
+        })
+        .collect()
+}
+
+/// One urlencoded name or value: `+` is a space, `%XX` a byte, and the bytes must be
+/// UTF-8. A lenient decoder would hand the program U+FFFD in place of what was sent.
+fn form_decode(part: &[u8]) -> Result<String, Problem> {
+    let spaced: Vec<u8> = part
+        .iter()
+        .map(|&b| if b == b'+' { b' ' } else { b })
+        .collect();
+    let bytes: Vec<u8> = percent_encoding::percent_decode(&spaced).collect();
+    String::from_utf8(bytes).map_err(|_| Problem::BadBody)
 }
 
 /// A filter for small urlencoded forms (sign-in, sign-out, cancel): the declared
@@ -94,4 +112,41 @@ pub fn form(
                 Ok(parse_form(&bytes)?)
             },
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(body: &str) -> Vec<(String, String)> {
+        parse_form(body.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn forms_decode_plus_percent_and_keep_order_and_repeats() {
+        assert_eq!(
+            parsed("a=1+2&b=%24(id)&a=%E2%9C%93&flag&&c="),
+            [
+                ("a".into(), "1 2".into()),
+                ("b".into(), "$(id)".into()),
+                ("a".into(), "✓".into()),
+                ("flag".into(), String::new()),
+                ("c".into(), String::new()),
+            ]
+        );
+        assert_eq!(parsed("x=a%3Db%26c"), [("x".into(), "a=b&c".into())]);
+        assert_eq!(parsed("nul=a%00b"), [("nul".into(), "a\0b".into())]);
+        assert_eq!(parsed("odd=%zz%4"), [("odd".into(), "%zz%4".into())]);
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_refused_not_replaced() {
+        for body in ["v=%FF", "v=%C3", "%FE=x", "v=%ED%A0%80"] {
+            assert!(
+                matches!(parse_form(body.as_bytes()), Err(Problem::BadBody)),
+                "{body}"
+            );
+        }
+        assert!(parse_form(b"v=\xff").is_err());
+    }
 }

@@ -10,6 +10,7 @@ use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::StatusCode;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -19,9 +20,10 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tower_service::Service as _;
+use warp::reply::Response;
 
 use super::context::ClientAddr;
-use super::{State, routes};
+use super::{State, respond, routes};
 use crate::audit::Audit;
 use crate::auth::passwords::Verifier;
 use crate::config::Config;
@@ -30,6 +32,8 @@ use crate::runs::Runs;
 
 /// Largest request head ftw reads (request line and headers).
 const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Longest request target (path and query) ftw answers; its own URLs are far shorter.
+const MAX_URI_BYTES: usize = 16 * 1024;
 /// Requests at once on one HTTP/2 connection.
 const MAX_STREAMS: u32 = 128;
 
@@ -118,13 +122,19 @@ pub async fn serve(config: Config) -> Result<()> {
         let service = service.clone();
         let tls = tls.clone();
         let watcher = graceful.watcher();
+        let is_tls = tls.is_some();
         tokio::spawn(async move {
             let _permit = permit;
             let hyper_service =
                 hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
                     req.extensions_mut().insert(ClientAddr(peer));
                     let mut service = service.clone();
-                    async move { service.call(req).await }
+                    async move {
+                        match head_too_large(&req) {
+                            Some(refusal) => Ok(respond::secure_headers(refusal, is_tls)),
+                            None => service.call(req).await,
+                        }
+                    }
                 });
             match tls {
                 None => serve_http1(stream, hyper_service, watcher, client_timeout).await,
@@ -162,6 +172,30 @@ pub async fn serve(config: Config) -> Result<()> {
     };
     tokio::join!(runs.shutdown(grace), connections);
     Ok(())
+}
+
+/// hyper caps the head it buffers only while a head is incomplete, so one that arrives
+/// whole in a large read can pass its limit: the exact limits are checked here, before
+/// any filter sees the request.
+fn head_too_large<B>(req: &http::Request<B>) -> Option<Response> {
+    let uri = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if uri > MAX_URI_BYTES {
+        return Some(respond::text(
+            StatusCode::URI_TOO_LONG,
+            "The address is too long.\n",
+        ));
+    }
+    let headers: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    (uri + headers > MAX_HEAD_BYTES).then(|| {
+        respond::text(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "The request headers are too large.\n",
+        )
+    })
 }
 
 /// HTTP/1.1: the request head must arrive within `timeout` of the connection opening or

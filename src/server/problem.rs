@@ -289,7 +289,7 @@ fn bad_request() -> Classified {
     Classified::Status(
         StatusCode::BAD_REQUEST,
         "Bad request",
-        "The request could not be read.",
+        "The request body could not be read: a broken form, or text that is not UTF-8.",
     )
 }
 

@@ -181,7 +181,7 @@ pub fn http(
     parse(&raw)
 }
 
-fn parse(raw: &[u8]) -> Wire {
+pub fn parse(raw: &[u8]) -> Wire {
     let text = String::from_utf8_lossy(raw);
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let mut lines = head.lines();
