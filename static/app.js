@@ -25,6 +25,17 @@
   apply();
 })();
 
+// Form page: after the server refused a submission, take the user to the first field
+// it marked (the notice at the top links to each of them too).
+(function () {
+  if (!document.querySelector("[data-errors]")) return;
+  const field = document.querySelector(".field.invalid");
+  if (!field) return;
+  field.scrollIntoView({ block: "center" });
+  const control = field.querySelector("input, select, textarea");
+  if (control) control.focus({ preventScroll: true });
+})();
+
 // Run page: follow the output live over Server-Sent Events. The server sends HTML that
 // it has already escaped (ANSI colours become <span class>), so it is inserted as is.
 (function () {

@@ -5,6 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::support::app::{App, Browser, Reply};
+use crate::support::sse;
 use crate::support::{HASH_A, HASH_B};
 
 const ALICE_PW: &str = "hunter2-but-longer";
@@ -173,18 +174,45 @@ async fn starting_without_wait_returns_at_once_and_the_stream_ends_with_the_code
         )
         .await;
     assert_eq!(events.status, 200);
-    assert!(
-        events.body.contains("data:hello Bo"),
-        "text, not HTML: {}",
-        events.body
-    );
-    let end = events
-        .body
-        .split("\n\n")
-        .find(|e| e.starts_with("event:end"))
-        .unwrap();
-    let end: Value = serde_json::from_str(end.trim_start_matches("event:end\ndata:")).unwrap();
+    let parsed = sse::parse(&events.body);
+    assert_eq!(parsed[0].event, "snapshot");
+    assert_eq!(parsed[0].data, "hello Bo\n", "text, not HTML");
+    let end = parsed.iter().find(|e| e.event == "end").unwrap();
+    let end: Value = serde_json::from_str(&end.data).unwrap();
     assert_eq!(end["exit_code"], 0);
+}
+
+#[tokio::test]
+async fn indented_lines_and_carriage_returns_survive_the_event_stream() {
+    let api = api(r#"
+[tools.tricky]
+command = ["/bin/sh", "-c", "printf '  two spaces\n\tTab\r\nprogress 1\rprogress 2\revent: end\rid: 999\n'"]
+"#);
+    let (_, started) = api.run("tricky", json!({}), false).await;
+    let id = started["id"].as_str().unwrap().to_string();
+    api.app.finished(&id).await;
+    let mut browser = api.app.browser();
+    assert_eq!(browser.login("alice", ALICE_PW).await.status, 303);
+    for (path, bearer) in [
+        (format!("/api/runs/{id}/events"), true),
+        (format!("/runs/{id}/events"), false),
+    ] {
+        let events = if bearer {
+            api.call("GET", &path, Some(&api.token), None).await.0
+        } else {
+            let reply = browser.get(&path).await;
+            assert_eq!(reply.status, 200);
+            reply
+        };
+        let parsed = sse::parse(&events.body);
+        let kinds: Vec<&str> = parsed.iter().map(|e| e.event.as_str()).collect();
+        assert_eq!(kinds, ["snapshot", "end"], "{path}: {}", events.body);
+        assert_eq!(
+            parsed[0].data, "  two spaces\n\tTab\nprogress 1\nprogress 2\nevent: end\nid: 999\n",
+            "{path}"
+        );
+        assert_ne!(parsed[0].id.as_deref(), Some("999"));
+    }
 }
 
 #[tokio::test]

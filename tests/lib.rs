@@ -3,6 +3,8 @@
 mod support;
 
 mod api;
+mod argv_property;
+mod browser;
 mod cert;
 mod check;
 mod deploy;

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::support::app::{App, Browser};
-use crate::support::{HASH_A, HASH_B};
+use crate::support::{HASH_A, HASH_B, sse};
 
 const ALICE_PW: &str = "hunter2-but-longer";
 const BOB_PW: &str = "second";
@@ -536,20 +536,11 @@ async fn the_event_stream_ends_with_the_exit_code() {
     let id = Browser::run_id(&b.run_tool("t", &[]).await);
     app.finished(&id).await;
     let events = b.get(&format!("/runs/{id}/events")).await;
-    let blocks: Vec<&str> = events
-        .body
-        .split("\n\n")
-        .filter(|s| !s.trim().is_empty())
-        .collect();
-    assert!(
-        blocks[0].starts_with("event:snapshot\ndata:one"),
-        "{:?}",
-        blocks
-    );
-    let end = blocks.last().unwrap();
-    assert!(end.starts_with("event:end\n"), "{end}");
-    let data: serde_json::Value =
-        serde_json::from_str(end.trim_start_matches("event:end\ndata:")).unwrap();
+    let parsed = sse::parse(&events.body);
+    let kinds: Vec<&str> = parsed.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(kinds, ["snapshot", "end"], "{}", events.body);
+    assert_eq!(parsed[0].data, "one\n");
+    let data: serde_json::Value = serde_json::from_str(&parsed[1].data).unwrap();
     assert_eq!(data["exit_code"], 4);
     assert_eq!(data["status"], "failed");
 }

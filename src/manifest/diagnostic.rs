@@ -154,13 +154,16 @@ impl Diagnostic {
             return out;
         };
         let text = &self.source.text;
-        let start = span.start.min(text.len());
+        let start = char_boundary(text, span.start);
         let (line_no, line_start) = line_of(text, start);
         let line_end = text[line_start..]
             .find('\n')
             .map_or(text.len(), |i| line_start + i);
         let line = text[line_start..line_end].trim_end_matches('\r');
         let col = text[line_start..start].chars().count() + 1;
+        // A span can start on the line's `\r` (or past the end of the text): the caret
+        // then sits just after the last visible character.
+        let start = start.min(line_start + line.len());
         let _ = write!(
             out,
             "{}:{line_no}:{col}: {label}: {}",
@@ -168,7 +171,7 @@ impl Diagnostic {
         );
 
         // The caret covers the span on its first line, at least one character.
-        let end = span.end.clamp(start, line_start + line.len());
+        let end = char_boundary(text, span.end.clamp(start, line_start + line.len()));
         let shown = |s: &str| s.replace('\t', "    ");
         let pad = shown(&text[line_start..start]).chars().count();
         let width = shown(&text[start..end]).chars().count().max(1);
@@ -186,6 +189,15 @@ impl Diagnostic {
         }
         out
     }
+}
+
+/// `offset` within `text`, moved back to the start of the character it falls in.
+fn char_boundary(text: &str, offset: usize) -> usize {
+    let mut at = offset.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
 }
 
 /// 1-based line number of byte `offset`, and the byte where that line starts.
@@ -286,6 +298,40 @@ mod tests {
         let out = d.render();
         assert!(out.starts_with("t.toml:1:17: warning: m"), "{out}");
         assert!(out.ends_with("  |                 ^\n  = help: h"), "{out}");
+    }
+
+    /// Found by the manifest fuzzer: a span on a line's `\r` made the caret range
+    /// run backwards.
+    #[test]
+    fn spans_on_a_carriage_return_or_inside_a_character_still_render() {
+        for (text, span) in [
+            ("\r", 1..1),
+            ("\r", 0..1),
+            ("a = 1\r\nb", 5..7),
+            ("x = \"é\"", 6..6),
+            ("", 3..9),
+        ] {
+            let d = Diagnostic {
+                severity: Severity::Error,
+                source: source(text),
+                span: Some(span.clone()),
+                message: "m".into(),
+                help: None,
+            };
+            let out = d.render();
+            assert!(out.ends_with('^'), "{text:?} {span:?}: {out}");
+        }
+        let d = Diagnostic {
+            severity: Severity::Error,
+            source: source("a = 1\r\n"),
+            span: Some(5..6),
+            message: "m".into(),
+            help: None,
+        };
+        assert_eq!(
+            d.render(),
+            "t.toml:1:6: error: m\n  |\n1 | a = 1\n  |      ^"
+        );
     }
 
     #[test]

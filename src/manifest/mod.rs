@@ -210,15 +210,21 @@ pub fn load(path: &Path) -> Result<Loaded, String> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let base_dir = std::fs::canonicalize(base_dir).unwrap_or_else(|_| base_dir.to_path_buf());
+    load_str(&name, text, &base_dir)
+}
+
+/// Decodes and validates manifest `text` (named `name` in diagnostics), with relative
+/// paths taken from `base_dir`. `load` without the file; the fuzzer's entry point.
+pub fn load_str(name: &str, text: String, base_dir: &Path) -> Result<Loaded, String> {
     let source = Arc::new(Source {
-        name: name.clone(),
+        name: name.to_string(),
         text,
     });
     let mut diags = Diagnostics::default();
     let raw = decode::manifest(&source, &mut diags);
-    let manifest = validate::manifest(raw, &source, &base_dir, &mut diags);
+    let manifest = validate::manifest(raw, &source, base_dir, &mut diags);
     if diags.has_errors() {
-        return Err(diags.render_report(&name));
+        return Err(diags.render_report(name));
     }
     let warnings = diags.warnings().map(|d| d.render()).collect();
     Ok(Loaded { manifest, warnings })

@@ -249,6 +249,24 @@ pub async fn events(id: String, state: Arc<State>, ctx: Ctx) -> Result<Response,
     Ok(authed.finish(r))
 }
 
+/// Text as an event's data, exactly as a client will read it back. warp writes each
+/// line as `data:LINE`, and a client drops one space after the colon, so every line
+/// gets a space of its own (or an indented line loses one). A carriage return ends a
+/// line in the event-stream format, so one in the text could start a forged `event:`
+/// or `id:` field: CR LF and lone CRs become line breaks, as they do on the page.
+fn sse_data(text: &str) -> String {
+    let text = text.replace("\r\n", "\n").replace('\r', "\n");
+    let mut data = String::with_capacity(text.len() + 8);
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            data.push('\n');
+        }
+        data.push(' ');
+        data.push_str(line);
+    }
+    data
+}
+
 async fn next_event(v: &mut Viewer) -> Option<Event> {
     loop {
         match v.phase {
@@ -265,7 +283,7 @@ async fn next_event(v: &mut Viewer) -> Option<Event> {
                 return Some(
                     Event::default()
                         .event("snapshot")
-                        .data(v.render(&bytes))
+                        .data(sse_data(&v.render(&bytes)))
                         .id(v.offset.to_string()),
                 );
             }
@@ -276,7 +294,7 @@ async fn next_event(v: &mut Viewer) -> Option<Event> {
                     return Some(
                         Event::default()
                             .event("output")
-                            .data(v.render(&bytes))
+                            .data(sse_data(&v.render(&bytes)))
                             .id(v.offset.to_string()),
                     );
                 }

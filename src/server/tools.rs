@@ -39,7 +39,8 @@ struct ToolPage<'a> {
     multipart: bool,
     fields: Vec<FieldView>,
     form_error: Option<String>,
-    errors_above: Vec<String>,
+    /// (name, label) of each field with an error, linked from the notice at the top.
+    errors_above: Vec<(String, String)>,
 }
 
 struct FieldView {
@@ -290,7 +291,12 @@ fn render(
             .any(|a| matches!(a.kind, Kind::File { .. })),
         fields,
         form_error: errors.get(FORM_ERROR).cloned(),
-        errors_above: errors.keys().filter(|k| !k.is_empty()).cloned().collect(),
+        errors_above: tool
+            .args
+            .iter()
+            .filter(|a| errors.contains_key(&a.name))
+            .map(|a| (a.name.clone(), a.label.clone()))
+            .collect(),
     };
     authed.finish(html(status, &body))
 }

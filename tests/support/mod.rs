@@ -11,6 +11,7 @@ use std::process::{Command, Stdio};
 pub mod app;
 pub mod pty;
 pub mod server;
+pub mod sse;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ftw");
 

@@ -1,0 +1,518 @@
+//! The pages in a real browser: headless Chromium driven over WebDriver (chromedriver),
+//! against the real `ftw serve` on the bundled example manifest. One walk through what a
+//! user does: sign in, search, fill every control type, meet a validation error next to
+//! its field, run, watch live output, cancel, upload, download, sign out and find the
+//! old pages locked. Screenshots land in `target/screenshots/`.
+//!
+//! Without `chromium` and `chromedriver` the test says so on the terminal and passes;
+//! with `FTW_REQUIRE_BROWSER=1` (set by `.ci/run`) a missing browser is a failure.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+use crate::support::Test;
+use crate::support::server::Server;
+
+/// Finds a program: `$VAR`, then the Debian path, then `PATH`.
+fn find(var: &str, debian: &str, name: &str) -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os(var) {
+        return Some(PathBuf::from(path));
+    }
+    if Path::new(debian).exists() {
+        return Some(debian.into());
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(name))
+        .find(|p| p.exists())
+}
+
+/// Says something on the terminal even though the test harness captures output.
+fn announce(message: &str) {
+    let _ = writeln!(std::io::stderr(), "{message}");
+}
+
+/// chromedriver on a free port, killed on drop.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_driver(chromedriver: &Path) -> Driver {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(chromedriver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains("started successfully") => break,
+            Ok(_) => {}
+            Err(_) => panic!("chromedriver did not start within 30 s"),
+        }
+    }
+    Driver {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+/// The bundled example, copied into a fresh folder (scripts keep their mode).
+fn example() -> Test {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let test = Test::new();
+    std::fs::copy(root.join("tools.toml"), test.path().join("tools.toml")).unwrap();
+    std::fs::create_dir(test.path().join("scripts")).unwrap();
+    for entry in std::fs::read_dir(root.join("scripts")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(
+            entry.path(),
+            test.path().join("scripts").join(entry.file_name()),
+        )
+        .unwrap();
+    }
+    test
+}
+
+struct Walk {
+    client: Client,
+    base: String,
+    shots: PathBuf,
+    taken: usize,
+}
+
+impl Walk {
+    async fn shot(&mut self, name: &str) {
+        self.taken += 1;
+        let png = self.client.screenshot().await.expect("screenshot");
+        let path = self.shots.join(format!("{:02}-{name}.png", self.taken));
+        std::fs::write(&path, png).unwrap();
+    }
+
+    async fn goto(&self, path: &str) {
+        self.client
+            .goto(&format!("{}{}", self.base, path.trim_start_matches('/')))
+            .await
+            .unwrap();
+    }
+
+    async fn css(&self, selector: &str) -> Element {
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(selector))
+            .await
+            .unwrap_or_else(|e| panic!("no {selector}: {e}"))
+    }
+
+    async fn path(&self) -> String {
+        let url = self.client.current_url().await.unwrap();
+        match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_string(),
+        }
+    }
+
+    async fn text(&self, selector: &str) -> String {
+        self.css(selector).await.text().await.unwrap()
+    }
+
+    /// The run's output exactly as the page holds it (WebDriver's visible text folds
+    /// runs of spaces).
+    async fn output(&self) -> String {
+        let pre = self.css("[data-output]").await;
+        pre.prop("textContent").await.unwrap().unwrap_or_default()
+    }
+
+    /// Types into a field, replacing what it held.
+    async fn fill(&self, name: &str, value: &str) {
+        let field = self.css(&format!("[name=\"{name}\"]")).await;
+        field.clear().await.unwrap();
+        field.send_keys(value).await.unwrap();
+    }
+
+    /// Sets a field the way its picker would (date, time and colour pickers take
+    /// keystrokes in the browser's locale format, so the value is set directly and the
+    /// `input` event fired).
+    async fn pick(&self, name: &str, value: &str) {
+        let field = self.css(&format!("[name=\"{name}\"]")).await;
+        self.client
+            .execute(
+                "arguments[0].value = arguments[1];\
+                 arguments[0].dispatchEvent(new Event('input', {bubbles: true}));\
+                 return arguments[0].value;",
+                vec![serde_json::to_value(&field).unwrap(), json!(value)],
+            )
+            .await
+            .unwrap();
+    }
+
+    async fn submit(&self) {
+        self.css("form.stack button[type=submit]")
+            .await
+            .click()
+            .await
+            .unwrap();
+    }
+
+    /// Waits until `check` holds for the text of `selector`.
+    async fn wait_text(&self, selector: &str, what: &str, check: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = self.text(selector).await;
+            if check(&text) {
+                return text;
+            }
+            assert!(Instant::now() < deadline, "{what}: {selector} is {text:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_walks_through_the_example_in_chromium() {
+    let required = std::env::var_os("FTW_REQUIRE_BROWSER").is_some_and(|v| v != "0");
+    let chromium = find("FTW_CHROMIUM", "/usr/bin/chromium", "chromium");
+    let chromedriver = find("FTW_CHROMEDRIVER", "/usr/bin/chromedriver", "chromedriver");
+    let (Some(chromium), Some(chromedriver)) = (chromium, chromedriver) else {
+        assert!(
+            !required,
+            "FTW_REQUIRE_BROWSER is set but chromium or chromedriver is missing"
+        );
+        announce(
+            "SKIPPED browser test: chromium and chromedriver not found \
+             (sudo apt-get install chromium chromium-driver)",
+        );
+        return;
+    };
+
+    let server = Server::start(example(), &[]);
+    let password = server.stdout[2].trim().to_string();
+    let driver = start_driver(&chromedriver);
+    let profile = tempfile::tempdir().unwrap();
+    let downloads = tempfile::tempdir().unwrap();
+    let caps = json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": chromium,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--disable-dev-shm-usage", "--window-size=1100,900",
+                format!("--user-data-dir={}", profile.path().display()),
+            ],
+            "prefs": {
+                "download.default_directory": downloads.path(),
+                "download.prompt_for_download": false,
+            },
+        },
+    });
+    let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps.as_object().unwrap().clone())
+        .connect(&driver.url)
+        .await
+        .expect("a WebDriver session in Chromium");
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join("screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let mut walk = Walk {
+        client,
+        base: server.url.clone(),
+        shots,
+        taken: 0,
+    };
+
+    // Signed out, a tool's page leads to the sign-in form, and back after it.
+    walk.goto("/tools/greet").await;
+    assert_eq!(walk.path().await, "/login?next=%2Ftools%2Fgreet");
+    walk.shot("login").await;
+    walk.fill("username", "admin").await;
+    walk.fill("password", "wrong password").await;
+    walk.submit().await;
+    let notice = walk.text(".notice.error").await;
+    assert!(notice.contains("Wrong user name or password"), "{notice}");
+    walk.fill("username", "admin").await;
+    walk.fill("password", &password).await;
+    walk.submit().await;
+    walk.css("form.stack [name=name]").await;
+    assert_eq!(walk.path().await, "/tools/greet");
+
+    // The index lists the tools, and the search box filters them as you type.
+    walk.goto("/").await;
+    let cards = walk
+        .client
+        .find_all(Locator::Css("[data-tool]"))
+        .await
+        .unwrap();
+    assert_eq!(cards.len(), 5);
+    walk.shot("index").await;
+    walk.css("[data-tool-search]")
+        .await
+        .send_keys("slow")
+        .await
+        .unwrap();
+    let visible = walk
+        .client
+        .execute(
+            "return [...document.querySelectorAll('[data-tool]')].filter(c => !c.hidden).length",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(visible, json!(1));
+
+    // greet: text, select, number, checkbox, colour; the output arrives on the run page.
+    walk.goto("/tools/greet").await;
+    walk.fill("name", "Ada $(id) `x` <b>bold</b>").await;
+    walk.css("[name=greeting]")
+        .await
+        .select_by_value("Ahoy")
+        .await
+        .unwrap();
+    walk.fill("times", "2").await;
+    walk.css("[name=shout]").await.click().await.unwrap();
+    walk.pick("color", "#ff8800").await;
+    walk.shot("greet-form").await;
+    walk.submit().await;
+    let output = walk
+        .wait_text("[data-status]", "greet finishes", |s| {
+            s.contains("succeeded")
+        })
+        .await;
+    assert!(output.contains("exit code 0"), "{output}");
+    let output = walk.output().await;
+    assert_eq!(
+        output.trim(),
+        "AHOY, ADA $(ID) `X` <B>BOLD</B>!\nAHOY, ADA $(ID) `X` <B>BOLD</B>!"
+    );
+    let bold = walk
+        .client
+        .find_all(Locator::Css("[data-output] b"))
+        .await
+        .unwrap();
+    assert!(bold.is_empty(), "tool output became markup");
+    walk.shot("greet-run").await;
+
+    // report: every remaining control. Four sections where three are allowed is
+    // refused by the server, with the message next to the field and values kept.
+    walk.goto("/tools/report").await;
+    walk.fill("title", "Quarterly numbers").await;
+    walk.pick("from", "2026-01-01").await;
+    walk.pick("until", "2026-03-31").await;
+    walk.pick("at", "09:30").await;
+    walk.pick("due", "2026-04-02T17:00").await;
+    walk.fill("ratio", "0.75").await;
+    for section in ["Revenue", "Costs", "Headcount"] {
+        walk.css(&format!("[name=sections][value={section}]"))
+            .await
+            .click()
+            .await
+            .unwrap();
+    }
+    walk.fill("notify", "ops@example.com").await;
+    walk.fill("link", "https://example.com/q1").await;
+    walk.pick("accent", "#336699").await;
+    walk.fill("notes", "First line\nSecond line").await;
+    walk.fill("api_token", "s3cret-token").await;
+    walk.shot("report-form").await;
+    walk.submit().await;
+    let error = walk.text("#field-sections .error").await;
+    assert!(error.contains("at most 3"), "{error}");
+    let notice = walk.text("[data-errors]").await;
+    assert_eq!(notice, "Please correct this field: Sections.");
+    let focused = walk
+        .client
+        .execute("return document.activeElement.name", vec![])
+        .await
+        .unwrap();
+    assert_eq!(focused, json!("sections"), "the marked field has the focus");
+    assert_eq!(
+        walk.css("#f-title")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("Quarterly numbers"),
+        "values are kept"
+    );
+    assert_eq!(
+        walk.css("#f-api_token")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(""),
+        "a password is never sent back"
+    );
+    walk.shot("report-invalid").await;
+    walk.css("[name=sections][value=Summary]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    walk.fill("api_token", "s3cret-token").await;
+    walk.submit().await;
+    walk.wait_text("[data-status]", "report finishes", |s| {
+        s.contains("succeeded")
+    })
+    .await;
+    let output = walk.output().await;
+    for line in [
+        "Report: Quarterly numbers",
+        "Period: 2026-01-01 to 2026-03-31",
+        "Daily at: 09:30",
+        "Deadline: 2026-04-02T17:00",
+        "Ratio: 0.75",
+        "  - Revenue",
+        "  - Costs",
+        "  - Headcount",
+        "Notify: ops@example.com",
+        "Link: https://example.com/q1",
+        "Accent colour: #336699",
+        "Include totals: true",
+        "API token: given (not shown)",
+        "First line\nSecond line",
+    ] {
+        assert!(output.contains(line), "{line:?} missing from:\n{output}");
+    }
+    assert!(!output.contains("s3cret-token"));
+    let chart = walk.css("[data-files] img").await;
+    let loaded = walk
+        .client
+        .execute(
+            "return arguments[0].complete && arguments[0].naturalWidth",
+            vec![serde_json::to_value(&chart).unwrap()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(loaded, json!(48), "the chart shows inline");
+    walk.shot("report-run").await;
+
+    // Download: the CSV lands in the browser's download folder, byte for byte.
+    walk.client
+        .find(Locator::LinkText("data.csv"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let csv = downloads.path().join("data.csv");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !csv.exists() {
+        assert!(Instant::now() < deadline, "data.csv was not downloaded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        std::fs::read_to_string(&csv).unwrap(),
+        "day,value\n1,3\n2,5\n3,4\n"
+    );
+
+    // wordcount: a file upload.
+    let upload = tempfile::tempdir().unwrap();
+    let text_file = upload.path().join("notes.txt");
+    std::fs::write(&text_file, "the cat and the hat\nthe end\n").unwrap();
+    walk.goto("/tools/wordcount").await;
+    walk.css("[name=file]")
+        .await
+        .send_keys(&text_file.display().to_string())
+        .await
+        .unwrap();
+    walk.submit().await;
+    walk.wait_text("[data-status]", "wordcount finishes", |s| {
+        s.contains("succeeded")
+    })
+    .await;
+    let output = walk.output().await;
+    assert!(output.contains("Counting notes.txt"), "{output}");
+    assert!(output.contains("words: 7"), "{output}");
+    assert!(output.contains("3 the"), "{output}");
+
+    // slow-counter: ticks arrive one by one while it runs; then it is cancelled.
+    walk.goto("/tools/slow-counter").await;
+    walk.fill("seconds", "30").await;
+    walk.submit().await;
+    walk.wait_text("[data-output]", "the first tick", |o| {
+        o.contains("tick 1 of 30")
+    })
+    .await;
+    assert!(walk.text("[data-status]").await.contains("running"));
+    walk.wait_text("[data-output]", "a later tick, live", |o| {
+        o.contains("tick 2 of 30")
+    })
+    .await;
+    let green = walk
+        .client
+        .find_all(Locator::Css("[data-output] span"))
+        .await
+        .unwrap();
+    assert!(!green.is_empty(), "ANSI colour became a styled span");
+    walk.shot("slow-counter-live").await;
+    let run_page = walk.path().await;
+    walk.css("[data-cancel] button")
+        .await
+        .click()
+        .await
+        .unwrap();
+    walk.wait_text("[data-status]", "the run is cancelled", |s| {
+        s.contains("cancel")
+    })
+    .await;
+    walk.shot("slow-counter-cancelled").await;
+
+    // Sign out: the old pages are locked, going back included.
+    walk.css("header .who button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    walk.css("#username").await;
+    assert!(walk.path().await.starts_with("/login"));
+    walk.client.back().await.unwrap();
+    walk.css("#username").await;
+    let after_back = walk.path().await;
+    assert!(after_back.starts_with("/login"), "{after_back}");
+    walk.goto(&run_page).await;
+    walk.css("#username").await;
+    assert!(walk.path().await.starts_with("/login?next="));
+    let body = walk.text("body").await;
+    assert!(
+        !body.contains("tick 1"),
+        "the old run's output after sign-out"
+    );
+    walk.shot("signed-out").await;
+
+    walk.client.close().await.unwrap();
+    drop(driver);
+}
