@@ -183,6 +183,50 @@ async fn starting_without_wait_returns_at_once_and_the_stream_ends_with_the_code
 }
 
 #[tokio::test]
+async fn long_output_streams_whole_and_stays_out_of_the_json() {
+    let api = api(r#"
+[tools.long]
+command = ["seq", "1", "200000"]
+max_output = "5MB"
+"#);
+    let expected: String = (1..=200_000).map(|n| format!("{n}\n")).collect();
+    assert!(expected.len() as u64 > ftw::server::INLINE_OUTPUT);
+    let (_, started) = api.run("long", json!({}), false).await;
+    let id = started["id"].as_str().unwrap().to_string();
+    api.app.finished(&id).await;
+
+    let (_, run) = api
+        .call("GET", &format!("/api/runs/{id}"), Some(&api.token), None)
+        .await;
+    assert_eq!(run["output"], Value::Null, "too long to inline");
+    assert_eq!(run["output_bytes"], expected.len());
+    let url = run["output_url"].as_str().unwrap();
+    let (whole, _) = api.call("GET", url, Some(&api.token), None).await;
+    assert_eq!(whole.status, 200);
+    assert!(whole.body == expected, "the download is the whole output");
+
+    // The event stream hands it over in several events that add up to all of it.
+    let (events, _) = api
+        .call(
+            "GET",
+            &format!("/api/runs/{id}/events"),
+            Some(&api.token),
+            None,
+        )
+        .await;
+    let parsed = sse::parse(&events.body);
+    let pieces: Vec<&sse::Event> = parsed.iter().filter(|e| e.event != "end").collect();
+    assert!(pieces.len() > 1, "{} events", pieces.len());
+    let joined: String = pieces.iter().map(|e| e.data.as_str()).collect();
+    assert!(joined == expected, "the events add up to the output");
+
+    let mut browser = api.app.browser();
+    assert_eq!(browser.login("alice", ALICE_PW).await.status, 303);
+    let page = browser.get(&format!("/runs/{id}/output")).await;
+    assert!(page.body == expected, "the page's download too");
+}
+
+#[tokio::test]
 async fn indented_lines_and_carriage_returns_survive_the_event_stream() {
     let api = api(r#"
 [tools.tricky]

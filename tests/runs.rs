@@ -71,7 +71,7 @@ async fn run_output(
     let reply = b.run_tool(tool, fields).await;
     let id = Browser::run_id(&reply);
     let run = app.finished(&id).await;
-    run.snapshot().output
+    run.output()
 }
 
 // ---- 20, 21, 22: argv ----
@@ -372,7 +372,7 @@ async fn a_timeout_kills_the_whole_group_grandchildren_too() {
         wait_gone(pid).await,
         "grandchild {pid} survived the timeout"
     );
-    assert!(String::from_utf8_lossy(&run.snapshot().output).contains("started"));
+    assert!(String::from_utf8_lossy(&run.output()).contains("started"));
 }
 
 #[tokio::test]
@@ -410,7 +410,7 @@ async fn cancel_ends_the_process_group() {
     let id = Browser::run_id(&b.run_tool("t", &[]).await);
     let run = app.state.runs.get(&id).unwrap();
     let mut changes = run.watch();
-    while !String::from_utf8_lossy(&run.snapshot().output).contains("waiting") {
+    while !String::from_utf8_lossy(&run.output()).contains("waiting") {
         changes.changed().await.unwrap();
     }
     let page = b.get(&format!("/runs/{id}")).await;
@@ -443,7 +443,7 @@ async fn stdout_and_stderr_keep_their_order() {
     let id = Browser::run_id(&b.run_tool("t", &[]).await);
     let run = app.finished(&id).await;
     assert_eq!(
-        String::from_utf8(run.snapshot().output).unwrap(),
+        String::from_utf8(run.output()).unwrap(),
         "out1\nerr1\nout2\nerr2\nout3\nerr3\nout4\nerr4\nout5\nerr5\n"
     );
     assert_eq!(run.status(), ftw::runs::Status::Failed(3));
@@ -461,14 +461,12 @@ async fn output_beyond_max_output_is_cut_with_a_marker_and_the_program_finishes(
     let id = Browser::run_id(&b.run_tool("t", &[]).await);
     let run = app.finished(&id).await;
     let snap = run.snapshot();
+    let output = run.output();
     assert_eq!(snap.status, ftw::runs::Status::Succeeded);
+    assert_eq!(snap.output_len, output.len() as u64);
+    assert!(output.len() < 10_000 + 200, "kept {} bytes", output.len());
     assert!(
-        snap.output.len() < 10_000 + 200,
-        "kept {} bytes",
-        snap.output.len()
-    );
-    assert!(
-        String::from_utf8_lossy(&snap.output)
+        String::from_utf8_lossy(&output)
             .contains("[ftw: output cut here: it reached max_output (10000 bytes)")
     );
     assert_eq!(snap.dropped, 300_001 - 10_000);
@@ -645,7 +643,7 @@ async fn uploads_land_inside_their_run_folder_whatever_their_name() {
         let r = b.post_multipart("/tools/up", "XyZ", body).await;
         let id = Browser::run_id(&r);
         let run = app.finished(&id).await;
-        let argv = argv_of(&run.snapshot().output);
+        let argv = argv_of(&run.output());
         let path = std::path::Path::new(&argv[0]);
         let uploads = run.dir.uploads();
         assert_eq!(

@@ -258,6 +258,33 @@ fn a_tool_cannot_read_the_signing_key_from_proc() {
     );
 }
 
+#[test]
+fn a_low_soft_limit_on_open_files_is_raised_at_start() {
+    let tools = "[tools.limit]\ncommand = [\"/bin/sh\", \"-c\", \"echo soft=$(ulimit -S -n) hard=$(ulimit -H -n)\"]\n";
+    let server = Server::start(
+        Test::new().manifest(&manifest(tools)).soft_fd_limit(256),
+        &[],
+    );
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.child.id())).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let numbers: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
+    assert_ne!(numbers[0], "256", "{line}");
+    assert!(
+        numbers[0] == numbers[1] || numbers[0] == "1048576",
+        "soft limit raised to the hard one: {line}"
+    );
+    let cookie = sign_in(&server);
+    let run = start_tool(&server, &cookie, "limit");
+    let events = wait_for_end(&server, &cookie, &run);
+    assert!(
+        events.contains(&format!("soft={}", numbers[0])),
+        "tools inherit it: {events}"
+    );
+}
+
 // ---- the audit log file ----
 
 #[test]

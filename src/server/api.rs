@@ -429,9 +429,26 @@ pub fn run_json(state: &State, run: &Run, with_output: bool) -> Json {
         "page": format!("{}runs/{}", state.base, run.id),
     });
     if with_output {
-        body["output"] = json!(String::from_utf8_lossy(&snap.output));
+        body["output_bytes"] = json!(snap.output_len);
+        body["output_url"] = json!(format!("{}api/runs/{}/output", state.base, run.id));
+        body["output"] = if snap.output_len <= INLINE_OUTPUT {
+            json!(String::from_utf8_lossy(&run.output()))
+        } else {
+            Json::Null
+        };
     }
     body
+}
+
+/// Output up to this size comes inline in a run's JSON; longer output is `null` there
+/// and read from `output_url`, so a JSON answer never holds megabytes.
+pub const INLINE_OUTPUT: u64 = 1024 * 1024;
+
+/// GET /api/runs/{id}/output: the whole output as text.
+pub async fn output(id: String, state: Arc<State>, ctx: Ctx) -> Result<Response, Rejection> {
+    let caller = caller(&state, &ctx)?;
+    let run = run_pages::visible(&state, &caller.authed, &id)?;
+    Ok(caller.authed.finish(run_pages::output_download(&run)?))
 }
 
 /// GET /api/runs/{id}

@@ -66,6 +66,7 @@ pub fn start(
         .map_err(|refusal| match refusal {
             Refusal::QueueFull => Problem::QueueFull,
             Refusal::ShuttingDown => Problem::ShuttingDown,
+            Refusal::Storage(why) => Problem::Internal(why),
         })?;
     state.audit.record(
         "run-start",

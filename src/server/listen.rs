@@ -44,6 +44,7 @@ pub async fn serve(config: Config) -> Result<()> {
         )),
         None => None,
     };
+    raise_fd_limit(config.max_connections);
     let listener = TcpListener::bind(config.addr).await.map_err(|e| {
         Error::runtime(format!(
             "cannot listen on {}: {}",
@@ -172,6 +173,39 @@ pub async fn serve(config: Config) -> Result<()> {
     };
     tokio::join!(runs.shutdown(grace), connections);
     Ok(())
+}
+
+/// Raises the open-file limit to its hard maximum: every connection is a descriptor,
+/// and the usual soft default (1024) is far below `--max-connections`. Tools inherit
+/// the raised limit. Warns when even the hard limit is too low.
+fn raise_fd_limit(max_connections: usize) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write a plain C struct.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return;
+    }
+    let wanted = limit.rlim_max.min(1 << 20);
+    if limit.rlim_cur < wanted {
+        let raised = libc::rlimit {
+            rlim_cur: wanted,
+            rlim_max: limit.rlim_max,
+        };
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            limit.rlim_cur = wanted;
+        }
+    }
+    // Runs, their pipes and files, and the log need some of their own.
+    let needed = max_connections as u64 + 256;
+    if limit.rlim_cur < needed {
+        tracing::warn!(
+            "the open-file limit is {}, too low for --max-connections {max_connections}; \
+             raise it (systemd: LimitNOFILE=) or lower --max-connections",
+            limit.rlim_cur
+        );
+    }
 }
 
 /// hyper caps the head it buffers only while a head is incomplete, so one that arrives

@@ -3,6 +3,7 @@
 //! warp 0.4 has no TLS of its own) and shuts down gracefully.
 
 mod api;
+pub use api::INLINE_OUTPUT;
 mod assets;
 mod body;
 pub mod context;

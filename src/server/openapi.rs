@@ -96,6 +96,18 @@ pub fn document(state: &State, title: &str, tools: &[&Tool]) -> Json {
         }}),
     );
     paths.insert(
+        "/api/runs/{id}/output".into(),
+        json!({ "get": {
+            "summary": "The whole output as text (up to the tool's max_output)",
+            "operationId": "runOutput",
+            "parameters": run_id,
+            "responses": {
+                "200": { "description": "The output", "content": { "text/plain": { "schema": { "type": "string" } } } },
+                "404": json_response("No such run for this caller", error.clone()),
+            }
+        }}),
+    );
+    paths.insert(
         "/api/runs/{id}/cancel".into(),
         json!({ "post": {
             "summary": "Stop a run (SIGTERM to its process group, SIGKILL after 5 s)",
@@ -169,7 +181,9 @@ pub fn document(state: &State, title: &str, tools: &[&Tool]) -> Json {
             "error": { "type": ["string", "null"] },
             "started": { "type": "string", "format": "date-time" },
             "duration_ms": { "type": ["integer", "null"], "minimum": 0 },
-            "output": { "type": "string" },
+            "output": { "type": ["string", "null"], "description": "the output as text when it is at most 1 MiB, else null: read output_url" },
+            "output_bytes": { "type": "integer", "minimum": 0 },
+            "output_url": { "type": "string" },
             "output_cut": { "type": "boolean" },
             "files": { "type": "array", "items": {
                 "type": "object",

@@ -189,6 +189,11 @@ pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
         .and(st.clone())
         .and(ctx.clone())
         .and_then(api::events);
+    let api_output = warp::path!("runs" / String / "output")
+        .and(warp::get())
+        .and(st.clone())
+        .and(ctx.clone())
+        .and_then(api::output);
     let api_cancel = warp::path!("runs" / String / "cancel")
         .and(warp::post())
         .and(st.clone())
@@ -208,6 +213,8 @@ pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
             .or(api_events)
             .unify()
             .or(api_cancel)
+            .unify()
+            .or(api_output)
             .unify()
             .boxed())
         .unify()

@@ -29,7 +29,9 @@ use crate::runs::{OutputFile, Run, Status};
 
 /// Pages and event streams show the last this many bytes of output; the whole output
 /// is a download (`/runs/{id}/output`). A page of 10 MB of `<` would be 40 MB of HTML.
-pub const PAGE_TAIL: usize = 256 * 1024;
+pub const PAGE_TAIL: u64 = 256 * 1024;
+// The tail is read in one piece.
+const _: () = assert!(PAGE_TAIL as usize <= crate::runs::CHUNK);
 
 /// The run, if this user may see it.
 pub fn visible(state: &State, authed: &Authed, id: &str) -> Result<Arc<Run>, Rejection> {
@@ -120,7 +122,7 @@ struct RunPage<'a> {
     finished: bool,
     shown_args: &'a [(String, String)],
     /// Bytes of output before the part shown (only the last `PAGE_TAIL` are).
-    skipped: usize,
+    skipped: u64,
     rerun_query: &'a str,
     /// Escaped by the ANSI converter, which never passes markup through.
     output_html: String,
@@ -156,7 +158,7 @@ pub async fn show(id: String, state: Arc<State>, ctx: Ctx) -> Result<Response, R
         shown_args: &run.shown_args,
         skipped: tail,
         rerun_query: &run.rerun_query,
-        output_html: AnsiHtml::convert(&snap.output[tail.min(snap.output.len())..]),
+        output_html: AnsiHtml::convert(&run.output_since(tail).0),
         dropped: snap.dropped,
         files: snap.files,
     };
@@ -183,7 +185,7 @@ pub enum Format {
 struct Viewer {
     run: Arc<Run>,
     changes: tokio::sync::watch::Receiver<u64>,
-    offset: usize,
+    offset: u64,
     format: Format,
     ansi: AnsiHtml,
     /// Bytes of a UTF-8 character split across chunks (text format).
@@ -278,7 +280,7 @@ async fn next_event(v: &mut Viewer) -> Option<Event> {
                     Format::Text => 0,
                 };
                 let (bytes, _) = v.run.output_since(start);
-                v.offset = start + bytes.len();
+                v.offset = start + bytes.len() as u64;
                 v.status = v.run.status().word();
                 return Some(
                     Event::default()
@@ -290,7 +292,7 @@ async fn next_event(v: &mut Viewer) -> Option<Event> {
             Phase::Live => {
                 let (bytes, finished) = v.run.output_since(v.offset);
                 if !bytes.is_empty() {
-                    v.offset += bytes.len();
+                    v.offset += bytes.len() as u64;
                     return Some(
                         Event::default()
                             .event("output")
@@ -354,13 +356,43 @@ fn end_event(run: &Run, status: &Status, base: &str) -> Event {
 pub async fn output(id: String, state: Arc<State>, ctx: Ctx) -> Result<Response, Rejection> {
     let authed = require(&state, &ctx, &format!("{}runs/{id}", state.base))?;
     let run = visible(&state, &authed, &id)?;
-    let (bytes, _) = run.output_since(0);
-    let mut r = Response::new(bytes.into());
+    Ok(authed.finish(output_download(&run)?))
+}
+
+/// The run's output as it is now, streamed from its log in chunks (a long output is
+/// never held in memory), as an attachment.
+pub fn output_download(run: &Run) -> Result<Response, Problem> {
+    let (file, len) = run
+        .output_reader()
+        .map_err(|e| Problem::Internal(format!("cannot read the run's output: {e}")))?;
+    let file = Arc::new(file);
+    let chunks = stream::unfold(0u64, move |at| {
+        let file = Arc::clone(&file);
+        async move {
+            if at >= len {
+                return None;
+            }
+            let want = (len - at).min(crate::runs::CHUNK as u64) as usize;
+            let read = tokio::task::spawn_blocking(move || {
+                use std::os::unix::fs::FileExt;
+                let mut buf = vec![0u8; want];
+                file.read_exact_at(&mut buf, at).map(|()| buf)
+            })
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+            Some(match read {
+                Ok(buf) => (Ok::<_, std::io::Error>(buf), at + want as u64),
+                Err(e) => (Err(e), len),
+            })
+        }
+    });
+    let mut r = warp::reply::stream(chunks).into_response();
     let h = r.headers_mut();
     h.insert(
         CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    h.insert(CONTENT_LENGTH, HeaderValue::from(len));
     let name = format!("{}-{}.txt", run.tool_id, run.id);
     h.insert(
         CONTENT_DISPOSITION,
@@ -371,7 +403,7 @@ pub async fn output(id: String, state: Arc<State>, ctx: Ctx) -> Result<Response,
         CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("default-src 'none'; sandbox"),
     );
-    Ok(authed.finish(r))
+    Ok(r)
 }
 
 /// POST /runs/{id}/cancel

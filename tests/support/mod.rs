@@ -25,6 +25,7 @@ pub struct Test {
     args: Vec<String>,
     stdin: Option<Vec<u8>>,
     env: Vec<(String, String)>,
+    fd_limit: Option<u64>,
 }
 
 pub struct Outcome {
@@ -41,6 +42,7 @@ impl Test {
             args: Vec::new(),
             stdin: None,
             env: Vec::new(),
+            fd_limit: None,
         }
     }
 
@@ -84,6 +86,12 @@ impl Test {
         self
     }
 
+    /// Starts ftw with this soft limit on open files (as a default systemd unit would).
+    pub fn soft_fd_limit(mut self, limit: u64) -> Self {
+        self.fd_limit = Some(limit);
+        self
+    }
+
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(BIN);
         cmd.args(&self.args)
@@ -91,6 +99,22 @@ impl Test {
             .env_remove("FTW_SECRET_KEY")
             .env_remove("RUST_LOG")
             .envs(self.env.iter().map(|(k, v)| (k, v)));
+        if let Some(limit) = self.fd_limit {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: only async-signal-safe calls between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let mut l = libc::rlimit {
+                        rlim_cur: 0,
+                        rlim_max: 0,
+                    };
+                    libc::getrlimit(libc::RLIMIT_NOFILE, &mut l);
+                    l.rlim_cur = limit;
+                    libc::setrlimit(libc::RLIMIT_NOFILE, &l);
+                    Ok(())
+                });
+            }
+        }
         cmd
     }
 

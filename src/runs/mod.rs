@@ -1,21 +1,23 @@
 //! Live and finished runs: their status, their output, their files, and who may see
 //! them. One `Runs` per server.
 //!
-//! Output lives once, in the run; any number of viewers read it at their own pace. A
-//! viewer waits on a version counter (`watch`) and then reads what is new, so a thousand
-//! live pages of one run cost a thousand offsets, not a thousand copies. Output beyond the
-//! tool's `max_output` is counted but not kept; the program still runs to its end.
+//! Output lives once, in the run's log on disk (`log`); any number of viewers read it at
+//! their own pace. A viewer waits on a version counter (`watch`) and then reads what is
+//! new, at most `CHUNK` at a time, so a thousand live pages of one run cost a thousand
+//! offsets, not a thousand copies, and memory stays flat whatever a tool prints. Output
+//! beyond the tool's `max_output` is counted but not kept; the program still runs to its
+//! end.
 //!
-//! Each run has a private folder (mode 0700) for its uploads and its output files; it is
-//! removed when the run leaves the history (`--keep-runs`) or the server stops.
+//! Each run has a private folder (mode 0700, see `dir`) for its uploads and its output
+//! files; it is removed when the run leaves the history (`--keep-runs`) or the server
+//! stops.
 //! Concurrency is capped per tool (`max_concurrent`) and overall (`--max-runs`); runs
 //! beyond the caps wait in a short queue, and a full queue is refused.
 
+mod dir;
+mod log;
+
 use std::collections::HashMap;
-use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStringExt;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -27,6 +29,12 @@ use tokio::sync::{Semaphore, watch};
 use crate::audit::Audit;
 use crate::exec::{self, Ending, OutputSink, Plan, Stop};
 use crate::metrics::Metrics;
+
+pub use dir::{OutputFile, RunDir, private_root};
+pub use log::OutputLog;
+
+/// The most output one read hands a viewer (one event of a live stream).
+pub const CHUNK: usize = 256 * 1024;
 
 pub const DEFAULT_MAX_RUNS: u16 = 16;
 pub const DEFAULT_KEEP_RUNS: u32 = 100;
@@ -92,145 +100,12 @@ impl Status {
     }
 }
 
-/// A file the tool left in its output folder.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutputFile {
-    pub name: String,
-    pub size: u64,
-    /// A raster image that the run page may show inline.
-    pub image: bool,
-}
-
-/// A run's private folder: `uploads/` and `output/`. Removed with the run.
-#[derive(Debug)]
-pub struct RunDir {
-    pub path: PathBuf,
-    /// (device, inode) of `output/` as ftw made it. The tool runs as ftw's user and can
-    /// swap the folder for a symlink; every later use checks it is still this one.
-    output_id: (u64, u64),
-}
-
-impl RunDir {
-    pub fn uploads(&self) -> PathBuf {
-        self.path.join("uploads")
-    }
-
-    pub fn output(&self) -> PathBuf {
-        self.path.join("output")
-    }
-
-    /// The output folder, opened without following a symlink, if it is still the
-    /// folder ftw made.
-    fn open_output(&self) -> Option<OwnedFd> {
-        use std::os::unix::fs::MetadataExt;
-        let path = CString::new(self.output().into_os_string().into_vec()).ok()?;
-        // SAFETY: a plain open(2) of a NUL-terminated path; the result is owned below.
-        let fd = unsafe {
-            libc::open(
-                path.as_ptr(),
-                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            )
-        };
-        if fd < 0 {
-            return None;
-        }
-        // SAFETY: fd was just opened and is owned by nothing else.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let meta = std::fs::File::from(fd.try_clone().ok()?).metadata().ok()?;
-        ((meta.dev(), meta.ino()) == self.output_id).then_some(fd)
-    }
-
-    /// Regular files directly inside the output folder: no folders, no symlinks, UTF-8
-    /// names only.
-    fn list_output(&self) -> Vec<OutputFile> {
-        let Some(dir) = self.open_output() else {
-            return Vec::new();
-        };
-        // Reading through the descriptor, not the path: the folder checked is the folder read.
-        let Ok(entries) = std::fs::read_dir(format!("/proc/self/fd/{}", dir.as_raw_fd())) else {
-            return Vec::new();
-        };
-        let mut files: Vec<OutputFile> = entries
-            .filter_map(Result::ok)
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                let (is_file, size) = stat_at(&dir, &name)?;
-                if !is_file {
-                    return None;
-                }
-                let lower = name.to_ascii_lowercase();
-                let image = [".png", ".jpg", ".jpeg", ".gif", ".webp"]
-                    .iter()
-                    .any(|ext| lower.ends_with(ext));
-                Some(OutputFile { name, size, image })
-            })
-            .collect();
-        files.sort_by(|a, b| a.name.cmp(&b.name));
-        files
-    }
-
-    /// A regular file of the output folder, opened without following symlinks.
-    pub fn open_output_file(&self, name: &str) -> Option<std::fs::File> {
-        let dir = self.open_output()?;
-        let c_name = CString::new(name).ok()?;
-        // SAFETY: openat(2) relative to a directory descriptor we own.
-        let fd = unsafe {
-            libc::openat(
-                dir.as_raw_fd(),
-                c_name.as_ptr(),
-                libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC,
-            )
-        };
-        if fd < 0 {
-            return None;
-        }
-        // SAFETY: fd was just opened and is owned by nothing else.
-        let file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-        file.metadata().ok()?.is_file().then_some(file)
-    }
-}
-
-/// (is a regular file, size) of `name` in `dir`, without following a symlink.
-fn stat_at(dir: &OwnedFd, name: &str) -> Option<(bool, u64)> {
-    let c_name = CString::new(name).ok()?;
-    // SAFETY: fstatat(2) fills a plain C struct.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    let rc = unsafe {
-        libc::fstatat(
-            dir.as_raw_fd(),
-            c_name.as_ptr(),
-            &mut st,
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
-    (rc == 0).then_some((
-        (st.st_mode & libc::S_IFMT) == libc::S_IFREG,
-        st.st_size as u64,
-    ))
-}
-
-impl Drop for RunDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
-}
-
 #[derive(Debug)]
 struct Progress {
     status: Status,
     started: Option<Instant>,
     duration: Option<Duration>,
     files: Vec<OutputFile>,
-}
-
-#[derive(Debug, Default)]
-struct Output {
-    /// What viewers see: the kept output, and the cut marker once the cap is reached.
-    bytes: Vec<u8>,
-    /// Bytes of the tool's own output kept (at most `max_output`).
-    kept: usize,
-    /// Bytes the tool wrote beyond `max_output`, counted, not kept.
-    dropped: u64,
 }
 
 /// One run of one tool.
@@ -247,9 +122,8 @@ pub struct Run {
     /// passwords, no files), for "Run again".
     pub rerun_query: String,
     pub dir: RunDir,
-    max_output: u64,
     progress: Mutex<Progress>,
-    output: Mutex<Output>,
+    output: OutputLog,
     version: watch::Sender<u64>,
     stop: watch::Sender<Stop>,
 }
@@ -260,7 +134,8 @@ pub struct Snapshot {
     pub status: Status,
     pub duration: Option<Duration>,
     pub files: Vec<OutputFile>,
-    pub output: Vec<u8>,
+    /// Bytes of output readers can read (kept output and any cut marker).
+    pub output_len: u64,
     pub dropped: u64,
     /// The output version this snapshot includes.
     pub version: u64,
@@ -268,25 +143,7 @@ pub struct Snapshot {
 
 impl OutputSink for Run {
     fn push(&self, bytes: &[u8]) {
-        {
-            let mut out = self.output.lock().expect("output lock");
-            let room = (self.max_output as usize).saturating_sub(out.kept);
-            let kept = room.min(bytes.len());
-            out.bytes.extend_from_slice(&bytes[..kept]);
-            out.kept += kept;
-            if kept < bytes.len() {
-                if out.dropped == 0 {
-                    out.bytes.extend_from_slice(
-                        format!(
-                            "\n[ftw: output cut here: it reached max_output ({} bytes); the program keeps running]\n",
-                            self.max_output
-                        )
-                        .as_bytes(),
-                    );
-                }
-                out.dropped += (bytes.len() - kept) as u64;
-            }
-        }
+        self.output.append(bytes);
         self.version.send_modify(|v| *v += 1);
     }
 }
@@ -299,40 +156,45 @@ impl Run {
     pub fn snapshot(&self) -> Snapshot {
         let version = *self.version.borrow();
         let progress = self.progress.lock().expect("progress lock");
-        let out = self.output.lock().expect("output lock");
         Snapshot {
             status: progress.status.clone(),
             duration: progress
                 .duration
                 .or_else(|| progress.started.map(|s| s.elapsed())),
             files: progress.files.clone(),
-            output: out.bytes.clone(),
-            dropped: out.dropped,
+            output_len: self.output.len(),
+            dropped: self.output.counts().1,
             version,
         }
     }
 
-    /// Where a page starts showing output: everything, or the last `max` bytes from a
-    /// line start. Returns (offset, bytes skipped).
-    pub fn tail_start(&self, max: usize) -> usize {
-        let out = self.output.lock().expect("output lock");
-        if out.bytes.len() <= max {
-            return 0;
-        }
-        let from = out.bytes.len() - max;
-        match out.bytes[from..].iter().position(|&b| b == b'\n') {
-            Some(i) => from + i + 1,
-            None => from,
-        }
+    /// All output kept so far (at most `max_output` and a marker).
+    pub fn output(&self) -> Vec<u8> {
+        self.output.read_all()
     }
 
-    /// Output from byte `from` on, and whether the run has finished (read together, so a
-    /// viewer that sees "finished" has also seen all output).
-    pub fn output_since(&self, from: usize) -> (Vec<u8>, bool) {
-        let progress = self.progress.lock().expect("progress lock");
-        let out = self.output.lock().expect("output lock");
-        let start = from.min(out.bytes.len());
-        (out.bytes[start..].to_vec(), progress.status.is_finished())
+    /// Where a page starts showing output so that it shows at most the last `max`
+    /// bytes, from a line start where one is near.
+    pub fn tail_start(&self, max: u64) -> u64 {
+        self.output.tail_start(max)
+    }
+
+    /// Output from byte `from` on (at most `CHUNK`), and whether the run has finished
+    /// and this is the last of it (read together, so a viewer that sees "finished" has
+    /// also seen all output).
+    pub fn output_since(&self, from: u64) -> (Vec<u8>, bool) {
+        let (finished, len) = {
+            let progress = self.progress.lock().expect("progress lock");
+            (progress.status.is_finished(), self.output.len())
+        };
+        let bytes = self.output.read(from, len, CHUNK);
+        let caught_up = from + bytes.len() as u64 >= len;
+        (bytes, finished && caught_up)
+    }
+
+    /// A handle for streaming the whole output, and how long it is now.
+    pub fn output_reader(&self) -> std::io::Result<(std::fs::File, u64)> {
+        Ok((self.output.reader()?, self.output.len()))
     }
 
     /// How long it ran (or has been running).
@@ -342,7 +204,7 @@ impl Run {
     }
 
     pub fn dropped(&self) -> u64 {
-        self.output.lock().expect("output lock").dropped
+        self.output.counts().1
     }
 
     /// Wakes when output or status changes.
@@ -397,6 +259,8 @@ impl Run {
 pub enum Refusal {
     QueueFull,
     ShuttingDown,
+    /// The output log could not be made (the disk is full or read-only).
+    Storage(String),
 }
 
 /// Everything needed to start a run.
@@ -453,18 +317,7 @@ impl Runs {
 
     /// A fresh private folder for a run (before it exists: uploads land here first).
     pub fn new_dir(&self, id: &str) -> std::io::Result<RunDir> {
-        let path = self.root.join(id);
-        let mut builder = std::fs::DirBuilder::new();
-        builder.mode(0o700);
-        builder.create(&path)?;
-        builder.create(path.join("uploads"))?;
-        builder.create(path.join("output"))?;
-        use std::os::unix::fs::MetadataExt;
-        let meta = std::fs::symlink_metadata(path.join("output"))?;
-        Ok(RunDir {
-            path,
-            output_id: (meta.dev(), meta.ino()),
-        })
+        RunDir::create(&self.root, id)
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Run>> {
@@ -495,6 +348,12 @@ impl Runs {
         if self.stopping.load(Ordering::SeqCst) {
             return Err(Refusal::ShuttingDown);
         }
+        let output = OutputLog::create(&new.dir.path, new.max_output).map_err(|e| {
+            Refusal::Storage(format!(
+                "cannot store the run's output: {}",
+                crate::manifest::io_reason(&e)
+            ))
+        })?;
         if self.queued.fetch_add(1, Ordering::SeqCst) >= MAX_QUEUED {
             self.queued.fetch_sub(1, Ordering::SeqCst);
             return Err(Refusal::QueueFull);
@@ -508,14 +367,13 @@ impl Runs {
             shown_args: new.shown_args,
             rerun_query: new.rerun_query,
             dir: new.dir,
-            max_output: new.max_output,
             progress: Mutex::new(Progress {
                 status: Status::Queued,
                 started: None,
                 duration: None,
                 files: Vec::new(),
             }),
-            output: Mutex::new(Output::default()),
+            output,
             version: watch::channel(0).0,
             stop: watch::channel(Stop::Running).0,
         });
@@ -567,10 +425,7 @@ impl Runs {
             status.word(),
             run.duration().map(|d| d.as_secs_f64()),
         );
-        let (kept, dropped) = {
-            let out = run.output.lock().expect("output lock");
-            (out.kept as u64, out.dropped)
-        };
+        let (kept, dropped) = run.output.counts();
         self.audit.record(
             "run-end",
             serde_json::json!({
@@ -638,46 +493,5 @@ impl Runs {
         }
         self.runs.lock().expect("runs lock").clear();
         let _ = std::fs::remove_dir_all(&self.root);
-    }
-}
-
-const ROOT_PREFIX: &str = "ftw-runs-";
-const ROOT_PID_FILE: &str = "ftw.pid";
-
-/// Makes the private folder that holds every run's folder (mode 0700, random name), and
-/// removes those a crashed ftw left behind (their `ftw.pid` names a dead process).
-pub fn private_root() -> std::io::Result<PathBuf> {
-    remove_stale_roots(&std::env::temp_dir());
-    let dir = tempfile::Builder::new()
-        .prefix(ROOT_PREFIX)
-        .permissions(std::fs::Permissions::from_mode(0o700))
-        .tempdir()?
-        .keep();
-    std::fs::write(dir.join(ROOT_PID_FILE), std::process::id().to_string())?;
-    Ok(dir)
-}
-
-fn remove_stale_roots(tmp: &std::path::Path) {
-    let Ok(entries) = std::fs::read_dir(tmp) else {
-        return;
-    };
-    for entry in entries.filter_map(Result::ok) {
-        let name = entry.file_name();
-        if !name.to_string_lossy().starts_with(ROOT_PREFIX) {
-            continue;
-        }
-        let Ok(pid) = std::fs::read_to_string(entry.path().join(ROOT_PID_FILE)) else {
-            continue;
-        };
-        let Ok(pid) = pid.trim().parse::<i32>() else {
-            continue;
-        };
-        // SAFETY: signal 0 only asks whether the process exists.
-        let alive = unsafe { libc::kill(pid, 0) } == 0
-            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
-        if !alive {
-            tracing::info!("removing {} left by a stopped ftw", entry.path().display());
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
     }
 }

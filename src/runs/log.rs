@@ -1,0 +1,209 @@
+//! A run's output, kept on disk instead of in memory: an unnamed file (`O_TMPFILE`) in
+//! the run's private folder, so no tool and no other user can open it by name, and it
+//! is gone the moment the run is dropped. Memory stays flat however much a tool prints
+//! or however many finished runs the history keeps; the kernel's page cache does the
+//! buffering.
+//!
+//! Writes append under a lock; reads are positional (`pread`) below the length seen
+//! under that lock, and the file only grows, so any number of readers need no lock while
+//! they read. Output beyond `max_output` is counted, not kept, and a marker line says
+//! where it was cut. If the disk refuses a write, the same happens with a marker that
+//! says so: the program keeps running either way.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Mutex;
+
+#[derive(Debug)]
+pub struct OutputLog {
+    file: File,
+    max_kept: u64,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct State {
+    /// Bytes in the file: the kept output and any marker line.
+    len: u64,
+    /// Bytes of the tool's own output kept.
+    kept: u64,
+    /// Bytes the tool wrote that were not kept.
+    dropped: u64,
+    /// Kept bytes stop here (the cap, or a failed write).
+    closed: bool,
+}
+
+impl OutputLog {
+    /// A new, empty log in `dir` that keeps at most `max_kept` bytes of output.
+    pub fn create(dir: &Path, max_kept: u64) -> std::io::Result<OutputLog> {
+        Ok(OutputLog {
+            file: tempfile::tempfile_in(dir)?,
+            max_kept,
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    /// Appends what the tool printed, up to the cap.
+    pub fn append(&self, bytes: &[u8]) {
+        let mut st = self.state.lock().expect("log lock");
+        if st.closed {
+            st.dropped += bytes.len() as u64;
+            return;
+        }
+        let room = self.max_kept.saturating_sub(st.kept);
+        let keep = bytes.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+        if keep > 0 {
+            if let Err(e) = self.file.write_all_at(&bytes[..keep], st.len) {
+                tracing::warn!("cannot store a run's output: {e}");
+                self.close(
+                    &mut st,
+                    &format!(
+                        "\n[ftw: output cut here: it could not be stored ({}); the program keeps running]\n",
+                        crate::manifest::io_reason(&e)
+                    ),
+                );
+                st.dropped += bytes.len() as u64;
+                return;
+            }
+            st.len += keep as u64;
+            st.kept += keep as u64;
+        }
+        if keep < bytes.len() {
+            let marker = format!(
+                "\n[ftw: output cut here: it reached max_output ({} bytes); the program keeps running]\n",
+                self.max_kept
+            );
+            self.close(&mut st, &marker);
+            st.dropped += (bytes.len() - keep) as u64;
+        }
+    }
+
+    fn close(&self, st: &mut State, marker: &str) {
+        st.closed = true;
+        if self.file.write_all_at(marker.as_bytes(), st.len).is_ok() {
+            st.len += marker.len() as u64;
+        }
+    }
+
+    /// Bytes readers can read (kept output and markers).
+    pub fn len(&self) -> u64 {
+        self.state.lock().expect("log lock").len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// (kept, dropped) bytes of the tool's own output.
+    pub fn counts(&self) -> (u64, u64) {
+        let st = self.state.lock().expect("log lock");
+        (st.kept, st.dropped)
+    }
+
+    /// Up to `max` bytes from offset `from`, no further than `until` (a length seen
+    /// earlier, so a reader can pair it with other state read at that moment).
+    pub fn read(&self, from: u64, until: u64, max: usize) -> Vec<u8> {
+        let until = until.min(self.len());
+        if from >= until {
+            return Vec::new();
+        }
+        let want = usize::try_from(until - from).unwrap_or(usize::MAX).min(max);
+        let mut buf = vec![0u8; want];
+        let mut got = 0;
+        while got < want {
+            match self.file.read_at(&mut buf[got..], from + got as u64) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    tracing::warn!("cannot read a run's output: {e}");
+                    break;
+                }
+            }
+        }
+        buf.truncate(got);
+        buf
+    }
+
+    /// Everything kept so far (bounded by `max_output`).
+    pub fn read_all(&self) -> Vec<u8> {
+        let len = self.len();
+        self.read(0, len, usize::try_from(len).unwrap_or(usize::MAX))
+    }
+
+    /// Where to start showing the last `max` bytes: just after a line break if there
+    /// is one in the first part of that window, so the page starts on a whole line.
+    pub fn tail_start(&self, max: u64) -> u64 {
+        let len = self.len();
+        if len <= max {
+            return 0;
+        }
+        let from = len - max;
+        let window = self.read(from, len, 4096);
+        match window.iter().position(|&b| b == b'\n') {
+            Some(i) => from + i as u64 + 1,
+            None => from,
+        }
+    }
+
+    /// A second handle on the file, for streaming a download without holding the run.
+    pub fn reader(&self) -> std::io::Result<File> {
+        self.file.try_clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log(max: u64) -> (tempfile::TempDir, OutputLog) {
+        let dir = tempfile::tempdir().unwrap();
+        let log = OutputLog::create(dir.path(), max).unwrap();
+        (dir, log)
+    }
+
+    #[test]
+    fn appends_and_reads_back_in_pieces() {
+        let (_dir, log) = log(1000);
+        log.append(b"hello ");
+        log.append(b"world\n");
+        assert_eq!(log.read_all(), b"hello world\n");
+        assert_eq!(log.read(6, log.len(), 3), b"wor");
+        assert_eq!(log.read(6, 8, 100), b"wo", "never past `until`");
+        assert_eq!(log.read(50, 60, 10), b"");
+        assert_eq!(log.counts(), (12, 0));
+    }
+
+    #[test]
+    fn output_past_the_cap_is_counted_and_marked_once() {
+        let (_dir, log) = log(10);
+        log.append(b"0123456");
+        log.append(b"789abc");
+        log.append(b"more");
+        let text = String::from_utf8(log.read_all()).unwrap();
+        assert!(
+            text.starts_with("0123456789\n[ftw: output cut here: it reached max_output (10 bytes)")
+        );
+        assert_eq!(text.matches("[ftw:").count(), 1);
+        assert_eq!(log.counts(), (10, 7));
+    }
+
+    #[test]
+    fn the_file_has_no_name() {
+        let (dir, log) = log(100);
+        log.append(b"secret output");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn the_tail_starts_on_a_whole_line() {
+        let (_dir, log) = log(1000);
+        log.append(b"aaaa\nbbbb\ncccc\n");
+        assert_eq!(log.tail_start(100), 0);
+        assert_eq!(log.tail_start(7), 10, "after the break inside the window");
+        let (_dir, long) = self::log(1000);
+        long.append(&[b'x'; 50]);
+        assert_eq!(long.tail_start(10), 40, "no break: cut mid-line");
+    }
+}
