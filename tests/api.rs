@@ -183,6 +183,42 @@ async fn starting_without_wait_returns_at_once_and_the_stream_ends_with_the_code
 }
 
 #[tokio::test]
+async fn a_stream_opened_mid_run_reports_the_status_before_more_output() {
+    // A page rendered while the run was queued learns it is running from the stream,
+    // even when the stream opens after the run started.
+    let api = api(r#"
+[tools.pause]
+command = ["/bin/sh", "-c", "echo one; sleep 1; echo two"]
+"#);
+    let (_, started) = api.run("pause", json!({}), false).await;
+    let id = started["id"].as_str().unwrap().to_string();
+    loop {
+        let (_, run) = api
+            .call("GET", &format!("/api/runs/{id}"), Some(&api.token), None)
+            .await;
+        if run["output"] == "one\n" {
+            assert_eq!(run["status"], "running");
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let (events, _) = api
+        .call(
+            "GET",
+            &format!("/api/runs/{id}/events"),
+            Some(&api.token),
+            None,
+        )
+        .await;
+    let parsed = sse::parse(&events.body);
+    let names: Vec<&str> = parsed.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(names, ["snapshot", "status", "output", "end"]);
+    assert_eq!(parsed[0].data, "one\n");
+    assert!(parsed[1].data.contains("\"running\""), "{}", parsed[1].data);
+    assert_eq!(parsed[2].data, "two\n");
+}
+
+#[tokio::test]
 async fn long_output_streams_whole_and_stays_out_of_the_json() {
     let api = api(r#"
 [tools.long]

@@ -467,7 +467,10 @@ async fn a_user_walks_through_the_example_in_chromium() {
         o.contains("tick 1 of 30")
     })
     .await;
-    assert!(walk.text("[data-status]").await.contains("running"));
+    walk.wait_text("[data-status]", "the status to read running", |s| {
+        s.contains("running")
+    })
+    .await;
     walk.wait_text("[data-output]", "a later tick, live", |o| {
         o.contains("tick 2 of 30")
     })

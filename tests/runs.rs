@@ -785,6 +785,13 @@ async fn history_keeps_the_newest_runs_and_removes_the_folders_of_older_ones() {
     assert_eq!(app.state.runs.list().len(), 20);
     for (id, dir) in &ids[..3] {
         assert!(app.state.runs.get(id).is_none());
+        // Folders are removed on the blocking pool, off the request threads.
+        for _ in 0..100 {
+            if !dir.exists() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         assert!(!dir.exists(), "{} kept", dir.display());
     }
     assert!(ids[3].1.exists());

@@ -128,8 +128,18 @@ fn stat_at(dir: &OwnedFd, name: &str) -> Option<(bool, u64)> {
 }
 
 impl Drop for RunDir {
+    /// Removing a folder blocks on the disk, so inside the server it happens on the
+    /// blocking pool, never on the threads that answer requests. Whatever is still
+    /// there when ftw stops goes with the private root.
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
+        let path = std::mem::take(&mut self.path);
+        let remove = move || {
+            let _ = std::fs::remove_dir_all(&path);
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(remove)),
+            Err(_) => remove(),
+        }
     }
 }
 

@@ -241,8 +241,9 @@ pub fn event_stream(run: Arc<Run>, base: String, format: Format) -> Response {
     r
 }
 
-/// GET /runs/{id}/events: `snapshot` (everything so far, as HTML), then `output` chunks
-/// and `status` changes as they happen, then one `end` event with the exit code. A
+/// GET /runs/{id}/events: `snapshot` (everything so far, as HTML), then the current
+/// `status` of an unfinished run, `output` chunks and `status` changes as they happen,
+/// then one `end` event with the exit code. A
 /// browser that reconnects gets a new snapshot, so it never misses or repeats output.
 pub async fn events(id: String, state: Arc<State>, ctx: Ctx) -> Result<Response, Rejection> {
     let authed = require(&state, &ctx, &format!("{}runs/{id}", state.base))?;
@@ -281,7 +282,9 @@ async fn next_event(v: &mut Viewer) -> Option<Event> {
                 };
                 let (bytes, _) = v.run.output_since(start);
                 v.offset = start + bytes.len() as u64;
-                v.status = v.run.status().word();
+                // The page may have been rendered while the run was still queued: the
+                // first live step always reports the status, whatever it is now.
+                v.status = "";
                 return Some(
                     Event::default()
                         .event("snapshot")
@@ -290,6 +293,18 @@ async fn next_event(v: &mut Viewer) -> Option<Event> {
                 );
             }
             Phase::Live => {
+                // A status change goes out before the output that follows it, so a
+                // page never shows live output under a stale "queued".
+                let status = v.run.status();
+                if !status.is_finished() && status.word() != v.status {
+                    v.status = status.word();
+                    return Some(
+                        Event::default().event("status").data(
+                            json!({ "status": status.word(), "text": status_text(&status) })
+                                .to_string(),
+                        ),
+                    );
+                }
                 let (bytes, finished) = v.run.output_since(v.offset);
                 if !bytes.is_empty() {
                     v.offset += bytes.len() as u64;
@@ -300,19 +315,9 @@ async fn next_event(v: &mut Viewer) -> Option<Event> {
                             .id(v.offset.to_string()),
                     );
                 }
-                let status = v.run.status();
                 if finished {
                     v.phase = Phase::Done;
-                    return Some(end_event(&v.run, &status, &v.base));
-                }
-                if status.word() != v.status {
-                    v.status = status.word();
-                    return Some(
-                        Event::default().event("status").data(
-                            json!({ "status": status.word(), "text": status_text(&status) })
-                                .to_string(),
-                        ),
-                    );
+                    return Some(end_event(&v.run, &v.run.status(), &v.base));
                 }
                 if v.changes.changed().await.is_err() {
                     // The run is gone (dropped from history): nothing more will come.
