@@ -45,6 +45,7 @@ pub async fn serve(config: Config) -> Result<()> {
         None => None,
     };
     raise_fd_limit(config.max_connections);
+    return_large_allocations();
     let listener = TcpListener::bind(config.addr).await.map_err(|e| {
         Error::runtime(format!(
             "cannot listen on {}: {}",
@@ -173,6 +174,19 @@ pub async fn serve(config: Config) -> Result<()> {
     };
     tokio::join!(runs.shutdown(grace), connections);
     Ok(())
+}
+
+/// Large allocations (argon2's working memory, 19 MiB at the default cost) come
+/// straight from the kernel and go back to it when freed. glibc otherwise raises its
+/// mmap threshold after the first such free and keeps later ones in its arenas, so
+/// memory freed after a burst of sign-ins would never leave the process.
+fn return_large_allocations() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only sets an allocator parameter; called before other threads
+    // allocate much.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
 }
 
 /// Raises the open-file limit to its hard maximum: every connection is a descriptor,
