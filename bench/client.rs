@@ -67,19 +67,52 @@ impl Conn {
         headers: &[(&str, &str)],
         body: &str,
     ) -> Option<Response> {
+        self.send(method, path, headers, body).ok()?;
+        let mut response = self.read_head()?;
+        let mut body = Vec::new();
+        if response.chunked() {
+            while let Some(chunk) = self.next_chunk()? {
+                body.extend_from_slice(&chunk);
+            }
+        } else if let Some(n) = response
+            .header("content-length")
+            .and_then(|v| v.parse().ok())
+        {
+            body = vec![0u8; n];
+            self.reader.read_exact(&mut body).ok()?;
+        }
+        response.body = String::from_utf8_lossy(&body).into_owned();
+        Some(response)
+    }
+
+    /// Writes one request.
+    pub fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> std::io::Result<()> {
         let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n");
         for (k, v) in headers {
             req.push_str(&format!("{k}: {v}\r\n"));
         }
         if method == "POST" {
-            req.push_str(&format!(
-                "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
-                body.len()
-            ));
+            if !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+            {
+                req.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
+            }
+            req.push_str(&format!("Content-Length: {}\r\n", body.len()));
         }
         req.push_str("\r\n");
         req.push_str(body);
-        self.reader.get_mut().write_all(req.as_bytes()).ok()?;
+        self.reader.get_mut().write_all(req.as_bytes())
+    }
+
+    /// Reads a response's status line and headers (the body is left to read).
+    pub fn read_head(&mut self) -> Option<Response> {
         let mut line = String::new();
         if self.reader.read_line(&mut line).ok()? == 0 {
             return None;
@@ -97,36 +130,29 @@ impl Conn {
                 headers.push((k.trim().to_string(), v.trim().to_string()));
             }
         }
-        let mut response = Response {
+        Some(Response {
             status,
             headers,
             body: String::new(),
-        };
-        let chunked = response
-            .header("transfer-encoding")
-            .is_some_and(|v| v.contains("chunked"));
-        let mut body = Vec::new();
-        if chunked {
-            loop {
-                line.clear();
-                self.reader.read_line(&mut line).ok()?;
-                let size = usize::from_str_radix(line.trim(), 16).ok()?;
-                let mut chunk = vec![0u8; size + 2];
-                self.reader.read_exact(&mut chunk).ok()?;
-                if size == 0 {
-                    break;
-                }
-                body.extend_from_slice(&chunk[..size]);
-            }
-        } else if let Some(n) = response
-            .header("content-length")
-            .and_then(|v| v.parse().ok())
-        {
-            body = vec![0u8; n];
-            self.reader.read_exact(&mut body).ok()?;
-        }
-        response.body = String::from_utf8_lossy(&body).into_owned();
-        Some(response)
+        })
+    }
+
+    /// The next chunk of a chunked body: `Some(None)` at its end, `None` on an error.
+    pub fn next_chunk(&mut self) -> Option<Option<Vec<u8>>> {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).ok()?;
+        let size = usize::from_str_radix(line.trim(), 16).ok()?;
+        let mut chunk = vec![0u8; size + 2];
+        self.reader.read_exact(&mut chunk).ok()?;
+        chunk.truncate(size);
+        Some((size > 0).then_some(chunk))
+    }
+}
+
+impl Response {
+    fn chunked(&self) -> bool {
+        self.header("transfer-encoding")
+            .is_some_and(|v| v.contains("chunked"))
     }
 }
 
@@ -164,16 +190,46 @@ pub fn sign_in(conn: &mut Conn, user: &str, password: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Starts the trivial tool and reads its event stream until the run has ended.
-pub fn run_and_wait(conn: &mut Conn, cookie: &str, csrf: &str) {
+/// Starts a tool with no arguments; returns its run's path (`/runs/ID`).
+pub fn start(conn: &mut Conn, cookie: &str, csrf: &str, tool: &str) -> String {
     let r = conn.request(
         "POST",
-        "/tools/true",
+        &format!("/tools/{tool}"),
         &[("Cookie", cookie)],
         &format!("_csrf={csrf}"),
     );
     assert_eq!(r.status, 303, "{}", r.body);
-    let run = r.header("location").expect("a run").to_string();
+    r.header("location").expect("a run").to_string()
+}
+
+/// Starts the trivial tool and reads its event stream until the run has ended.
+pub fn run_and_wait(conn: &mut Conn, cookie: &str, csrf: &str) {
+    let run = start(conn, cookie, csrf, "true");
     let events = conn.request("GET", &format!("{run}/events"), &[("Cookie", cookie)], "");
     assert!(events.body.contains("\"exit_code\":0"), "{}", events.body);
+}
+
+/// Starts the trivial tool through the API and waits for it in the same request
+/// (`?wait=true`): one round trip from POST to exit code.
+pub fn api_run_and_wait(conn: &mut Conn, token: &str) {
+    let r = conn.request(
+        "POST",
+        "/api/tools/true/runs?wait=true",
+        &[
+            ("Authorization", &format!("Bearer {token}")),
+            ("Content-Type", "application/json"),
+        ],
+        "{\"args\":{}}",
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert!(r.body.contains("\"exit_code\":0"), "{}", r.body);
+}
+
+/// The CSRF token of a signed-in session (from a tool's form).
+pub fn csrf(conn: &mut Conn, cookie: &str) -> String {
+    csrf_of(
+        &conn
+            .request("GET", "/tools/true", &[("Cookie", cookie)], "")
+            .body,
+    )
 }

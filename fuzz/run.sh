@@ -2,7 +2,7 @@
 # Runs every fuzz target for a while (default 600 s each, two at a time) and prints
 # what libFuzzer reports at the end: executions, speed, coverage, and any crash.
 #
-#   fuzz/run.sh [SECONDS]
+#   fuzz/run.sh [SECONDS [TARGET...]]
 #
 # Needs the nightly toolchain and cargo-fuzz (cargo install cargo-fuzz --locked).
 # Crashes are saved under fuzz/artifacts/TARGET/; reproduce one with
@@ -10,6 +10,8 @@
 set -eu
 cd "$(dirname "$0")"
 seconds=${1:-600}
+[ $# -gt 0 ] && shift
+targets=${*:-manifest form_argv session_cookie next}
 jobs=${FUZZ_JOBS:-2}
 
 # Seeds: the bundled manifests, so the manifest fuzzer starts from real ones.
@@ -18,7 +20,6 @@ cp ../examples/*.toml corpus/manifest/
 
 cargo +nightly fuzz build -O
 mkdir -p logs
-targets="manifest form_argv session_cookie next"
 run() {
     cargo +nightly fuzz run -O "$1" -- -max_total_time="$seconds" -print_final_stats=1 \
         >"logs/$1.log" 2>&1 || echo "$1: FAILED (see fuzz/logs/$1.log)"

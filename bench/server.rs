@@ -1,0 +1,128 @@
+//! The release `ftw serve` for the benchmark: a throwaway manifest with one user and the
+//! tools the measurements need, its address read from stdout, and its memory read from
+//! `/proc` (resident set size, in KiB).
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use crate::client::{self, Conn};
+
+pub const USER: &str = "bench";
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Bytes the `flood` tool writes.
+pub const FLOOD_BYTES: u64 = 1_000_000_000;
+
+pub struct Server {
+    child: Child,
+    pub port: u16,
+    /// An API token for the bench user.
+    pub token: String,
+}
+
+impl Server {
+    pub fn start(dir: &Path) -> Server {
+        let hash = ftw::password::hash(PASSWORD.as_bytes()).unwrap();
+        let (token, token_hash) = ftw::auth::tokens::generate();
+        let token_hash = ftw::auth::tokens::manifest_form(&token_hash);
+        let manifest = format!(
+            r#"[auth.users]
+{USER} = "{hash}"
+
+[auth.tokens.bench]
+hash = "{token_hash}"
+user = "{USER}"
+
+[tools.true]
+command = ["/bin/true"]
+
+# One line every 100 ms for a minute: the run 1,000 live pages watch.
+[tools.ticker]
+command = ["/bin/sh", "-c", "i=0; while [ $i -lt 600 ]; do echo \"tick $i\"; i=$((i+1)); sleep 0.1; done"]
+
+# 1 GB of text as fast as the pipe takes it.
+[tools.flood]
+command = ["/bin/sh", "-c", "yes 'the quick brown fox jumps over the lazy dog 0123456789' | head -c {FLOOD_BYTES}"]
+max_output = "1100MB"
+"#
+        );
+        std::fs::write(dir.join("tools.toml"), manifest).unwrap();
+        std::fs::write(dir.join("ftw.secret"), "ab".repeat(32)).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ftw"))
+            .args([
+                "serve",
+                "tools.toml",
+                "--port",
+                "0",
+                "--secret-key-file",
+                "ftw.secret",
+                "--keep-runs",
+                "100",
+            ])
+            .current_dir(dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start ftw serve");
+        use std::io::BufRead;
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let port = loop {
+            let line = lines.next().expect("ftw printed its address").unwrap();
+            if let Some(url) = line.strip_prefix("ftw: listening on ") {
+                break url
+                    .rsplit(':')
+                    .next()
+                    .unwrap()
+                    .trim_end_matches('/')
+                    .parse()
+                    .unwrap();
+            }
+        };
+        Server { child, port, token }
+    }
+
+    pub fn sign_in(&self) -> String {
+        client::sign_in(&mut Conn::open(self.port), USER, PASSWORD)
+            .expect("the bench user signs in")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident set size now, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        status_kib(self.pid(), "VmRSS:")
+    }
+
+    /// The anonymous part of it (heap, stacks: memory only this process holds), in KiB;
+    /// the rest is pages of the executable and libraries, shared and reclaimable.
+    pub fn anon_kib(&self) -> u64 {
+        status_kib(self.pid(), "RssAnon:")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A memory line of `/proc/PID/status` (`VmRSS:`, `RssAnon:`), in KiB.
+pub fn status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// KiB as MB with one decimal.
+pub fn mb(kib: u64) -> String {
+    format!("{:.1} MB", kib as f64 * 1024.0 / 1e6)
+}
