@@ -19,25 +19,16 @@ pub struct OutputFile {
     pub image: bool,
 }
 
-/// A run's private folder: `uploads/` and `output/`, and the unnamed file that will
-/// hold the run's output. Removed with the run.
+/// A run's private folder: `uploads/` and `output/`. Removed with the run.
 #[derive(Debug)]
 pub struct RunDir {
     pub path: PathBuf,
     /// (device, inode) of `output/` as ftw made it. The tool runs as ftw's user and can
     /// swap the folder for a symlink; every later use checks it is still this one.
     output_id: (u64, u64),
-    /// An unnamed file in the folder (O_TMPFILE where the system has it), for the
-    /// output log; taken once.
-    log_file: Option<std::fs::File>,
 }
 
 impl RunDir {
-    /// The file for the run's output, made with the folder (`None` once taken).
-    pub fn take_log_file(&mut self) -> Option<std::fs::File> {
-        self.log_file.take()
-    }
-
     pub fn uploads(&self) -> PathBuf {
         self.path.join("uploads")
     }
@@ -153,10 +144,9 @@ impl Drop for RunDir {
 }
 
 impl RunDir {
-    /// Makes `root/name` with its `uploads/` and `output/` (all 0700), and the file for
-    /// the output.
-    pub fn create(root: &Path, name: &str) -> std::io::Result<RunDir> {
-        let path = root.join(name);
+    /// Makes `root/id` with its `uploads/` and `output/` (all 0700).
+    pub fn create(root: &Path, id: &str) -> std::io::Result<RunDir> {
+        let path = root.join(id);
         let mut builder = std::fs::DirBuilder::new();
         builder.mode(0o700);
         builder.create(&path)?;
@@ -164,11 +154,9 @@ impl RunDir {
         builder.create(path.join("output"))?;
         use std::os::unix::fs::MetadataExt;
         let meta = std::fs::symlink_metadata(path.join("output"))?;
-        let log_file = tempfile::tempfile_in(&path)?;
         Ok(RunDir {
             path,
             output_id: (meta.dev(), meta.ino()),
-            log_file: Some(log_file),
         })
     }
 }

@@ -37,16 +37,11 @@ struct State {
 impl OutputLog {
     /// A new, empty log in `dir` that keeps at most `max_kept` bytes of output.
     pub fn create(dir: &Path, max_kept: u64) -> std::io::Result<OutputLog> {
-        Ok(OutputLog::in_file(tempfile::tempfile_in(dir)?, max_kept))
-    }
-
-    /// A log in `file`, which must be empty and private to ftw.
-    pub fn in_file(file: std::fs::File, max_kept: u64) -> OutputLog {
-        OutputLog {
-            file,
+        Ok(OutputLog {
+            file: tempfile::tempfile_in(dir)?,
             max_kept,
             state: Mutex::new(State::default()),
-        }
+        })
     }
 
     /// Appends what the tool printed, up to the cap.

@@ -289,18 +289,6 @@ pub struct Runs {
     active: watch::Sender<usize>,
     stopping: std::sync::atomic::AtomicBool,
     root: PathBuf,
-    /// Run folders made ahead of time (see `new_dir`).
-    spare_dirs: Arc<Mutex<Vec<RunDir>>>,
-    making_spares: Arc<std::sync::atomic::AtomicBool>,
-}
-
-/// Run folders kept ready. Making one (three folders and a file) takes about 0.1 ms on
-/// ext4, a tenth of a trivial run end to end.
-const SPARE_DIRS: usize = 4;
-
-/// A random name for a run's folder (not the run's id: folders are made before runs).
-fn folder_name() -> String {
-    crate::auth::b64(&crate::auth::random::<16>())
 }
 
 impl Runs {
@@ -324,48 +312,12 @@ impl Runs {
             active: watch::channel(0).0,
             stopping: std::sync::atomic::AtomicBool::new(false),
             root,
-            spare_dirs: Arc::default(),
-            making_spares: Arc::default(),
         }
     }
 
     /// A fresh private folder for a run (before it exists: uploads land here first).
-    /// One made ahead of time if there is one, so that starting a run does no
-    /// file-system work on the request's path; the spares are topped up in the
-    /// background.
-    pub fn new_dir(&self) -> std::io::Result<RunDir> {
-        let spare = self.spare_dirs.lock().expect("spare lock").pop();
-        self.make_spare_dirs();
-        match spare {
-            Some(dir) => Ok(dir),
-            None => RunDir::create(&self.root, &folder_name()),
-        }
-    }
-
-    /// Tops the spare folders up to `SPARE_DIRS` on the blocking pool (outside a tokio
-    /// runtime, folders are made when asked for).
-    fn make_spare_dirs(&self) {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        if self.stopping.load(Ordering::SeqCst) || self.making_spares.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        let (spares, making, root) = (
-            Arc::clone(&self.spare_dirs),
-            Arc::clone(&self.making_spares),
-            self.root.clone(),
-        );
-        runtime.spawn_blocking(move || {
-            while spares.lock().expect("spare lock").len() < SPARE_DIRS {
-                match RunDir::create(&root, &folder_name()) {
-                    Ok(dir) => spares.lock().expect("spare lock").push(dir),
-                    // The request that needs one makes it, and reports the error.
-                    Err(_) => break,
-                }
-            }
-            making.store(false, Ordering::SeqCst);
-        });
+    pub fn new_dir(&self, id: &str) -> std::io::Result<RunDir> {
+        RunDir::create(&self.root, id)
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Run>> {
@@ -396,19 +348,12 @@ impl Runs {
         if self.stopping.load(Ordering::SeqCst) {
             return Err(Refusal::ShuttingDown);
         }
-        let mut new = new;
-        let file = match new.dir.take_log_file() {
-            Some(file) => Ok(file),
-            None => tempfile::tempfile_in(&new.dir.path),
-        };
-        let output = file
-            .map(|f| OutputLog::in_file(f, new.max_output))
-            .map_err(|e| {
-                Refusal::Storage(format!(
-                    "cannot store the run's output: {}",
-                    crate::manifest::io_reason(&e)
-                ))
-            })?;
+        let output = OutputLog::create(&new.dir.path, new.max_output).map_err(|e| {
+            Refusal::Storage(format!(
+                "cannot store the run's output: {}",
+                crate::manifest::io_reason(&e)
+            ))
+        })?;
         if self.queued.fetch_add(1, Ordering::SeqCst) >= MAX_QUEUED {
             self.queued.fetch_sub(1, Ordering::SeqCst);
             return Err(Refusal::QueueFull);
@@ -548,57 +493,5 @@ impl Runs {
         }
         self.runs.lock().expect("runs lock").clear();
         let _ = std::fs::remove_dir_all(&self.root);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::fs::PermissionsExt;
-
-    #[tokio::test]
-    async fn run_folders_are_made_ahead_each_private_and_distinct() {
-        let tmp = tempfile::tempdir().unwrap();
-        let runs = Runs::new(
-            tmp.path().to_path_buf(),
-            4,
-            10,
-            Arc::new(Audit::open(None).unwrap()),
-            Arc::default(),
-        );
-        let mut first = runs.new_dir().unwrap();
-        // The spares are made in the background.
-        for _ in 0..500 {
-            if runs.spare_dirs.lock().unwrap().len() == SPARE_DIRS {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert_eq!(runs.spare_dirs.lock().unwrap().len(), SPARE_DIRS);
-        let mut dirs = vec![first.path.clone()];
-        assert!(first.take_log_file().is_some());
-        assert!(
-            first.take_log_file().is_none(),
-            "the log file is taken once"
-        );
-        for _ in 0..SPARE_DIRS + 2 {
-            let mut dir = runs.new_dir().unwrap();
-            assert!(dir.take_log_file().is_some());
-            for path in [dir.path.clone(), dir.uploads(), dir.output()] {
-                let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-                assert_eq!(mode & 0o777, 0o700, "{}", path.display());
-            }
-            assert!(!dirs.contains(&dir.path));
-            dirs.push(dir.path.clone());
-        }
-        // A dropped run's folder is removed, on the blocking pool.
-        drop(first);
-        for _ in 0..500 {
-            if !dirs[0].exists() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert!(!dirs[0].exists(), "a dropped run's folder is removed");
     }
 }

@@ -322,7 +322,7 @@ where
     let run_id = crate::auth::b64(&crate::auth::random::<16>());
     let dir = state
         .runs
-        .new_dir()
+        .new_dir(&run_id)
         .map_err(|e| Problem::Internal(format!("cannot make the run folder: {e}")))?;
     let content_type = ctx.header(CONTENT_TYPE.as_str()).unwrap_or("").to_string();
     let body = super::body::with_idle_timeout(body, state.config.client_timeout);

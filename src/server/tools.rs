@@ -387,7 +387,7 @@ where
     let run_id = crate::auth::b64(&crate::auth::random::<16>());
     let dir = state
         .runs
-        .new_dir()
+        .new_dir(&run_id)
         .map_err(|e| Problem::Internal(format!("cannot make the run folder: {e}")))?;
     let content_type = ctx
         .headers
