@@ -73,6 +73,24 @@ async fn five_failures_block_the_name_with_retry_after() {
 }
 
 #[tokio::test]
+async fn parallel_guesses_cannot_outrun_the_limit() {
+    // Twelve guesses at once, each from its own address: the first five are checked,
+    // the rest are turned away while those are still hashing, not after.
+    let app = App::new(&manifest("", ""));
+    let addresses: Vec<String> = (0..12).map(|i| format!("10.0.2.{i}")).collect();
+    let guesses = addresses.iter().map(|a| attempt(&app, a, "alice", "wrong"));
+    let replies = futures_util::future::join_all(guesses).await;
+    let statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 5, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 7, "{statuses:?}");
+    assert_eq!(
+        attempt(&app, "10.0.3.1", "alice", ALICE_PW).await.status,
+        429,
+        "five failures: the name is blocked"
+    );
+}
+
+#[tokio::test]
 async fn five_failures_block_the_address_whatever_the_name() {
     let app = App::new(&manifest("", ""));
     for i in 0..5 {

@@ -7,6 +7,11 @@
 //! full, stale keys (nothing in the window, not blocked) go first, then the least
 //! recently seen. governor's GCRA limits fit steady request rates, not "N failures then
 //! a fixed ban", and it has no hard cap on keys, so this is written out here.
+//!
+//! A password check takes tens of milliseconds, so sign-ins are counted while they are
+//! checked (`begin`), not only once they failed: parallel guesses cannot slip past the
+//! limit while the first ones are still hashing, and a guess whose client hangs up
+//! before the answer counts as a failure.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -34,11 +39,18 @@ struct Entry {
     failures: VecDeque<Instant>,
     blocked_until: Option<Instant>,
     last_seen: Instant,
+    /// Attempts being checked now (see `Throttle::begin`).
+    in_flight: u32,
 }
+
+/// How long a sign-in is told to wait when enough attempts for this name or address
+/// are already being checked to reach the limit.
+const BUSY_WAIT: Duration = Duration::from_secs(1);
 
 impl Entry {
     fn stale(&self, now: Instant, window: Duration) -> bool {
-        self.blocked_until.is_none_or(|b| b <= now)
+        self.in_flight == 0
+            && self.blocked_until.is_none_or(|b| b <= now)
             && self
                 .failures
                 .back()
@@ -101,6 +113,41 @@ impl Throttle {
             Some(wait) => Err(wait),
             None => Ok(()),
         }
+    }
+
+    /// Starts a password check for this user name from this address: `Err(wait)` when
+    /// either is blocked, or when the attempts already being checked could reach the
+    /// limit. Say how it ended with `Attempt::failed` or `Attempt::succeeded`; an
+    /// attempt dropped without either (the client went away) counts as a failure.
+    pub fn begin<'a>(
+        &'a self,
+        policy: &Policy,
+        user: &str,
+        ip: IpAddr,
+        now: Instant,
+    ) -> Result<Attempt<'a>, Duration> {
+        let mut attempt = Attempt {
+            throttle: self,
+            policy: *policy,
+            user: user_key(user),
+            address: address_key(ip),
+            open: false,
+        };
+        if policy.max_failures == 0 {
+            return Ok(attempt);
+        }
+        let mut users = self.users.lock().expect("throttle lock");
+        let mut addresses = self.addresses.lock().expect("throttle lock");
+        let wait = users
+            .room_for_one_more(&attempt.user, policy, now)
+            .max(addresses.room_for_one_more(&attempt.address, policy, now));
+        if let Some(wait) = wait {
+            return Err(wait);
+        }
+        users.begin(attempt.user.clone(), policy, now, self.capacity);
+        addresses.begin(attempt.address.clone(), policy, now, self.capacity);
+        attempt.open = true;
+        Ok(attempt)
     }
 
     /// Records a failure; `Err(wait)` if it blocked the name or the address.
@@ -184,10 +231,121 @@ impl Throttle {
     }
 }
 
+/// A password check in progress, counted against its user name and address.
+#[derive(Debug)]
+pub struct Attempt<'a> {
+    throttle: &'a Throttle,
+    policy: Policy,
+    user: String,
+    address: String,
+    /// Counted and not yet ended.
+    open: bool,
+}
+
+impl Attempt<'_> {
+    /// The password was wrong (or the user unknown); `Err(wait)` if this blocked the
+    /// name or the address.
+    pub fn failed(mut self, now: Instant) -> Result<(), Duration> {
+        match self.end(true, now) {
+            Some(wait) => Err(wait),
+            None => Ok(()),
+        }
+    }
+
+    /// The password was right.
+    pub fn succeeded(mut self) {
+        self.end(false, Instant::now());
+    }
+
+    /// The password was never checked (the server was too busy): not a failure.
+    pub fn not_checked(mut self) {
+        self.end(false, Instant::now());
+    }
+
+    fn end(&mut self, failed: bool, now: Instant) -> Option<Duration> {
+        if !std::mem::replace(&mut self.open, false) {
+            return None;
+        }
+        let t = self.throttle;
+        let a = t.users.lock().expect("throttle lock").end(
+            &self.user,
+            failed,
+            &self.policy,
+            now,
+            t.capacity,
+        );
+        let b = t.addresses.lock().expect("throttle lock").end(
+            &self.address,
+            failed,
+            &self.policy,
+            now,
+            t.capacity,
+        );
+        a.max(b)
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        self.end(true, Instant::now());
+    }
+}
+
 impl Table {
     fn blocked(&self, key: &str, now: Instant) -> Option<Duration> {
         let until = self.entries.get(key)?.blocked_until?;
         (until > now).then(|| until - now)
+    }
+
+    /// `Some(wait)` if `key` is blocked, or if its recent failures and the attempts in
+    /// flight could already reach the limit.
+    fn room_for_one_more(&self, key: &str, policy: &Policy, now: Instant) -> Option<Duration> {
+        if let Some(wait) = self.blocked(key, now) {
+            return Some(wait);
+        }
+        let entry = self.entries.get(key)?;
+        let recent = entry
+            .failures
+            .iter()
+            .filter(|t| now.duration_since(**t) <= policy.window)
+            .count();
+        (recent + entry.in_flight as usize >= policy.max_failures as usize).then_some(BUSY_WAIT)
+    }
+
+    fn begin(&mut self, key: String, policy: &Policy, now: Instant, capacity: usize) {
+        self.entry(key, policy, now, capacity).in_flight += 1;
+    }
+
+    fn end(
+        &mut self,
+        key: &str,
+        failed: bool,
+        policy: &Policy,
+        now: Instant,
+        capacity: usize,
+    ) -> Option<Duration> {
+        if let Some(entry) = self.entries.get_mut(key) {
+            entry.in_flight = entry.in_flight.saturating_sub(1);
+        }
+        if failed {
+            self.fail(key.to_string(), policy, now, capacity)
+        } else {
+            None
+        }
+    }
+
+    fn entry(&mut self, key: String, policy: &Policy, now: Instant, capacity: usize) -> &mut Entry {
+        if !self.entries.contains_key(&key) && self.entries.len() >= capacity {
+            self.make_room(policy, now, capacity);
+        }
+        let entry = self.entries.entry(key).or_insert_with(|| Entry {
+            failures: VecDeque::new(),
+            blocked_until: None,
+            last_seen: now,
+            in_flight: 0,
+        });
+        entry.last_seen = now;
+        entry
     }
 
     fn fail(
@@ -197,15 +355,7 @@ impl Table {
         now: Instant,
         capacity: usize,
     ) -> Option<Duration> {
-        if !self.entries.contains_key(&key) && self.entries.len() >= capacity {
-            self.make_room(policy, now, capacity);
-        }
-        let entry = self.entries.entry(key).or_insert_with(|| Entry {
-            failures: VecDeque::new(),
-            blocked_until: None,
-            last_seen: now,
-        });
-        entry.last_seen = now;
+        let entry = self.entry(key, policy, now, capacity);
         if entry.blocked_until.is_some_and(|b| b > now) {
             return entry.blocked_until.map(|b| b - now);
         }
@@ -254,6 +404,53 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn attempts_being_checked_count_against_the_limit() {
+        let t = Throttle::new(100);
+        let now = Instant::now();
+        let a = ip("192.0.2.1");
+        // Five guesses hashing at once: a sixth is turned away before it is checked.
+        let open: Vec<_> = (0..5)
+            .map(|_| t.begin(&POLICY, "alice", a, now).unwrap())
+            .collect();
+        assert_eq!(
+            t.begin(&POLICY, "alice", a, now).unwrap_err(),
+            BUSY_WAIT,
+            "no sixth guess in parallel"
+        );
+        // From another address the name is just as busy; another name from that
+        // address too (the address has five in flight).
+        assert!(t.begin(&POLICY, "alice", ip("192.0.2.2"), now).is_err());
+        assert!(t.begin(&POLICY, "bob", a, now).is_err());
+        // All five fail: the name and the address are blocked for the full time.
+        let results: Vec<_> = open.into_iter().map(|x| x.failed(now)).collect();
+        assert_eq!(results.last().unwrap(), &Err(POLICY.block));
+        assert_eq!(
+            t.begin(&POLICY, "alice", ip("192.0.2.9"), now).unwrap_err(),
+            POLICY.block
+        );
+    }
+
+    #[test]
+    fn an_abandoned_attempt_is_a_failure_and_a_good_one_is_not() {
+        let t = Throttle::new(100);
+        let now = Instant::now();
+        let a = ip("192.0.2.1");
+        for _ in 0..4 {
+            drop(t.begin(&POLICY, "alice", a, now).unwrap());
+        }
+        // Four abandoned guesses count; successes and unchecked attempts do not.
+        for _ in 0..10 {
+            t.begin(&POLICY, "carol", a, now).unwrap().succeeded();
+            t.begin(&POLICY, "carol", a, now).unwrap().not_checked();
+        }
+        assert_eq!(
+            t.begin(&POLICY, "alice", a, now).unwrap().failed(now),
+            Err(POLICY.block),
+            "the fifth failure blocks"
+        );
     }
 
     #[test]

@@ -159,42 +159,45 @@ pub async fn submit(state: Arc<State>, ctx: Ctx, fields: Fields) -> Result<Respo
     let manifest = state.manifest();
     let policy = manifest.auth.throttle;
 
-    if let Err(wait) = state
+    let attempt = match state
         .throttle
-        .check(&policy, username, ctx.client, Instant::now())
+        .begin(&policy, username, ctx.client, Instant::now())
     {
-        state.audit.record(
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            state.audit.record(
             "throttled",
             json!({ "user": username, "client": audit::client(ctx.client), "retry_after": wait.as_secs() }),
         );
-        state.metrics.sign_in("throttled");
-        let page = login_page(
-            &state,
-            StatusCode::OK,
-            &nonce,
-            &next,
-            Some(&throttled_message(wait)),
-        );
-        return Ok(throttled(page, wait));
-    }
+            state.metrics.sign_in("throttled");
+            let page = login_page(
+                &state,
+                StatusCode::OK,
+                &nonce,
+                &next,
+                Some(&throttled_message(wait)),
+            );
+            return Ok(throttled(page, wait));
+        }
+    };
 
     let user = manifest.auth.users.get(username);
     let hash = user.map(|u| u.password_hash.as_str());
-    let ok = state
-        .verifier
-        .verify(hash, password)
-        .await
-        .map_err(|_| Problem::Busy)?;
+    let ok = match state.verifier.verify(hash, password).await {
+        Ok(ok) => ok,
+        Err(_) => {
+            // Too many sign-ins queued: nothing was checked, so nothing counts.
+            attempt.not_checked();
+            return Err(Problem::Busy.into());
+        }
+    };
     let Some(user) = user.filter(|_| ok) else {
         state.metrics.sign_in("failure");
         state.audit.record(
             "sign-in-failed",
             json!({ "user": username, "client": audit::client(ctx.client), "known_user": user.is_some() }),
         );
-        if let Err(wait) = state
-            .throttle
-            .fail(&policy, username, ctx.client, Instant::now())
-        {
+        if let Err(wait) = attempt.failed(Instant::now()) {
             state.audit.record(
                 "throttled",
                 json!({ "user": username, "client": audit::client(ctx.client), "retry_after": wait.as_secs() }),
@@ -208,6 +211,7 @@ pub async fn submit(state: Arc<State>, ctx: Ctx, fields: Fields) -> Result<Respo
             Some(LOGIN_FAILED),
         ));
     };
+    attempt.succeeded();
 
     if user.totp.is_some() {
         // Password done; the code comes next, within five minutes, from this browser.
