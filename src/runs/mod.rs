@@ -173,6 +173,13 @@ impl Run {
         self.output.read_all()
     }
 
+    /// The first `len` bytes of output (all of it if there is less): what a snapshot
+    /// that saw `output_len == len` describes, even if more arrived since.
+    pub fn output_upto(&self, len: u64) -> Vec<u8> {
+        self.output
+            .read(0, len, usize::try_from(len).unwrap_or(usize::MAX))
+    }
+
     /// Where a page starts showing output so that it shows at most the last `max`
     /// bytes, from a line start where one is near.
     pub fn tail_start(&self, max: u64) -> u64 {

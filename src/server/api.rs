@@ -432,7 +432,9 @@ pub fn run_json(state: &State, run: &Run, with_output: bool) -> Json {
         body["output_bytes"] = json!(snap.output_len);
         body["output_url"] = json!(format!("{}api/runs/{}/output", state.base, run.id));
         body["output"] = if snap.output_len <= INLINE_OUTPUT {
-            json!(String::from_utf8_lossy(&run.output()))
+            // Exactly the bytes `output_bytes` counts: a busy run may have printed
+            // megabytes more since the snapshot.
+            json!(String::from_utf8_lossy(&run.output_upto(snap.output_len)))
         } else {
             Json::Null
         };
