@@ -81,8 +81,16 @@ async fn parallel_guesses_cannot_outrun_the_limit() {
     let guesses = addresses.iter().map(|a| attempt(&app, a, "alice", "wrong"));
     let replies = futures_util::future::join_all(guesses).await;
     let statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
-    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 5, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 7, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        7,
+        "{statuses:?}"
+    );
     assert_eq!(
         attempt(&app, "10.0.3.1", "alice", ALICE_PW).await.status,
         429,
