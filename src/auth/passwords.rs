@@ -120,8 +120,9 @@ impl Verifier {
         Ok(known && matched)
     }
 
-    /// Buffers kept for the next sign-ins (for tests).
-    pub fn kept_buffers(&self) -> usize {
+    /// Buffers kept for the next sign-ins.
+    #[cfg(test)]
+    fn kept_buffers(&self) -> usize {
         self.memory.lock().expect("memory lock").free.len()
     }
 }

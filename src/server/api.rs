@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use bytes::Buf;
 use futures_util::Stream;
 use http::StatusCode;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::CONTENT_TYPE;
 use serde_json::{Value as Json, json};
 use warp::Rejection;
 use warp::reply::Response;
@@ -303,11 +303,7 @@ where
     S: Stream<Item = Result<B, warp::Error>> + Send + Unpin + 'static,
     B: Buf + Send + 'static,
 {
-    let declared = ctx
-        .headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared = ctx.content_length();
     if declared.is_some_and(|n| n > launch::largest_body_limit(&state)) {
         return Err(Problem::TooLarge.into());
     }
@@ -399,17 +395,7 @@ where
 /// included), `null` before, or when it was killed.
 pub fn run_json(state: &State, run: &Run, with_output: bool) -> Json {
     let snap = run.snapshot();
-    let files: Vec<Json> = snap
-        .files
-        .iter()
-        .map(|f| {
-            json!({
-                "name": f.name,
-                "size": f.size,
-                "url": format!("{}runs/{}/files/{}", state.base, run.id, run_pages::path_segment(&f.name)),
-            })
-        })
-        .collect();
+    let files = run_pages::files_json(run, &snap.files, &state.base);
     let started = time::OffsetDateTime::from(run.created)
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();

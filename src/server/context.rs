@@ -79,6 +79,12 @@ impl Ctx {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
+    /// The body size the client declared, if it did (checked against limits before
+    /// anything is read).
+    pub fn content_length(&self) -> Option<u64> {
+        self.header("content-length")?.parse().ok()
+    }
+
     /// The host the browser addressed: `X-Forwarded-Host` from a trusted proxy, else
     /// the request's own authority.
     pub fn host(&self) -> Option<&str> {

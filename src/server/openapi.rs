@@ -187,8 +187,8 @@ pub fn document(state: &State, title: &str, tools: &[&Tool]) -> Json {
             "output_cut": { "type": "boolean" },
             "files": { "type": "array", "items": {
                 "type": "object",
-                "properties": { "name": { "type": "string" }, "size": { "type": "integer" }, "url": { "type": "string" } },
-                "required": ["name", "size", "url"]
+                "properties": { "name": { "type": "string" }, "size": { "type": "integer" }, "image": { "type": "boolean" }, "url": { "type": "string" } },
+                "required": ["name", "size", "image", "url"]
             }},
             "url": { "type": "string" },
             "page": { "type": "string" }

@@ -329,10 +329,9 @@ async fn next_event(v: &mut Viewer) -> Option<Event> {
     }
 }
 
-fn end_event(run: &Run, status: &Status, base: &str) -> Event {
-    let snap = run.snapshot();
-    let files: Vec<_> = snap
-        .files
+/// The files a run left, as JSON (the run page's `end` event and the API's run).
+pub fn files_json(run: &Run, files: &[OutputFile], base: &str) -> Vec<serde_json::Value> {
+    files
         .iter()
         .map(|f| {
             json!({
@@ -342,7 +341,12 @@ fn end_event(run: &Run, status: &Status, base: &str) -> Event {
                 "url": format!("{base}runs/{}/files/{}", run.id, path_segment(&f.name)),
             })
         })
-        .collect();
+        .collect()
+}
+
+fn end_event(run: &Run, status: &Status, base: &str) -> Event {
+    let snap = run.snapshot();
+    let files = files_json(run, &snap.files, base);
     let data = json!({
         "status": status.word(),
         "text": status_text(status),

@@ -12,7 +12,7 @@ use askama::Template;
 use bytes::Buf;
 use futures_util::Stream;
 use http::StatusCode;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::CONTENT_TYPE;
 use warp::Rejection;
 use warp::reply::Response;
 
@@ -357,11 +357,7 @@ where
     S: Stream<Item = Result<B, warp::Error>> + Send + Unpin + 'static,
     B: Buf + Send + 'static,
 {
-    let declared = ctx
-        .headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared = ctx.content_length();
     if declared.is_some_and(|n| n > largest_body_limit(&state)) {
         return Err(Problem::TooLarge.into());
     }
@@ -389,11 +385,7 @@ where
         .runs
         .new_dir(&run_id)
         .map_err(|e| Problem::Internal(format!("cannot make the run folder: {e}")))?;
-    let content_type = ctx
-        .headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let content_type = ctx.header(CONTENT_TYPE.as_str()).unwrap_or("");
     let body = super::body::with_idle_timeout(body, state.config.client_timeout);
     let submission = if content_type.starts_with("multipart/form-data") {
         match read_multipart(&tool, content_type, body, limit, &dir.uploads()).await {
