@@ -1,7 +1,12 @@
-//! Everything `ftw serve` needs to know, decided once at start-up: the command line and
-//! environment merged over the manifest's `[server]` and `[auth]` (flags win), the
-//! signing key found, the zero-config user made. Handlers only ever see this `Config`,
-//! never clap types, and it does not change while serving.
+//! Everything `ftw serve` decides once at start-up: the command line and environment
+//! merged over the manifest's `[server]` and `[auth]` (flags win), the signing key
+//! found, the zero-config user made. Handlers only ever see this `Config`, never clap
+//! types, and it does not change while serving.
+//!
+//! The manifest itself is not part of it: it can be reloaded while ftw runs, so
+//! `Config::build` hands the first one back beside the `Config`, and from then on the
+//! server's `State` owns the one in force. What a reload cannot change (address, TLS,
+//! base path, audit log) is copied out here once.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -18,7 +23,6 @@ pub const DEFAULT_PORT: u16 = 8000;
 #[derive(Debug)]
 pub struct Config {
     pub manifest_path: PathBuf,
-    pub manifest: Manifest,
     pub addr: SocketAddr,
     pub tls: Option<TlsFiles>,
     pub keys: Keys,
@@ -38,14 +42,15 @@ pub struct Config {
 
 impl Config {
     /// Call while the process has one thread: it overwrites `FTW_SECRET_KEY` in place.
-    pub fn from_args(args: ServeArgs) -> Result<Config> {
+    pub fn from_args(args: ServeArgs) -> Result<(Config, Manifest)> {
         let env_key = std::env::var("FTW_SECRET_KEY").ok();
         scrub_env_value("FTW_SECRET_KEY");
         Config::build(args, env_key.as_deref())
     }
 
-    /// `from_args` with the environment's `FTW_SECRET_KEY` passed in, for tests.
-    pub fn build(args: ServeArgs, env_key: Option<&str>) -> Result<Config> {
+    /// `from_args` with the environment's `FTW_SECRET_KEY` passed in, for tests. Returns
+    /// the settings and the manifest to start with.
+    pub fn build(args: ServeArgs, env_key: Option<&str>) -> Result<(Config, Manifest)> {
         let loaded = manifest::load(&args.manifest).map_err(Error::Manifest)?;
         let mut manifest = loaded.manifest;
         let mut warnings = loaded.warnings;
@@ -86,10 +91,8 @@ impl Config {
             manifest.auth.users.insert(
                 ZERO_CONFIG_USER.into(),
                 User {
-                    name: ZERO_CONFIG_USER.into(),
                     password_hash: hash,
-                    groups: Vec::new(),
-                    totp: None,
+                    ..User::synthesized(ZERO_CONFIG_USER)
                 },
             );
             Some(password)
@@ -97,11 +100,10 @@ impl Config {
             None
         };
 
-        Ok(Config {
+        let config = Config {
             manifest_path: args.manifest,
             base_path: manifest.server.base_path.clone(),
             audit_log: args.audit_log.or(manifest.server.audit_log.clone()),
-            manifest,
             addr: SocketAddr::new(ip, port),
             tls,
             keys,
@@ -112,7 +114,8 @@ impl Config {
             client_timeout: args.client_timeout,
             one_time_password,
             warnings,
-        })
+        };
+        Ok((config, manifest))
     }
 
     /// The address people should open, as printed in the `listening on` line.

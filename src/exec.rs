@@ -19,7 +19,6 @@ use indexmap::IndexMap;
 use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 
-use crate::manifest::template::Fill;
 use crate::manifest::{Kind, Tool, Value};
 
 /// Between SIGTERM and SIGKILL when a run is stopped.
@@ -41,7 +40,6 @@ pub struct Plan {
 /// Facts about the run that reach the child as `FTW_*` variables.
 pub struct RunInfo<'a> {
     pub id: &'a str,
-    pub user: &'a str,
     pub output_dir: &'a Path,
     /// The name each upload had on the client, by argument (for `FTW_ARG_<NAME>_FILENAME`).
     pub file_names: &'a IndexMap<String, String>,
@@ -51,18 +49,18 @@ impl Plan {
     /// The argv and environment for `tool` with checked `values` (by argument name;
     /// a file's value is the path of its stored copy).
     pub fn new(tool: &Tool, values: &IndexMap<String, Value>, run: &RunInfo) -> Plan {
-        let fill = |name: &str| -> Fill<'_> {
-            let Some(arg) = tool.arg(name) else {
-                return Fill::Absent;
-            };
-            match (values.get(name), &arg.kind) {
-                (Some(Value::One(v)), _) => Fill::One(v),
-                (Some(Value::Many(vs)), _) => Fill::Many(vs),
-                (Some(Value::Bool(true)), Kind::Bool { flag: Some(flag) }) => Fill::One(flag),
-                (Some(Value::Bool(b)), Kind::Bool { flag: None }) => {
-                    Fill::One(if *b { "true" } else { "false" })
+        let fill = |name: &str| -> Vec<&str> {
+            match (tool.arg(name).map(|a| &a.kind), values.get(name)) {
+                // A checkbox with a flag is the flag, or nothing.
+                (Some(Kind::Bool { flag: Some(flag) }), Some(Value::Bool(on))) => {
+                    if *on {
+                        vec![flag.as_str()]
+                    } else {
+                        Vec::new()
+                    }
                 }
-                _ => Fill::Absent,
+                (Some(_), Some(value)) => value.texts(),
+                _ => Vec::new(),
             }
         };
         let mut args = Vec::new();
@@ -73,18 +71,13 @@ impl Plan {
         let mut env = base_env();
         env.extend(tool.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         for arg in &tool.args {
-            let value = match values.get(&arg.name) {
-                Some(Value::One(v)) => v.clone(),
-                Some(Value::Many(vs)) => vs.join("\n"),
-                Some(Value::Bool(b)) => b.to_string(),
-                Some(Value::Absent) | None => continue,
+            let Some(value) = values.get(&arg.name).filter(|v| **v != Value::Absent) else {
+                continue;
             };
-            env.push((format!("FTW_ARG_{}", arg.name.to_ascii_uppercase()), value));
+            let upper = arg.name.to_ascii_uppercase();
+            env.push((format!("FTW_ARG_{upper}"), value.texts().join("\n")));
             if let Some(name) = run.file_names.get(&arg.name) {
-                env.push((
-                    format!("FTW_ARG_{}_FILENAME", arg.name.to_ascii_uppercase()),
-                    name.clone(),
-                ));
+                env.push((format!("FTW_ARG_{upper}_FILENAME"), name.clone()));
             }
         }
         env.push((
@@ -92,7 +85,6 @@ impl Plan {
             run.output_dir.display().to_string(),
         ));
         env.push(("FTW_RUN_ID".into(), run.id.into()));
-        env.push(("FTW_USER".into(), run.user.into()));
         env.push(("FTW_TOOL".into(), tool.id.clone()));
         Plan {
             program: tool.program.clone(),

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use indexmap::IndexMap;
 
 use crate::manifest::{Kind, Tool, Value};
+use crate::runs::RunArg;
 
 /// The hidden field that carries the CSRF token; the only name not declared by the tool.
 pub const CSRF_FIELD: &str = "_csrf";
@@ -36,8 +37,8 @@ pub struct Upload {
 pub struct Checked {
     /// By argument name, in the tool's order.
     pub values: IndexMap<String, Value>,
-    /// (label, value as shown on the run page): passwords are `***`.
-    pub shown: Vec<(String, String)>,
+    /// Each argument as the run keeps it (shown, and what "Run again" fills in).
+    pub args: Vec<RunArg>,
 }
 
 /// Field name -> message; `FORM_ERROR` for problems with the whole form.
@@ -86,7 +87,7 @@ pub fn check(tool: &Tool, submission: &Submission) -> Result<Checked, Errors> {
     }
 
     let mut values = IndexMap::new();
-    let mut shown = Vec::new();
+    let mut args = Vec::new();
     for arg in &tool.args {
         let texts = submission.values_of(&arg.name);
         let uploads: Vec<&Upload> = submission
@@ -101,7 +102,13 @@ pub fn check(tool: &Tool, submission: &Submission) -> Result<Checked, Errors> {
         };
         match result {
             Ok(value) => {
-                shown.push((arg.label.clone(), display(&arg.kind, &value, &uploads)));
+                let secret = matches!(arg.kind, Kind::Password(_) | Kind::File { .. });
+                args.push(RunArg {
+                    name: arg.name.clone(),
+                    label: arg.label.clone(),
+                    shown: display(&arg.kind, &value, &uploads),
+                    again: (!secret).then(|| value.clone()),
+                });
                 values.insert(arg.name.clone(), value);
             }
             Err(message) => {
@@ -110,7 +117,7 @@ pub fn check(tool: &Tool, submission: &Submission) -> Result<Checked, Errors> {
         }
     }
     if errors.is_empty() {
-        Ok(Checked { values, shown })
+        Ok(Checked { values, args })
     } else {
         Err(errors)
     }
@@ -137,9 +144,8 @@ fn display(kind: &Kind, value: &Value, uploads: &[&Upload]) -> String {
             .first()
             .map(|u| format!("{} ({} bytes)", u.client_name, u.size))
             .unwrap_or_default(),
-        (_, Value::One(v)) => v.clone(),
-        (_, Value::Many(vs)) => vs.join(", "),
         (_, Value::Bool(b)) => if *b { "yes" } else { "no" }.into(),
+        (_, value) => value.texts().join(", "),
     }
 }
 

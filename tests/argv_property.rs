@@ -45,7 +45,6 @@ fn argv(tool: &Tool, values: &[String]) -> Option<(Value, Vec<String>)> {
         &checked.values,
         &RunInfo {
             id: "r",
-            user: "u",
             output_dir: std::path::Path::new("/nonexistent"),
             file_names: &no_files,
         },

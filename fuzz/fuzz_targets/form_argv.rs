@@ -150,7 +150,6 @@ fuzz_target!(|fields: Vec<(Name, String)>| {
         &checked.values,
         &RunInfo {
             id: "run",
-            user: "fuzz",
             output_dir: std::path::Path::new("/nonexistent"),
             file_names: &no_files,
         },

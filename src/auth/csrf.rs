@@ -35,12 +35,13 @@ pub fn token(key: &[u8; 32], binding: Binding) -> String {
     b64(&mac(key, binding).finalize().into_bytes())
 }
 
-/// A stable 128-bit id for a user who has no ftw session (forward auth), to bind
-/// their CSRF tokens to.
-pub fn derive_id(key: &[u8; 32], user: &str) -> [u8; 16] {
+/// A stable 128-bit id for a caller who has no ftw session (a forwarded user, an API
+/// token), to bind their CSRF tokens to. `purpose` keeps the kinds of names apart.
+pub fn derive_id(key: &[u8; 32], purpose: &str, name: &str) -> [u8; 16] {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
-    mac.update(b"forwarded user\0");
-    mac.update(user.as_bytes());
+    mac.update(purpose.as_bytes());
+    mac.update(b"\0");
+    mac.update(name.as_bytes());
     let full: [u8; 32] = mac.finalize().into_bytes().into();
     full[..16].try_into().expect("16 of 32 bytes")
 }

@@ -8,10 +8,11 @@
 //! recently seen. governor's GCRA limits fit steady request rates, not "N failures then
 //! a fixed ban", and it has no hard cap on keys, so this is written out here.
 //!
-//! A password check takes tens of milliseconds, so sign-ins are counted while they are
-//! checked (`begin`), not only once they failed: parallel guesses cannot slip past the
-//! limit while the first ones are still hashing, and a guess whose client hangs up
-//! before the answer counts as a failure.
+//! There is one way to count, for passwords, 2FA codes and API tokens alike: an attempt
+//! is counted while it is checked (`begin`), not only once it failed. A password check
+//! takes tens of milliseconds, so parallel guesses cannot slip past the limit while the
+//! first ones are still hashing, and a guess whose client hangs up before the answer
+//! counts as a failure. Tokens (`begin_address`) count against the address only.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -88,36 +89,9 @@ impl Throttle {
         }
     }
 
-    /// `Err(wait)` when this user name or this address is blocked now.
-    pub fn check(
-        &self,
-        policy: &Policy,
-        user: &str,
-        ip: IpAddr,
-        now: Instant,
-    ) -> Result<(), Duration> {
-        if policy.max_failures == 0 {
-            return Ok(());
-        }
-        let wait_user = self
-            .users
-            .lock()
-            .expect("throttle lock")
-            .blocked(&user_key(user), now);
-        let wait_addr = self
-            .addresses
-            .lock()
-            .expect("throttle lock")
-            .blocked(&address_key(ip), now);
-        match wait_user.max(wait_addr) {
-            Some(wait) => Err(wait),
-            None => Ok(()),
-        }
-    }
-
-    /// Starts a password check for this user name from this address: `Err(wait)` when
-    /// either is blocked, or when the attempts already being checked could reach the
-    /// limit. Say how it ended with `Attempt::failed` or `Attempt::succeeded`; an
+    /// Starts checking a sign-in for this user name from this address: `Err(wait)`
+    /// when either is blocked, or when the attempts already being checked could reach
+    /// the limit. Say how it ended with `Attempt::failed` or `Attempt::succeeded`; an
     /// attempt dropped without either (the client went away) counts as a failure.
     pub fn begin<'a>(
         &'a self,
@@ -126,10 +100,31 @@ impl Throttle {
         ip: IpAddr,
         now: Instant,
     ) -> Result<Attempt<'a>, Duration> {
+        self.begin_keys(policy, Some(user_key(user)), ip, now)
+    }
+
+    /// Like `begin`, for attempts without a user name (API tokens): they count against
+    /// the address only, so bad tokens cannot lock anyone's account.
+    pub fn begin_address<'a>(
+        &'a self,
+        policy: &Policy,
+        ip: IpAddr,
+        now: Instant,
+    ) -> Result<Attempt<'a>, Duration> {
+        self.begin_keys(policy, None, ip, now)
+    }
+
+    fn begin_keys<'a>(
+        &'a self,
+        policy: &Policy,
+        user: Option<String>,
+        ip: IpAddr,
+        now: Instant,
+    ) -> Result<Attempt<'a>, Duration> {
         let mut attempt = Attempt {
             throttle: self,
             policy: *policy,
-            user: user_key(user),
+            user,
             address: address_key(ip),
             open: false,
         };
@@ -138,78 +133,20 @@ impl Throttle {
         }
         let mut users = self.users.lock().expect("throttle lock");
         let mut addresses = self.addresses.lock().expect("throttle lock");
-        let wait = users
-            .room_for_one_more(&attempt.user, policy, now)
-            .max(addresses.room_for_one_more(&attempt.address, policy, now));
+        let wait_user = attempt
+            .user
+            .as_ref()
+            .and_then(|key| users.room_for_one_more(key, policy, now));
+        let wait = wait_user.max(addresses.room_for_one_more(&attempt.address, policy, now));
         if let Some(wait) = wait {
             return Err(wait);
         }
-        users.begin(attempt.user.clone(), policy, now, self.capacity);
+        if let Some(key) = &attempt.user {
+            users.begin(key.clone(), policy, now, self.capacity);
+        }
         addresses.begin(attempt.address.clone(), policy, now, self.capacity);
         attempt.open = true;
         Ok(attempt)
-    }
-
-    /// Records a failure; `Err(wait)` if it blocked the name or the address.
-    pub fn fail(
-        &self,
-        policy: &Policy,
-        user: &str,
-        ip: IpAddr,
-        now: Instant,
-    ) -> Result<(), Duration> {
-        if policy.max_failures == 0 {
-            return Ok(());
-        }
-        let a = self.users.lock().expect("throttle lock").fail(
-            user_key(user),
-            policy,
-            now,
-            self.capacity,
-        );
-        let b = self.addresses.lock().expect("throttle lock").fail(
-            address_key(ip),
-            policy,
-            now,
-            self.capacity,
-        );
-        match a.max(b) {
-            Some(wait) => Err(wait),
-            None => Ok(()),
-        }
-    }
-
-    /// Like `check`, for attempts without a user name (API tokens): the address only.
-    pub fn check_address(&self, policy: &Policy, ip: IpAddr, now: Instant) -> Result<(), Duration> {
-        if policy.max_failures == 0 {
-            return Ok(());
-        }
-        match self
-            .addresses
-            .lock()
-            .expect("throttle lock")
-            .blocked(&address_key(ip), now)
-        {
-            Some(wait) => Err(wait),
-            None => Ok(()),
-        }
-    }
-
-    /// Like `fail`, for attempts without a user name: counts against the address only,
-    /// so bad tokens cannot lock anyone's account.
-    pub fn fail_address(&self, policy: &Policy, ip: IpAddr, now: Instant) -> Result<(), Duration> {
-        if policy.max_failures == 0 {
-            return Ok(());
-        }
-        match self.addresses.lock().expect("throttle lock").fail(
-            address_key(ip),
-            policy,
-            now,
-            self.capacity,
-        ) {
-            Some(wait) => Err(wait),
-            None => Ok(()),
-        }
     }
 
     /// A successful sign-in clears that name's failures (not the address's: one good
@@ -236,15 +173,16 @@ impl Throttle {
 pub struct Attempt<'a> {
     throttle: &'a Throttle,
     policy: Policy,
-    user: String,
+    /// `None` for attempts that name no user (API tokens).
+    user: Option<String>,
     address: String,
     /// Counted and not yet ended.
     open: bool,
 }
 
 impl Attempt<'_> {
-    /// The password was wrong (or the user unknown); `Err(wait)` if this blocked the
-    /// name or the address.
+    /// The password, code or token was wrong (or the user unknown); `Err(wait)` if this
+    /// blocked the name or the address.
     pub fn failed(mut self, now: Instant) -> Result<(), Duration> {
         match self.end(true, now) {
             Some(wait) => Err(wait),
@@ -252,7 +190,7 @@ impl Attempt<'_> {
         }
     }
 
-    /// The password was right.
+    /// The password, code or token was right.
     pub fn succeeded(mut self) {
         self.end(false, Instant::now());
     }
@@ -267,13 +205,12 @@ impl Attempt<'_> {
             return None;
         }
         let t = self.throttle;
-        let a = t.users.lock().expect("throttle lock").end(
-            &self.user,
-            failed,
-            &self.policy,
-            now,
-            t.capacity,
-        );
+        let a = self.user.as_ref().and_then(|key| {
+            t.users
+                .lock()
+                .expect("throttle lock")
+                .end(key, failed, &self.policy, now, t.capacity)
+        });
         let b = t.addresses.lock().expect("throttle lock").end(
             &self.address,
             failed,
@@ -406,6 +343,28 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// One failed attempt, as the handlers make it.
+    fn fail(
+        t: &Throttle,
+        policy: &Policy,
+        user: &str,
+        ip: IpAddr,
+        now: Instant,
+    ) -> Result<(), Duration> {
+        t.begin(policy, user, ip, now)?.failed(now)
+    }
+
+    /// Whether an attempt may start now (and leaves no trace if it may).
+    fn check(
+        t: &Throttle,
+        policy: &Policy,
+        user: &str,
+        ip: IpAddr,
+        now: Instant,
+    ) -> Result<(), Duration> {
+        t.begin(policy, user, ip, now).map(Attempt::not_checked)
+    }
+
     #[test]
     fn attempts_being_checked_count_against_the_limit() {
         let t = Throttle::new(100);
@@ -459,21 +418,22 @@ mod tests {
         let now = Instant::now();
         for i in 0..4 {
             assert_eq!(
-                t.fail(&POLICY, "alice", ip(&format!("10.0.0.{i}")), now),
+                fail(&t, &POLICY, "alice", ip(&format!("10.0.0.{i}")), now),
                 Ok(())
             );
         }
         assert_eq!(
-            t.fail(&POLICY, "alice", ip("10.0.0.9"), now),
+            fail(&t, &POLICY, "alice", ip("10.0.0.9"), now),
             Err(Duration::from_secs(300))
         );
         assert!(
-            t.check(&POLICY, "alice", ip("10.9.9.9"), now).is_err(),
+            check(&t, &POLICY, "alice", ip("10.9.9.9"), now).is_err(),
             "the name is blocked everywhere"
         );
-        assert!(t.check(&POLICY, "bob", ip("10.9.9.9"), now).is_ok());
+        assert!(check(&t, &POLICY, "bob", ip("10.9.9.9"), now).is_ok());
         assert!(
-            t.check(
+            check(
+                &t,
                 &POLICY,
                 "alice",
                 ip("10.9.9.9"),
@@ -490,7 +450,7 @@ mod tests {
         for i in 0..10 {
             let at = start + Duration::from_secs(i * 40);
             assert_eq!(
-                t.fail(&POLICY, "alice", ip(&format!("10.0.0.{i}")), at),
+                fail(&t, &POLICY, "alice", ip(&format!("10.0.0.{i}")), at),
                 Ok(()),
                 "failure {i}"
             );
@@ -502,10 +462,10 @@ mod tests {
         let t = Throttle::new(100);
         let now = Instant::now();
         for i in 0..5 {
-            let _ = t.fail(&POLICY, &format!("user{i}"), ip("6.6.6.6"), now);
+            let _ = fail(&t, &POLICY, &format!("user{i}"), ip("6.6.6.6"), now);
         }
-        assert!(t.check(&POLICY, "user9", ip("6.6.6.6"), now).is_err());
-        assert!(t.check(&POLICY, "user0", ip("1.2.3.4"), now).is_ok());
+        assert!(check(&t, &POLICY, "user9", ip("6.6.6.6"), now).is_err());
+        assert!(check(&t, &POLICY, "user0", ip("1.2.3.4"), now).is_ok());
     }
 
     #[test]
@@ -513,7 +473,8 @@ mod tests {
         let t = Throttle::new(1000);
         let now = Instant::now();
         for i in 0..20_000u32 {
-            let _ = t.fail(
+            let _ = fail(
+                &t,
                 &POLICY,
                 &format!("spray{i}"),
                 IpAddr::from(i.to_be_bytes()),
@@ -529,12 +490,12 @@ mod tests {
         let t = Throttle::new(100);
         let now = Instant::now();
         for _ in 0..4 {
-            let _ = t.fail(&POLICY, "alice", ip("1.1.1.1"), now);
+            let _ = fail(&t, &POLICY, "alice", ip("1.1.1.1"), now);
         }
         t.succeed("alice");
-        assert_eq!(t.fail(&POLICY, "alice", ip("2.2.2.2"), now), Ok(()));
+        assert_eq!(fail(&t, &POLICY, "alice", ip("2.2.2.2"), now), Ok(()));
         assert_eq!(
-            t.fail(&POLICY, "bob", ip("1.1.1.1"), now),
+            fail(&t, &POLICY, "bob", ip("1.1.1.1"), now),
             Err(Duration::from_secs(300)),
             "the address kept its count"
         );
@@ -549,7 +510,7 @@ mod tests {
         };
         let now = Instant::now();
         for _ in 0..50 {
-            assert_eq!(t.fail(&off, "a", ip("1.1.1.1"), now), Ok(()));
+            assert_eq!(fail(&t, &off, "a", ip("1.1.1.1"), now), Ok(()));
         }
         assert_eq!(t.len(), (0, 0));
     }

@@ -3,22 +3,19 @@
 
 use crate::auth::tokens;
 use crate::error::{Error, Result};
+use crate::manifest::names;
 
 pub fn run(name: &str, user: &str) -> Result<()> {
-    let valid = |s: &str, extra: &str| {
-        !s.is_empty()
-            && s.len() <= 64
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c) || extra.contains(c))
-    };
-    if !valid(name, "") {
+    if !names::TOKEN.allows(name) {
         return Err(Error::usage(format!(
-            "--name {name:?}: a token name may only use letters, digits, `-` and `_`"
+            "--name {name:?} is not a token name ftw accepts: use {}",
+            names::TOKEN.describe
         )));
     }
-    if !valid(user, ".@") {
+    if !names::USER.allows(user) {
         return Err(Error::usage(format!(
-            "--user {user:?} is not a user name ftw accepts"
+            "--user {user:?} is not a user name ftw accepts: use {}",
+            names::USER.describe
         )));
     }
     let (token, hash) = tokens::generate();

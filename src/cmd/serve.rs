@@ -6,6 +6,6 @@ use crate::error::Result;
 
 pub fn run(args: ServeArgs) -> Result<()> {
     crate::logging::init();
-    let config = Config::from_args(args)?;
-    crate::server::run(config)
+    let (config, manifest) = Config::from_args(args)?;
+    crate::server::run(config, manifest)
 }

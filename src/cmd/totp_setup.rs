@@ -6,16 +6,13 @@ use qrcode::render::unicode;
 
 use crate::auth::totp;
 use crate::error::{Error, Result};
+use crate::manifest::names;
 
 pub fn run(user: &str, issuer: &str) -> Result<()> {
-    let valid = !user.is_empty()
-        && user.len() <= 64
-        && user
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c));
-    if !valid {
+    if !names::USER.allows(user) {
         return Err(Error::usage(format!(
-            "{user:?} is not a user name ftw accepts (letters, digits, `.`, `_`, `-`, `@`; at most 64)"
+            "{user:?} is not a user name ftw accepts: use {}",
+            names::USER.describe
         )));
     }
     let secret = totp::new_secret();

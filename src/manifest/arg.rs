@@ -184,6 +184,30 @@ pub enum Value {
     Bool(bool),
 }
 
+impl Value {
+    /// The value as text, one string per element it can become: none when absent, each
+    /// chosen option of a multiselect, `true` or `false` for a checkbox. argv, the
+    /// environment, query strings and re-shown forms all start from this.
+    pub fn texts(&self) -> Vec<&str> {
+        match self {
+            Value::Absent => Vec::new(),
+            Value::One(v) => vec![v.as_str()],
+            Value::Many(vs) => vs.iter().map(String::as_str).collect(),
+            Value::Bool(b) => vec![if *b { "true" } else { "false" }],
+        }
+    }
+
+    /// The value as JSON: a string, an array of strings, a boolean, or null.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Value::Absent => serde_json::Value::Null,
+            Value::One(v) => serde_json::json!(v),
+            Value::Many(vs) => serde_json::json!(vs),
+            Value::Bool(b) => serde_json::json!(b),
+        }
+    }
+}
+
 /// All type names, for messages and suggestions.
 pub const TYPE_NAMES: &[&str] = &[
     "text",

@@ -7,6 +7,7 @@
 pub mod arg;
 mod decode;
 pub mod diagnostic;
+pub mod names;
 mod raw;
 pub mod template;
 mod validate;
@@ -122,6 +123,19 @@ pub struct User {
     pub groups: Vec<String>,
     /// The TOTP secret (raw bytes) when the user signs in with a second factor.
     pub totp: Option<Vec<u8>>,
+}
+
+impl User {
+    /// A user ftw did not read from the manifest (named by forward auth, or the user of
+    /// an API token who has no password): no password, no groups, no second factor.
+    pub fn synthesized(name: &str) -> User {
+        User {
+            name: name.to_string(),
+            password_hash: String::new(),
+            groups: Vec::new(),
+            totp: None,
+        }
+    }
 }
 
 /// One tool: a command with typed arguments, shown as one form.

@@ -24,16 +24,6 @@ pub enum Part {
     },
 }
 
-/// What a placeholder stands for in one run.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Fill<'a> {
-    /// No value: the element is dropped.
-    Absent,
-    One(&'a str),
-    /// Several values: only allowed for an element that is exactly the placeholder.
-    Many(&'a [String]),
-}
-
 /// A template syntax problem, with the byte range in the element's text.
 #[derive(Debug, PartialEq)]
 pub struct SyntaxError {
@@ -115,23 +105,22 @@ impl Template {
         }
     }
 
-    /// Appends this element's argv elements for one run: none, one, or (for a lone
-    /// multiselect placeholder) one per value.
-    pub fn expand<'a>(&self, fill: impl Fn(&str) -> Fill<'a>, argv: &mut Vec<String>) {
-        if let Some(name) = self.lone_placeholder()
-            && let Fill::Many(values) = fill(name)
-        {
-            argv.extend(values.iter().cloned());
+    /// Appends this element's argv elements for one run. `fill` gives each
+    /// placeholder's texts: none (no value: the element is dropped), one, or several
+    /// (a multiselect: one element each, when the element is exactly the placeholder).
+    pub fn expand<'a>(&self, fill: impl Fn(&str) -> Vec<&'a str>, argv: &mut Vec<String>) {
+        if let Some(name) = self.lone_placeholder() {
+            argv.extend(fill(name).into_iter().map(str::to_string));
             return;
         }
         let mut element = String::new();
         for part in &self.parts {
             match part {
                 Part::Literal(text) => element.push_str(text),
-                Part::Placeholder { name, .. } => match fill(name) {
-                    Fill::One(value) => element.push_str(value),
+                Part::Placeholder { name, .. } => match fill(name).as_slice() {
+                    [value] => element.push_str(value),
                     // A list inside a larger element is refused when the manifest loads.
-                    Fill::Absent | Fill::Many(_) => return,
+                    _ => return,
                 },
             }
         }
@@ -151,7 +140,7 @@ pub fn is_name(name: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn expand(text: &str, fill: impl Fn(&str) -> Fill<'static>) -> Vec<String> {
+    fn expand(text: &str, fill: impl Fn(&str) -> Vec<&'static str>) -> Vec<String> {
         let mut argv = Vec::new();
         Template::parse(text).unwrap().expand(fill, &mut argv);
         argv
@@ -161,28 +150,25 @@ mod tests {
     fn a_value_stays_one_element() {
         let hostile = "a b; $(id) `id` | x\n'\"";
         assert_eq!(
-            expand("--label={label}", |_| Fill::One(hostile)),
+            expand("--label={label}", |_| vec![hostile]),
             vec![format!("--label={hostile}")]
         );
     }
 
     #[test]
     fn absent_values_drop_the_whole_element() {
-        assert!(expand("--label={label}", |_| Fill::Absent).is_empty());
-        assert!(
-            expand("{a}-{b}", |n| if n == "a" {
-                Fill::One("x")
-            } else {
-                Fill::Absent
-            })
-            .is_empty()
-        );
+        assert!(expand("--label={label}", |_| vec![]).is_empty());
+        assert!(expand("{label}", |_| vec![]).is_empty());
+        assert!(expand("{a}-{b}", |n| if n == "a" { vec!["x"] } else { vec![] }).is_empty());
     }
 
     #[test]
     fn a_lone_list_placeholder_becomes_one_element_per_value() {
-        static VALUES: [String; 2] = [String::new(), String::new()];
-        assert_eq!(expand("{tags}", |_| Fill::Many(&VALUES)).len(), 2);
+        assert_eq!(expand("{tags}", |_| vec!["a", "b c"]), ["a", "b c"]);
+        assert!(
+            expand("--tag={tags}", |_| vec!["a", "b"]).is_empty(),
+            "never joined"
+        );
     }
 
     #[test]
@@ -191,7 +177,7 @@ mod tests {
             Template::parse("{{x}} {{").unwrap().parts,
             vec![Part::Literal("{x} {".into())]
         );
-        assert_eq!(expand("{{{a}}}", |_| Fill::One("v")), vec!["{v}"]);
+        assert_eq!(expand("{{{a}}}", |_| vec!["v"]), vec!["{v}"]);
     }
 
     #[test]
@@ -204,6 +190,6 @@ mod tests {
 
     #[test]
     fn empty_element_is_kept() {
-        assert_eq!(expand("", |_| Fill::Absent), vec![String::new()]);
+        assert_eq!(expand("", |_| vec![]), vec![String::new()]);
     }
 }

@@ -17,6 +17,7 @@ use toml::Spanned;
 use super::arg::{self, Arg, Bounds, Kind, Pattern, Temporal, TextRules, Value};
 use super::decode::{self, RawManifest, RawToolEntry, RawUserEntry};
 use super::diagnostic::{Diagnostics, Source, quoted, suggestion, tick};
+use super::names;
 use super::raw::{RawArg, RawAuth, RawCommand, RawServer};
 use super::template::{Template, is_name};
 use super::{
@@ -354,18 +355,13 @@ impl Checker<'_> {
         };
         let mut tokens = Vec::new();
         for (name, token) in &raw.tokens {
-            let valid_name = !name.get_ref().is_empty()
-                && name.get_ref().len() <= 64
-                && name
-                    .get_ref()
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-            if !valid_name {
+            if !names::TOKEN.allows(name.get_ref()) {
                 self.error(
                     name.span(),
                     format!(
-                        "token name {} may only use letters, digits, `-` and `_`",
-                        quoted(name.get_ref())
+                        "token name {} may only use {}",
+                        quoted(name.get_ref()),
+                        names::TOKEN.describe
                     ),
                 );
             }
@@ -465,12 +461,13 @@ impl Checker<'_> {
     ) -> Option<User> {
         let name = entry.name.get_ref();
         let mut ok = true;
-        if !is_user_name(name) {
+        if !names::USER.allows(name) {
             self.error(
                 entry.name.span(),
                 format!(
-                    "user name {} may only use letters, digits, `.`, `_`, `-` and `@` (at most 64)",
-                    quoted(name)
+                    "user name {} may only use {}",
+                    quoted(name),
+                    names::USER.describe
                 ),
             );
             ok = false;
@@ -503,12 +500,13 @@ impl Checker<'_> {
             ok = false;
         }
         for group in &entry.groups {
-            if !is_group_name(group.get_ref()) {
+            if !names::GROUP.allows(group.get_ref()) {
                 self.error(
                     group.span(),
                     format!(
-                        "group name {} may only use letters, digits, `.`, `_` and `-`",
-                        quoted(group.get_ref())
+                        "group name {} may only use {}",
+                        quoted(group.get_ref()),
+                        names::GROUP.describe
                     ),
                 );
                 ok = false;
@@ -551,10 +549,14 @@ impl Checker<'_> {
     fn tool(&mut self, entry: RawToolEntry, declared: &Declared) -> Option<Tool> {
         let id = entry.id.get_ref().clone();
         let mut ok = true;
-        if !is_tool_id(&id) {
+        if !names::TOOL_ID.allows(&id) {
             self.error(
                 entry.id.span(),
-                format!("tool id {} must be letters, digits, `-` or `_` (at most 64), as it is part of the URL", quoted(&id)),
+                format!(
+                    "tool id {} may only use {}, as it is part of the URL",
+                    quoted(&id),
+                    names::TOOL_ID.describe
+                ),
             );
             ok = false;
         }
@@ -1338,30 +1340,6 @@ fn normalise_base_path(text: &str) -> Result<String, String> {
     } else {
         trimmed.into()
     })
-}
-
-fn is_tool_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
-fn is_user_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c))
-}
-
-fn is_group_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
 }
 
 /// "db_name" -> "Db name".

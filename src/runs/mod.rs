@@ -28,6 +28,7 @@ use tokio::sync::{Semaphore, watch};
 
 use crate::audit::Audit;
 use crate::exec::{self, Ending, OutputSink, Plan, Stop};
+use crate::manifest::Value;
 use crate::metrics::Metrics;
 
 pub use dir::{OutputFile, RunDir, private_root};
@@ -116,16 +117,26 @@ pub struct Run {
     pub tool_title: String,
     pub user: String,
     pub created: SystemTime,
-    /// (label, value as shown) per argument; passwords are `***`.
-    pub shown_args: Vec<(String, String)>,
-    /// `?name=value...` that opens the tool's form with this run's values (no
-    /// passwords, no files), for "Run again".
-    pub rerun_query: String,
+    /// The arguments, in the tool's order.
+    pub args: Vec<RunArg>,
     pub dir: RunDir,
     progress: Mutex<Progress>,
     output: OutputLog,
     version: watch::Sender<u64>,
     stop: watch::Sender<Stop>,
+}
+
+/// One argument as a run keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunArg {
+    pub name: String,
+    pub label: String,
+    /// As people see it: passwords `***`, an upload by its client name and size, lists
+    /// joined by commas, checkboxes `yes`/`no`; empty when it was left out.
+    pub shown: String,
+    /// The value that fills the form again ("Run again"); `None` for passwords and
+    /// uploads, which are never put back.
+    pub again: Option<Value>,
 }
 
 /// What a page needs to show a run, copied out under the lock.
@@ -214,6 +225,16 @@ impl Run {
         self.output.counts().1
     }
 
+    /// Returns once the run has finished (at once if it has).
+    pub async fn finished(&self) {
+        let mut changes = self.watch();
+        while !self.status().is_finished() {
+            if changes.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
     /// Wakes when output or status changes.
     pub fn watch(&self) -> watch::Receiver<u64> {
         self.version.subscribe()
@@ -275,8 +296,7 @@ pub struct NewRun {
     pub tool_id: String,
     pub tool_title: String,
     pub user: String,
-    pub shown_args: Vec<(String, String)>,
-    pub rerun_query: String,
+    pub args: Vec<RunArg>,
     pub dir: RunDir,
     pub max_output: u64,
     pub max_concurrent: Option<u32>,
@@ -371,8 +391,7 @@ impl Runs {
             tool_title: new.tool_title,
             user: new.user,
             created: SystemTime::now(),
-            shown_args: new.shown_args,
-            rerun_query: new.rerun_query,
+            args: new.args,
             dir: new.dir,
             progress: Mutex::new(Progress {
                 status: Status::Queued,

@@ -10,128 +10,37 @@
 //! `422` adds `"fields": {"name": "message"}`.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Buf;
 use futures_util::Stream;
 use http::StatusCode;
-use http::header::CONTENT_TYPE;
 use serde_json::{Value as Json, json};
 use warp::Rejection;
 use warp::reply::Response;
 
 use super::State;
+use super::access::{allowed_tool, tools_for, visible_run};
 use super::context::Ctx;
+use super::download::{self, files_json};
+use super::format::rfc3339;
 use super::identity::Authed;
-use super::launch::{self, FORM_LIMIT, Unread};
+use super::intake::{self, Bodies, Refused};
 use super::problem::Problem;
 use super::respond;
-use super::run_pages::{self, Format};
-use crate::form::{self, Submission};
-use crate::manifest::{Arg, Kind, Tool, Value};
+use super::sse::{self, Format};
+use crate::manifest::Tool;
 use crate::runs::{Run, Status};
 
-/// Who is calling: the user, and whether by token (no CSRF needed) or session.
-pub struct Caller {
-    pub authed: Authed,
-    /// `token:NAME` or `session`, for the audit log.
-    pub via: String,
-}
-
-/// The caller, from a bearer token or the session cookie; `401` otherwise. Bad tokens
-/// count as failed sign-ins of the client's address.
-pub fn caller(state: &State, ctx: &Ctx) -> Result<Caller, Rejection> {
-    if let Some(presented) = ctx.header("authorization").and_then(|h| {
-        h.strip_prefix("Bearer ")
-            .or_else(|| h.strip_prefix("bearer "))
-    }) {
-        let manifest = state.manifest();
-        let policy = manifest.auth.throttle;
-        if let Err(wait) = state
-            .throttle
-            .check_address(&policy, ctx.client, Instant::now())
-        {
-            state.metrics.sign_in("throttled");
-            return Err(Problem::Throttled(wait).into());
-        }
-        let Some(token) = crate::auth::tokens::find(&manifest.auth.tokens, presented.trim()) else {
-            state.metrics.sign_in("failure");
-            state.audit.record(
-                "token-failed",
-                json!({ "client": crate::audit::client(ctx.client) }),
-            );
-            let _ = state
-                .throttle
-                .fail_address(&policy, ctx.client, Instant::now());
-            return Err(Problem::Unauthorized.into());
-        };
-        let user = manifest
-            .auth
-            .users
-            .get(&token.user)
-            .cloned()
-            .unwrap_or(crate::manifest::User {
-                name: token.user.clone(),
-                password_hash: String::new(),
-                groups: Vec::new(),
-                totp: None,
-            });
-        let id =
-            crate::auth::csrf::derive_id(&state.config.keys.csrf, &format!("token:{}", token.name));
-        let session = crate::auth::session::Session {
-            user: user.name.clone(),
-            issued: 0,
-            active: 0,
-            id,
-            fingerprint: [0; 16],
-        };
-        return Ok(Caller {
-            authed: Authed {
-                csrf: String::new(),
-                session,
-                user,
-                refresh: None,
-                forwarded: true,
-            },
-            via: format!("token:{}", token.name),
-        });
-    }
-    match state.authenticate(ctx) {
-        Some(authed) => Ok(Caller {
-            authed,
-            via: "session".into(),
-        }),
-        None => Err(Problem::Unauthorized.into()),
-    }
-}
-
-/// For POSTs: a session caller must send `X-CSRF-Token` and pass the origin check.
-fn check_write(state: &State, ctx: &Ctx, caller: &Caller) -> Result<(), Rejection> {
-    if caller.via != "session" {
-        return Ok(());
-    }
-    if !ctx.same_origin() {
-        return Err(Problem::CrossSite.into());
-    }
-    let token = ctx.header("x-csrf-token").unwrap_or("");
-    if !caller.authed.csrf_ok(state, token) {
-        return Err(Problem::BadCsrf.into());
-    }
-    Ok(())
-}
-
-fn ok(status: StatusCode, body: Json, caller: &Caller) -> Response {
-    caller.authed.finish(respond::json(status, &body))
+fn ok(status: StatusCode, body: Json, caller: &Authed) -> Response {
+    caller.finish(respond::json(status, &body))
 }
 
 /// GET /api/tools
 pub async fn tools(state: Arc<State>, ctx: Ctx) -> Result<Response, Rejection> {
-    let caller = caller(&state, &ctx)?;
+    let caller = state.caller(&ctx)?;
     let manifest = state.manifest();
-    let tools: Vec<Json> = manifest
-        .tools
-        .values()
-        .filter(|t| t.allows(&caller.authed.user.name, &caller.authed.user.groups))
+    let tools: Vec<Json> = tools_for(&manifest, &caller.user)
         .map(|t| tool_json(&state, t))
         .collect();
     Ok(ok(StatusCode::OK, json!({ "tools": tools }), &caller))
@@ -144,150 +53,7 @@ fn tool_json(state: &State, tool: &Tool) -> Json {
         "description": tool.description,
         "group": tool.group,
         "runs": format!("{}api/tools/{}/runs", state.base, tool.id),
-        "args": args_schema(tool),
-    })
-}
-
-/// The JSON Schema of a tool's `args` object.
-pub fn args_schema(tool: &Tool) -> Json {
-    let mut properties = serde_json::Map::new();
-    let mut required = Vec::new();
-    for arg in &tool.args {
-        properties.insert(arg.name.clone(), arg_schema(arg));
-        if arg.required && arg.default.is_none() && !matches!(arg.kind, Kind::Bool { .. }) {
-            required.push(arg.name.clone());
-        }
-    }
-    json!({
-        "type": "object",
-        "properties": properties,
-        "required": required,
-        "additionalProperties": false,
-    })
-}
-
-fn arg_schema(arg: &Arg) -> Json {
-    let mut schema = match &arg.kind {
-        Kind::Text(r) | Kind::Textarea(r) | Kind::Password(r) | Kind::Email(r) | Kind::Url(r) => {
-            let mut s = json!({ "type": "string" });
-            if let Some(n) = r.min_length {
-                s["minLength"] = json!(n);
-            }
-            if let Some(n) = r.max_length {
-                s["maxLength"] = json!(n);
-            }
-            if let Some(p) = &r.pattern {
-                s["pattern"] = json!(format!("^(?:{})$", p.source));
-            }
-            match arg.kind {
-                Kind::Email(_) => s["format"] = json!("email"),
-                Kind::Url(_) => s["format"] = json!("uri"),
-                Kind::Password(_) => s["writeOnly"] = json!(true),
-                _ => {}
-            }
-            s
-        }
-        Kind::Int { min, max, .. } => json!({ "type": "integer", "minimum": min, "maximum": max }),
-        Kind::Float { min, max, .. } => json!({ "type": "number", "minimum": min, "maximum": max }),
-        Kind::Bool { .. } => json!({ "type": "boolean" }),
-        Kind::Select { options } => json!({ "type": "string", "enum": options }),
-        Kind::Multiselect { options, min, max } => json!({
-            "type": "array",
-            "items": { "type": "string", "enum": options },
-            "uniqueItems": true,
-            "minItems": min,
-            "maxItems": max,
-        }),
-        Kind::Date(_) => json!({ "type": "string", "format": "date" }),
-        Kind::Time(_) => json!({ "type": "string", "pattern": "^[0-9]{2}:[0-9]{2}(:[0-9]{2})?$" }),
-        Kind::Datetime(_) => json!({
-            "type": "string",
-            "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2})?$"
-        }),
-        Kind::Color => json!({ "type": "string", "pattern": "^#[0-9a-fA-F]{6}$" }),
-        Kind::File { .. } => json!({
-            "type": "string",
-            "contentMediaType": "application/octet-stream",
-            "description": "send the file as a part of a multipart/form-data request"
-        }),
-    };
-    // Drop the `null`s of bounds that are not set.
-    if let Json::Object(map) = &mut schema {
-        map.retain(|_, v| !v.is_null());
-        map.insert("title".into(), json!(arg.label));
-        if let Some(help) = &arg.help {
-            map.insert("description".into(), json!(help));
-        }
-        match &arg.default {
-            Some(Value::One(v)) => {
-                let v = match arg.kind {
-                    Kind::Int { .. } => v.parse::<i64>().map(Json::from).unwrap_or(json!(v)),
-                    Kind::Float { .. } => v.parse::<f64>().map(Json::from).unwrap_or(json!(v)),
-                    _ => json!(v),
-                };
-                map.insert("default".into(), v);
-            }
-            Some(Value::Many(vs)) => {
-                map.insert("default".into(), json!(vs));
-            }
-            Some(Value::Bool(b)) => {
-                map.insert("default".into(), json!(b));
-            }
-            _ => {}
-        }
-    }
-    schema
-}
-
-/// `{"args": {...}}` as form fields: strings as they are, numbers and booleans as text,
-/// arrays one field per element, `null` left out. A bool or multiselect the caller
-/// leaves out takes its default (in a form, leaving a box unticked is a choice; in
-/// JSON, leaving a key out is not).
-fn json_submission(tool: &Tool, body: &[u8]) -> Result<Submission, Problem> {
-    let parsed: Json = serde_json::from_slice(body).map_err(|_| Problem::BadJson)?;
-    let args = match parsed.get("args") {
-        None => serde_json::Map::new(),
-        Some(Json::Object(map)) => map.clone(),
-        Some(_) => return Err(Problem::BadJson),
-    };
-    if parsed
-        .as_object()
-        .is_some_and(|o| o.keys().any(|k| k != "args"))
-    {
-        return Err(Problem::BadJson);
-    }
-    let mut fields = Vec::new();
-    for (name, value) in &args {
-        let mut push = |v: &Json| -> Result<(), Problem> {
-            match v {
-                Json::String(s) => fields.push((name.clone(), s.clone())),
-                Json::Number(n) => fields.push((name.clone(), n.to_string())),
-                Json::Bool(b) => fields.push((name.clone(), b.to_string())),
-                Json::Null => {}
-                _ => return Err(Problem::BadJson),
-            }
-            Ok(())
-        };
-        match value {
-            Json::Array(items) => items.iter().try_for_each(&mut push)?,
-            other => push(other)?,
-        }
-    }
-    for arg in &tool.args {
-        if args.contains_key(&arg.name) {
-            continue;
-        }
-        match &arg.default {
-            Some(Value::Bool(b)) => fields.push((arg.name.clone(), b.to_string())),
-            Some(Value::Many(vs)) => {
-                fields.extend(vs.iter().map(|v| (arg.name.clone(), v.clone())))
-            }
-            _ => {}
-        }
-    }
-    Ok(Submission {
-        fields,
-        uploads: Vec::new(),
+        "args": super::schema::args_schema(tool),
     })
 }
 
@@ -303,79 +69,22 @@ where
     S: Stream<Item = Result<B, warp::Error>> + Send + Unpin + 'static,
     B: Buf + Send + 'static,
 {
-    let declared = ctx.content_length();
-    if declared.is_some_and(|n| n > launch::largest_body_limit(&state)) {
-        return Err(Problem::TooLarge.into());
-    }
-    let caller = caller(&state, &ctx)?;
-    check_write(&state, &ctx, &caller)?;
-    let tool = super::tools::allowed_tool(&state, &caller.authed, &id)?;
-    let limit = launch::body_limit(&tool);
-    if declared.is_some_and(|n| n > limit) {
-        return Err(Problem::TooLarge.into());
-    }
-
-    let run_id = crate::auth::b64(&crate::auth::random::<16>());
-    let dir = state
-        .runs
-        .new_dir(&run_id)
-        .map_err(|e| Problem::Internal(format!("cannot make the run folder: {e}")))?;
-    let content_type = ctx.header(CONTENT_TYPE.as_str()).unwrap_or("").to_string();
-    let body = super::body::with_idle_timeout(body, state.config.client_timeout);
-    let submission = if content_type.starts_with("multipart/form-data") {
-        match launch::read_multipart(&tool, &content_type, body, limit, &dir.uploads()).await {
-            Ok(s) => s,
-            Err(Unread::Problem(p)) => return Err(p.into()),
-            Err(Unread::TooLarge(errors)) => return Err(Problem::Invalid(errors).into()),
-        }
-    } else {
-        let bytes = super::body::read_all(body, FORM_LIMIT).await?;
-        let looks_json = bytes
-            .iter()
-            .find(|b| !b.is_ascii_whitespace())
-            .is_none_or(|&b| b == b'{');
-        if looks_json || content_type.starts_with("application/json") {
-            // JSON, whatever the Content-Type says (`curl -d '{...}'` sends a form type).
-            let bytes = if bytes.trim_ascii().is_empty() {
-                b"{}".to_vec()
-            } else {
-                bytes
-            };
-            json_submission(&tool, &bytes)?
-        } else if content_type.starts_with("application/x-www-form-urlencoded") {
-            Submission {
-                fields: super::body::parse_form(&bytes)?,
-                uploads: Vec::new(),
-            }
-        } else {
-            return Err(Problem::UnsupportedForm.into());
-        }
-    };
-    let checked = form::check(&tool, &submission).map_err(Problem::Invalid)?;
-    let run = launch::start(
-        &state,
-        &ctx,
-        &caller.authed,
-        &tool,
-        run_id,
-        dir,
-        checked,
-        &submission,
-        &caller.via,
-    )?;
+    intake::precheck(&state, &ctx)?;
+    let caller = state.caller(&ctx)?;
+    let tool = allowed_tool(&state, &caller, &id)?;
+    let intake = intake::intake(&state, &ctx, &caller, &tool, body, Bodies::Api)
+        .await
+        .map_err(|refused| match refused {
+            Refused::Problem(p) => p,
+            Refused::TooLarge(errors) => Problem::TooLargeFields(errors),
+            Refused::Invalid(errors, _) => Problem::Invalid(errors),
+        })?;
+    let run = super::launch::start(&state, &ctx, &caller, &tool, intake)?;
 
     if query.get("wait").is_some_and(|w| w == "true" || w == "1") {
         // Bounded by the tool's timeout (and the kill grace after it).
         let limit = tool.timeout + crate::exec::KILL_GRACE + Duration::from_secs(5);
-        let mut changes = run.watch();
-        let finished = async {
-            while !run.status().is_finished() {
-                if changes.changed().await.is_err() {
-                    break;
-                }
-            }
-        };
-        let _ = tokio::time::timeout(limit, finished).await;
+        let _ = tokio::time::timeout(limit, run.finished()).await;
         return Ok(ok(
             StatusCode::CREATED,
             run_json(&state, &run, true),
@@ -395,10 +104,7 @@ where
 /// included), `null` before, or when it was killed.
 pub fn run_json(state: &State, run: &Run, with_output: bool) -> Json {
     let snap = run.snapshot();
-    let files = run_pages::files_json(run, &snap.files, &state.base);
-    let started = time::OffsetDateTime::from(run.created)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
+    let files = files_json(run, &snap.files, &state.base);
     let mut body = json!({
         "id": run.id,
         "tool": run.tool_id,
@@ -407,7 +113,7 @@ pub fn run_json(state: &State, run: &Run, with_output: bool) -> Json {
         "exit_code": snap.status.exit_code(),
         "signal": snap.status.signal(),
         "error": match &snap.status { Status::Error(why) => Some(why.clone()), _ => None },
-        "started": started,
+        "started": rfc3339(run.created),
         "duration_ms": snap.duration.map(|d| d.as_millis() as u64),
         "output_cut": snap.dropped > 0,
         "files": files,
@@ -434,42 +140,32 @@ pub const INLINE_OUTPUT: u64 = 1024 * 1024;
 
 /// GET /api/runs/{id}/output: the whole output as text.
 pub async fn output(id: String, state: Arc<State>, ctx: Ctx) -> Result<Response, Rejection> {
-    let caller = caller(&state, &ctx)?;
-    let run = run_pages::visible(&state, &caller.authed, &id)?;
-    Ok(caller.authed.finish(run_pages::output_download(&run)?))
+    let caller = state.caller(&ctx)?;
+    let run = visible_run(&state, &caller, &id)?;
+    Ok(caller.finish(download::output(&run)?))
 }
 
 /// GET /api/runs/{id}
 pub async fn get(id: String, state: Arc<State>, ctx: Ctx) -> Result<Response, Rejection> {
-    let caller = caller(&state, &ctx)?;
-    let run = run_pages::visible(&state, &caller.authed, &id)?;
+    let caller = state.caller(&ctx)?;
+    let run = visible_run(&state, &caller, &id)?;
     Ok(ok(StatusCode::OK, run_json(&state, &run, true), &caller))
 }
 
 /// GET /api/runs/{id}/events: the output as text, then `end`.
 pub async fn events(id: String, state: Arc<State>, ctx: Ctx) -> Result<Response, Rejection> {
-    let caller = caller(&state, &ctx)?;
-    let run = run_pages::visible(&state, &caller.authed, &id)?;
-    let r = run_pages::event_stream(run, state.base.clone(), Format::Text);
-    Ok(caller.authed.finish(r))
+    let caller = state.caller(&ctx)?;
+    let run = visible_run(&state, &caller, &id)?;
+    let r = sse::event_stream(run, state.base.clone(), Format::Text);
+    Ok(caller.finish(r))
 }
 
 /// POST /api/runs/{id}/cancel
 pub async fn cancel(id: String, state: Arc<State>, ctx: Ctx) -> Result<Response, Rejection> {
-    let caller = caller(&state, &ctx)?;
-    check_write(&state, &ctx, &caller)?;
-    let run = run_pages::visible(&state, &caller.authed, &id)?;
-    run.cancel();
-    state.audit.record(
-        "cancel",
-        json!({
-            "user": caller.authed.user.name,
-            "client": crate::audit::client(ctx.client),
-            "via": caller.via,
-            "tool": run.tool_id,
-            "run": run.id,
-        }),
-    );
+    let caller = state.caller(&ctx)?;
+    caller.may_write(&state, &ctx, None)?;
+    let run = visible_run(&state, &caller, &id)?;
+    super::launch::cancel(&state, &ctx, &caller, &run);
     let body = json!({ "id": run.id, "status": run.status().word() });
     Ok(ok(StatusCode::ACCEPTED, body, &caller))
 }
@@ -477,13 +173,9 @@ pub async fn cancel(id: String, state: Arc<State>, ctx: Ctx) -> Result<Response,
 /// GET /api/openapi.json: the API, with each of the caller's tools as its own path and
 /// argument schema.
 pub async fn openapi(state: Arc<State>, ctx: Ctx) -> Result<Response, Rejection> {
-    let caller = caller(&state, &ctx)?;
+    let caller = state.caller(&ctx)?;
     let manifest = state.manifest();
-    let tools: Vec<&Tool> = manifest
-        .tools
-        .values()
-        .filter(|t| t.allows(&caller.authed.user.name, &caller.authed.user.groups))
-        .collect();
+    let tools: Vec<&Tool> = tools_for(&manifest, &caller.user).collect();
     let doc = super::openapi::document(&state, &manifest.title, &tools);
     Ok(ok(StatusCode::OK, doc, &caller))
 }

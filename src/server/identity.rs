@@ -1,72 +1,159 @@
-//! Whether to believe who a request says it is: the session cookie (opened,
-//! time-checked, revocation-checked and matched against the user's current password
-//! hash), forward auth from a trusted proxy, and CSRF tokens.
+//! Who a request is from, decided in one place for pages and the API alike: ftw's own
+//! session cookie (opened, time-checked, revocation-checked and matched against the
+//! user's current password hash), forward auth from a trusted proxy, or an API token.
+//! `Via` says which, so the rules that differ (CSRF, sign-out, the audit log) ask it
+//! instead of guessing from side facts.
+//!
+//! The cookies ftw sets are named here once (`CookieName`), built and read with the
+//! `cookie` crate, and always carry the same attributes: HttpOnly, SameSite=Lax, an
+//! explicit Path, and over TLS `Secure` with the `__Host-` prefix.
 
+use std::time::Instant;
+
+use cookie::{Cookie, SameSite};
 use http::HeaderMap;
-use http::header::COOKIE;
+use http::header::{AUTHORIZATION, COOKIE};
+use serde_json::json;
 
 use super::State;
 use super::context::Ctx;
+use super::problem::Problem;
 use crate::auth::csrf::{self, Binding};
 use crate::auth::session::{Refused, Session};
 use crate::auth::{self, unb64};
-use crate::manifest::User;
+use crate::manifest::{Manifest, User, names};
 
-/// A signed-in request.
+/// The cookies ftw sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CookieName {
+    /// The signed session.
+    Session,
+    /// The pre-login nonce the sign-in form's CSRF token is bound to.
+    Login,
+    /// "Password done, code next" for users with a second factor.
+    SecondFactor,
+}
+
+impl CookieName {
+    /// The name on the wire: `__Host-` prefixed when the request came over TLS.
+    pub const fn name(self, secure: bool) -> &'static str {
+        match (self, secure) {
+            (CookieName::Session, false) => "ftw_session",
+            (CookieName::Session, true) => "__Host-ftw_session",
+            (CookieName::Login, false) => "ftw_login",
+            (CookieName::Login, true) => "__Host-ftw_login",
+            (CookieName::SecondFactor, false) => "ftw_2fa",
+            (CookieName::SecondFactor, true) => "__Host-ftw_2fa",
+        }
+    }
+}
+
+/// How a caller proved who they are.
+#[derive(Debug, Clone)]
+pub enum Via {
+    /// ftw's own session cookie.
+    Session(Session),
+    /// A trusted proxy named the user (forward auth); only the proxy can sign them out.
+    Forwarded,
+    /// An API token (`Authorization: Bearer`), by its name in `[auth.tokens]`.
+    Token(String),
+}
+
+impl Via {
+    /// For the audit log: `session`, `forward-auth` or `token:NAME`.
+    pub fn label(&self) -> String {
+        match self {
+            Via::Session(_) => "session".into(),
+            Via::Forwarded => "forward-auth".into(),
+            Via::Token(name) => format!("token:{name}"),
+        }
+    }
+}
+
+/// A request whose user ftw believes.
 #[derive(Debug, Clone)]
 pub struct Authed {
-    pub session: Session,
     pub user: User,
+    pub via: Via,
+    /// What this caller's CSRF tokens are bound to: the session id, or an id derived
+    /// from the name when there is no ftw session.
+    binding: [u8; 16],
     /// The CSRF token for forms on the pages this request renders.
     pub csrf: String,
     /// A `Set-Cookie` value with a fresh `active` time, when one is due.
     pub refresh: Option<String>,
-    /// Signed in by a trusted proxy (forward auth), not by ftw's own session.
-    pub forwarded: bool,
 }
 
-/// Every value of cookie `name` in the request (there can be several; the first valid
-/// one wins, so a planted duplicate cannot shadow the real session).
-pub fn cookie_values<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> {
+impl Authed {
+    /// The rule for every state-changing request: a browser's request must come from
+    /// this site (`Origin`, `Sec-Fetch-Site`) and carry this caller's CSRF token, from
+    /// the form field `submitted` or the `X-CSRF-Token` header. A bearer token is never
+    /// sent by a browser on its own, so token callers need neither.
+    pub fn may_write(
+        &self,
+        state: &State,
+        ctx: &Ctx,
+        submitted: Option<&str>,
+    ) -> Result<(), Problem> {
+        if matches!(self.via, Via::Token(_)) {
+            return Ok(());
+        }
+        if !ctx.same_origin() {
+            return Err(Problem::CrossSite);
+        }
+        let token = submitted.or(ctx.header("x-csrf-token")).unwrap_or("");
+        if csrf::verify(
+            &state.config.keys.csrf,
+            Binding::Session(&self.binding),
+            token,
+        ) {
+            Ok(())
+        } else {
+            Err(Problem::BadCsrf)
+        }
+    }
+}
+
+/// Every value of cookie `name` in the request. There can be several (and several
+/// `Cookie` headers over HTTP/2); callers take the first *valid* one, so a planted
+/// duplicate cannot shadow the real session.
+pub fn request_cookies<'a>(
+    headers: &'a HeaderMap,
+    name: &'a str,
+) -> impl Iterator<Item = &'a str> + 'a {
     headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|header| header.split(';'))
-        .filter_map(move |pair| {
-            let (k, v) = pair.trim().split_once('=')?;
-            (k == name).then_some(v.trim_matches('"'))
+        .flat_map(Cookie::split_parse)
+        .filter_map(move |c| {
+            let c = c.ok()?;
+            // Borrowed from the header; the value as sent, without surrounding quotes.
+            let value = c.value_raw()?;
+            (c.name_raw()? == name).then(|| value.trim_matches('"'))
         })
 }
 
+/// The token of an `Authorization: Bearer TOKEN` header (the scheme is
+/// case-insensitive, RFC 9110), if there is one.
+pub fn bearer(ctx: &Ctx) -> Option<&str> {
+    let value = ctx.header(AUTHORIZATION.as_str())?.trim();
+    let (scheme, token) = value.split_once(char::is_whitespace)?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 impl State {
-    /// The session cookie's name: `__Host-` prefixed when the request came over TLS.
-    pub fn session_name(&self, secure: bool) -> &'static str {
-        if secure {
-            super::SESSION_COOKIE_SECURE
-        } else {
-            super::SESSION_COOKIE
-        }
-    }
-
-    pub fn login_name(&self, secure: bool) -> &'static str {
-        if secure {
-            super::LOGIN_COOKIE_SECURE
-        } else {
-            super::LOGIN_COOKIE
-        }
-    }
-
-    /// The signed-in user, if the request carries a session that passes every check, or
-    /// comes from a trusted proxy that names the user (forward auth).
+    /// The signed-in user of a page request: forward auth from a trusted proxy, or a
+    /// session cookie that passes every check.
     pub fn authenticate(&self, ctx: &Ctx) -> Option<Authed> {
         let manifest = self.manifest();
-        if let Some(authed) = self.forwarded_user(ctx, &manifest) {
-            return Some(authed);
+        if let Some(user) = forwarded_user(ctx, &manifest) {
+            return Some(self.authed(user, Via::Forwarded, None));
         }
         let now = auth::now();
-        let name = self.session_name(ctx.secure);
-        cookie_values(&ctx.headers, name).find_map(|value| {
+        let name = CookieName::Session.name(ctx.secure);
+        request_cookies(&ctx.headers, name).find_map(|value| {
             let session = self.check_session(name, value, &manifest, now).ok()?;
             let user = manifest.auth.users.get(&session.user)?.clone();
             let refresh = session.needs_refresh(now).then(|| {
@@ -76,73 +163,66 @@ impl State {
                 };
                 self.session_cookie(ctx.secure, &fresh, now)
             });
-            Some(Authed {
-                csrf: csrf::token(&self.config.keys.csrf, Binding::Session(&session.id)),
-                session,
-                user,
-                refresh,
-                forwarded: false,
-            })
+            Some(self.authed(user, Via::Session(session), refresh))
         })
     }
 
-    /// Forward auth: the user in `trusted_header`, believed only from a trusted proxy.
-    /// A user the manifest also lists keeps their groups; the proxy's groups are added.
-    fn forwarded_user(&self, ctx: &Ctx, manifest: &crate::manifest::Manifest) -> Option<Authed> {
-        let header = manifest.auth.trusted_header.as_deref()?;
-        if !ctx.proxied {
-            return None;
-        }
-        let name = ctx.header(header)?.trim();
-        let valid = !name.is_empty()
-            && name.len() <= 64
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c));
-        if !valid {
-            return None;
-        }
-        let mut user = manifest.auth.users.get(name).cloned().unwrap_or(User {
-            name: name.to_string(),
-            password_hash: String::new(),
-            groups: Vec::new(),
-            totp: None,
-        });
-        if let Some(groups) = manifest
-            .auth
-            .trusted_groups_header
-            .as_deref()
-            .and_then(|h| ctx.header(h))
-        {
-            for group in groups.split(',').map(str::trim).filter(|g| !g.is_empty()) {
-                if !user.groups.iter().any(|g| g == group) {
-                    user.groups.push(group.to_string());
-                }
-            }
-        }
-        // A stable per-user id binds the CSRF token; there is no ftw session to end.
-        let id = csrf::derive_id(&self.config.keys.csrf, name);
-        let session = Session {
-            user: name.to_string(),
-            issued: 0,
-            active: 0,
-            id,
-            fingerprint: [0; 16],
+    /// The caller of an API request: a bearer token, else as `authenticate`. A token
+    /// that is not configured counts as a failed sign-in of the client's address (never
+    /// of a user name: bad tokens cannot lock anyone out).
+    pub fn caller(&self, ctx: &Ctx) -> Result<Authed, Problem> {
+        let Some(presented) = bearer(ctx) else {
+            return self.authenticate(ctx).ok_or(Problem::Unauthorized);
         };
-        Some(Authed {
-            csrf: csrf::token(&self.config.keys.csrf, Binding::Session(&session.id)),
-            session,
+        let manifest = self.manifest();
+        let now = Instant::now();
+        let attempt = self
+            .throttle
+            .begin_address(&manifest.auth.throttle, ctx.client, now)
+            .map_err(|wait| {
+                self.metrics.sign_in("throttled");
+                Problem::Throttled(wait)
+            })?;
+        let Some(token) = crate::auth::tokens::find(&manifest.auth.tokens, presented) else {
+            self.metrics.sign_in("failure");
+            self.audit.record(
+                "token-failed",
+                json!({ "client": crate::audit::client(ctx.client) }),
+            );
+            let _ = attempt.failed(now);
+            return Err(Problem::BadToken);
+        };
+        attempt.succeeded();
+        let user = manifest
+            .auth
+            .users
+            .get(&token.user)
+            .cloned()
+            .unwrap_or_else(|| User::synthesized(&token.user));
+        Ok(self.authed(user, Via::Token(token.name.clone()), None))
+    }
+
+    fn authed(&self, user: User, via: Via, refresh: Option<String>) -> Authed {
+        let key = &self.config.keys.csrf;
+        let binding = match &via {
+            Via::Session(session) => session.id,
+            Via::Forwarded => csrf::derive_id(key, "forwarded user", &user.name),
+            Via::Token(name) => csrf::derive_id(key, "api token", name),
+        };
+        Authed {
+            csrf: csrf::token(key, Binding::Session(&binding)),
+            binding,
             user,
-            refresh: None,
-            forwarded: true,
-        })
+            via,
+            refresh,
+        }
     }
 
     fn check_session(
         &self,
         name: &str,
         value: &str,
-        manifest: &crate::manifest::Manifest,
+        manifest: &Manifest,
         now: u64,
     ) -> Result<Session, Refused> {
         let session = self.sessions.open(name, value)?;
@@ -164,33 +244,34 @@ impl State {
     /// `Set-Cookie` for a session, living until its absolute expiry.
     pub fn session_cookie(&self, secure: bool, session: &Session, now: u64) -> String {
         let left = session.expires(&self.policy()).saturating_sub(now);
-        let name = self.session_name(secure);
+        let name = CookieName::Session.name(secure);
         self.cookie(secure, name, &self.sessions.seal(name, session), Some(left))
     }
 
-    /// `Set-Cookie` that deletes a cookie.
-    pub fn expired_cookie(&self, secure: bool, name: &str) -> String {
-        self.cookie(secure, name, "", Some(0))
+    /// `Set-Cookie` that deletes one of ftw's cookies.
+    pub fn expired_cookie(&self, secure: bool, which: CookieName) -> String {
+        self.cookie(secure, which.name(secure), "", Some(0))
     }
 
-    /// A cookie with ftw's attributes: HttpOnly, SameSite=Lax, an explicit Path, and over
-    /// TLS `Secure` (the `__Host-` names need it, and `Path=/`). `max_age: None` lasts as
-    /// long as the browser session.
+    /// A cookie with ftw's attributes. `max_age: None` lasts as long as the browser
+    /// session. Over TLS the path is `/`, as the `__Host-` prefix requires.
     pub fn cookie(&self, secure: bool, name: &str, value: &str, max_age: Option<u64>) -> String {
         let path = if secure { "/" } else { &self.config.base_path };
-        let mut c = format!("{name}={value}; HttpOnly; SameSite=Lax; Path={path}");
+        let mut c = Cookie::build((name, value))
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .path(path)
+            .secure(secure);
         if let Some(seconds) = max_age {
-            c.push_str(&format!("; Max-Age={seconds}"));
+            let seconds = i64::try_from(seconds).unwrap_or(i64::MAX);
+            c = c.max_age(cookie::time::Duration::seconds(seconds));
         }
-        if secure {
-            c.push_str("; Secure");
-        }
-        c
+        c.build().to_string()
     }
 
     /// The pre-login nonce from the login cookie, if it is well-formed.
     pub fn login_nonce(&self, ctx: &Ctx) -> Option<Vec<u8>> {
-        cookie_values(&ctx.headers, self.login_name(ctx.secure))
+        request_cookies(&ctx.headers, CookieName::Login.name(ctx.secure))
             .filter_map(unb64)
             .find(|n| n.len() == 16)
     }
@@ -204,14 +285,36 @@ impl State {
     }
 }
 
-impl Authed {
-    pub fn csrf_ok(&self, state: &State, submitted: &str) -> bool {
-        csrf::verify(
-            &state.config.keys.csrf,
-            Binding::Session(&self.session.id),
-            submitted,
-        )
+/// Forward auth: the user in `trusted_header`, believed only from a trusted proxy. A
+/// user the manifest also lists keeps their groups; the proxy's groups are added.
+fn forwarded_user(ctx: &Ctx, manifest: &Manifest) -> Option<User> {
+    let header = manifest.auth.trusted_header.as_deref()?;
+    if !ctx.proxied {
+        return None;
     }
+    let name = ctx.header(header)?.trim();
+    if !names::USER.allows(name) {
+        return None;
+    }
+    let mut user = manifest
+        .auth
+        .users
+        .get(name)
+        .cloned()
+        .unwrap_or_else(|| User::synthesized(name));
+    if let Some(groups) = manifest
+        .auth
+        .trusted_groups_header
+        .as_deref()
+        .and_then(|h| ctx.header(h))
+    {
+        for group in groups.split(',').map(str::trim).filter(|g| !g.is_empty()) {
+            if !user.groups.iter().any(|g| g == group) {
+                user.groups.push(group.to_string());
+            }
+        }
+    }
+    Some(user)
 }
 
 #[cfg(test)]
@@ -227,14 +330,38 @@ mod tests {
     }
 
     #[test]
-    fn cookie_values_finds_every_copy() {
+    fn every_copy_of_a_cookie_is_found() {
         let h = headers(&[
-            ("cookie", "a=1; ftw_session=x"),
-            ("cookie", "ftw_session=y"),
+            ("cookie", "a=1; ftw_session=x; junk"),
+            ("cookie", "ftw_session=\"y\""),
         ]);
         assert_eq!(
-            cookie_values(&h, "ftw_session").collect::<Vec<_>>(),
+            request_cookies(&h, "ftw_session").collect::<Vec<_>>(),
             ["x", "y"]
         );
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        let ctx = |value: &str| Ctx::new(headers(&[("authorization", value)]), None, &[], false);
+        assert_eq!(bearer(&ctx("Bearer ftw_x")), Some("ftw_x"));
+        assert_eq!(bearer(&ctx("bearer  ftw_x ")), Some("ftw_x"));
+        assert_eq!(bearer(&ctx("BEARER ftw_x")), Some("ftw_x"));
+        assert_eq!(bearer(&ctx("Basic YTpi")), None);
+        assert_eq!(bearer(&ctx("Bearer")), None);
+        assert_eq!(bearer(&ctx("Bearerftw_x")), None);
+    }
+
+    #[test]
+    fn cookie_names_take_the_host_prefix_over_tls() {
+        for which in [
+            CookieName::Session,
+            CookieName::Login,
+            CookieName::SecondFactor,
+        ] {
+            let plain = which.name(false);
+            assert!(plain.starts_with("ftw_"));
+            assert_eq!(which.name(true), format!("__Host-{plain}"));
+        }
     }
 }

@@ -24,11 +24,8 @@ use warp::reply::Response;
 
 use super::context::ClientAddr;
 use super::{State, respond, routes};
-use crate::audit::Audit;
-use crate::auth::passwords::Verifier;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::runs::Runs;
 
 /// Largest request head ftw reads (request line and headers).
 const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -37,7 +34,7 @@ const MAX_URI_BYTES: usize = 16 * 1024;
 /// Requests at once on one HTTP/2 connection.
 const MAX_STREAMS: u32 = 128;
 
-pub async fn serve(config: Config) -> Result<()> {
+pub async fn serve(config: Config, manifest: crate::manifest::Manifest) -> Result<()> {
     let tls = match &config.tls {
         Some(files) => Some(TlsAcceptor::from(
             crate::tls::server_config(files).map_err(Error::usage)?,
@@ -72,31 +69,8 @@ pub async fn serve(config: Config) -> Result<()> {
     let announcement = announcement(&config, &url);
     let root = crate::runs::private_root()
         .map_err(|e| Error::runtime(format!("cannot make a private folder for runs: {e}")))?;
-    let audit = Arc::new(Audit::open(config.audit_log.as_deref()).map_err(Error::runtime)?);
-    let metrics = Arc::new(crate::metrics::Metrics::default());
-    let runs = Arc::new(Runs::new(
-        root,
-        config.max_runs,
-        config.keep_runs,
-        Arc::clone(&audit),
-        Arc::clone(&metrics),
-    ));
-    let verifier = Verifier::for_this_machine();
-    verifier.match_cost(
-        config
-            .manifest
-            .auth
-            .users
-            .values()
-            .map(|u| u.password_hash.as_str()),
-    );
-    let state = Arc::new(State::new(
-        config,
-        verifier,
-        Arc::clone(&runs),
-        audit,
-        metrics,
-    ));
+    let state = Arc::new(State::assemble(config, manifest, root)?);
+    let runs = Arc::clone(&state.runs);
     tokio::spawn(super::reload::watch(Arc::clone(&state), hangups));
     let service = warp::service(routes::routes(state));
     let graceful = GracefulShutdown::new();

@@ -18,17 +18,18 @@ use serde_json::json;
 use warp::Rejection;
 use warp::reply::Response;
 
+use super::State;
 use super::context::Ctx;
-use super::identity::Authed;
+use super::identity::{Authed, CookieName, Via, request_cookies};
 use super::pages::{Fields, field};
 use super::problem::Problem;
 use super::respond::{Page, add_cookie, html, see_other};
-use super::{SECOND_FACTOR_COOKIE, SECOND_FACTOR_COOKIE_SECURE, State};
 use crate::audit;
 use crate::auth::csrf::{self, Binding};
 use crate::auth::next::safe_next;
 use crate::auth::session::Session;
 use crate::auth::{self, b64, totp};
+use crate::form::CSRF_FIELD;
 use crate::manifest::User;
 
 /// The one message for every failed sign-in, whatever failed.
@@ -41,6 +42,8 @@ const SECOND_FACTOR_TTL: u64 = 300;
 struct LoginPage<'a> {
     page: Page<'a>,
     next: &'a str,
+    /// What was typed last time, so a mistyped password does not cost the name too.
+    username: &'a str,
     message: Option<&'a str>,
 }
 
@@ -49,6 +52,7 @@ fn login_page(
     status: StatusCode,
     nonce: &[u8],
     next: &str,
+    username: &str,
     message: Option<&str>,
 ) -> Response {
     let manifest = state.manifest();
@@ -60,6 +64,7 @@ fn login_page(
         &LoginPage {
             page,
             next,
+            username,
             message,
         },
     )
@@ -128,14 +133,14 @@ pub async fn form(
         Some(nonce) => (nonce, None),
         None => {
             let nonce = auth::random::<16>().to_vec();
-            let name = state.login_name(ctx.secure);
+            let name = CookieName::Login.name(ctx.secure);
             (
                 nonce.clone(),
                 Some(state.cookie(ctx.secure, name, &b64(&nonce), None)),
             )
         }
     };
-    let r = login_page(&state, StatusCode::OK, &nonce, &next, None);
+    let r = login_page(&state, StatusCode::OK, &nonce, &next, "", None);
     Ok(match cookie {
         Some(c) => add_cookie(r, &c),
         None => r,
@@ -175,6 +180,7 @@ pub async fn submit(state: Arc<State>, ctx: Ctx, fields: Fields) -> Result<Respo
                 StatusCode::OK,
                 &nonce,
                 &next,
+                username,
                 Some(&throttled_message(wait)),
             );
             return Ok(throttled(page, wait));
@@ -208,6 +214,7 @@ pub async fn submit(state: Arc<State>, ctx: Ctx, fields: Fields) -> Result<Respo
             StatusCode::UNAUTHORIZED,
             &nonce,
             &next,
+            username,
             Some(LOGIN_FAILED),
         ));
     };
@@ -221,7 +228,7 @@ pub async fn submit(state: Arc<State>, ctx: Ctx, fields: Fields) -> Result<Respo
             state.sessions.fingerprint(&user.password_hash),
             now,
         );
-        let name = second_factor_name(ctx.secure);
+        let name = CookieName::SecondFactor.name(ctx.secure);
         let cookie = state.cookie(
             ctx.secure,
             name,
@@ -241,9 +248,14 @@ pub async fn submit(state: Arc<State>, ctx: Ctx, fields: Fields) -> Result<Respo
 /// A brand-new session, and every pre-login cookie gone.
 fn start_session(state: &State, ctx: &Ctx, user: &User, next: &str, method: &str) -> Response {
     // A session this browser still had ends here: one browser, one session.
-    if let Some(old) = state.authenticate(ctx).filter(|a| !a.forwarded) {
-        let expires = old.session.expires(&state.policy());
-        state.revoked.revoke(&old.session, expires, auth::now());
+    if let Some(Authed {
+        via: Via::Session(old),
+        ..
+    }) = state.authenticate(ctx)
+    {
+        state
+            .revoked
+            .revoke(&old, old.expires(&state.policy()), auth::now());
     }
     state.throttle.succeed(&user.name);
     state.metrics.sign_in("success");
@@ -261,27 +273,19 @@ fn start_session(state: &State, ctx: &Ctx, user: &User, next: &str, method: &str
         see_other(next),
         &state.session_cookie(ctx.secure, &session, now),
     );
-    for name in [state.login_name(ctx.secure), second_factor_name(ctx.secure)] {
-        r = add_cookie(r, &state.expired_cookie(ctx.secure, name));
+    for which in [CookieName::Login, CookieName::SecondFactor] {
+        r = add_cookie(r, &state.expired_cookie(ctx.secure, which));
     }
     r
-}
-
-fn second_factor_name(secure: bool) -> &'static str {
-    if secure {
-        SECOND_FACTOR_COOKIE_SECURE
-    } else {
-        SECOND_FACTOR_COOKIE
-    }
 }
 
 /// The password step of a TOTP user, if this browser finished it in the last five
 /// minutes and the user's password has not changed since.
 fn pending(state: &State, ctx: &Ctx) -> Option<(Session, User)> {
-    let name = second_factor_name(ctx.secure);
+    let name = CookieName::SecondFactor.name(ctx.secure);
     let now = auth::now();
     let manifest = state.manifest();
-    super::identity::cookie_values(&ctx.headers, name).find_map(|value| {
+    request_cookies(&ctx.headers, name).find_map(|value| {
         let session = state.sessions.open(name, value).ok()?;
         let fresh =
             session.issued <= now + 5 && now.saturating_sub(session.issued) < SECOND_FACTOR_TTL;
@@ -325,81 +329,69 @@ pub async fn code_submit(
     }
     let next = safe_next(field(&fields, "next"), &state.config.base_path);
     let policy = state.manifest().auth.throttle;
-    if let Err(wait) = state
+    let attempt = match state
         .throttle
-        .check(&policy, &user.name, ctx.client, Instant::now())
+        .begin(&policy, &user.name, ctx.client, Instant::now())
     {
-        state.audit.record(
-            "throttled",
-            json!({ "user": user.name, "client": audit::client(ctx.client), "retry_after": wait.as_secs() }),
-        );
-        let page = code_page(
-            &state,
-            StatusCode::OK,
-            &session,
-            &next,
-            Some(&throttled_message(wait)),
-        );
-        return Ok(throttled(page, wait));
-    }
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            state.audit.record(
+                "throttled",
+                json!({ "user": user.name, "client": audit::client(ctx.client), "retry_after": wait.as_secs() }),
+            );
+            let message = throttled_message(wait);
+            let page = code_page(&state, StatusCode::OK, &session, &next, Some(&message));
+            return Ok(throttled(page, wait));
+        }
+    };
     let code = field(&fields, "code").unwrap_or("");
     let secret = user.totp.as_deref().unwrap_or_default();
     let step = totp::check(secret, code, auth::now());
     let fresh = step.is_some_and(|s| state.replays.accept(&user.name, s));
     if !fresh {
-        let reason = if step.is_some() {
-            "code already used"
+        let (reason, message) = if step.is_some() {
+            (
+                "code already used",
+                "That code was already used. Wait for the next code in your authenticator app, then enter it.",
+            )
         } else {
-            "wrong code"
+            (
+                "wrong code",
+                "That code is not valid. Enter the current code from your authenticator app.",
+            )
         };
         state.audit.record(
             "2fa-failed",
             json!({ "user": user.name, "client": audit::client(ctx.client), "reason": reason }),
         );
-        if let Err(wait) = state
-            .throttle
-            .fail(&policy, &user.name, ctx.client, Instant::now())
-        {
+        if let Err(wait) = attempt.failed(Instant::now()) {
             state.audit.record(
                 "throttled",
                 json!({ "user": user.name, "client": audit::client(ctx.client), "retry_after": wait.as_secs() }),
             );
         }
-        let message = "That code is not valid. Enter the current code from your authenticator app.";
-        return Ok(code_page(
-            &state,
-            StatusCode::UNAUTHORIZED,
-            &session,
-            &next,
-            Some(message),
-        ));
+        let status = StatusCode::UNAUTHORIZED;
+        return Ok(code_page(&state, status, &session, &next, Some(message)));
     }
+    attempt.succeeded();
     Ok(start_session(&state, &ctx, &user, &next, "password+totp"))
 }
 
 /// POST /logout: revoke this session id and clear the cookie.
 pub async fn logout(state: Arc<State>, ctx: Ctx, fields: Fields) -> Result<Response, Rejection> {
-    if !ctx.same_origin() {
-        return Err(Problem::CrossSite.into());
-    }
     let login = format!("{}login", state.base);
-    let expired = state.expired_cookie(ctx.secure, state.session_name(ctx.secure));
+    let expired = state.expired_cookie(ctx.secure, CookieName::Session);
     let Some(authed) = state.authenticate(&ctx) else {
+        if !ctx.same_origin() {
+            return Err(Problem::CrossSite.into());
+        }
         return Ok(add_cookie(see_other(&login), &expired));
     };
-    if !authed.csrf_ok(&state, field(&fields, "_csrf").unwrap_or("")) {
-        return Err(Problem::BadCsrf.into());
-    }
-    if authed.forwarded {
+    authed.may_write(&state, &ctx, field(&fields, CSRF_FIELD))?;
+    let Via::Session(session) = &authed.via else {
         // The proxy in front signed this user in; only it can sign them out.
         return Ok(see_other(&state.base));
-    }
-    sign_out(&state, &ctx, &authed);
-    Ok(add_cookie(see_other(&login), &expired))
-}
-
-fn sign_out(state: &State, ctx: &Ctx, authed: &Authed) {
-    let session = &authed.session;
+    };
     state
         .revoked
         .revoke(session, session.expires(&state.policy()), auth::now());
@@ -407,4 +399,5 @@ fn sign_out(state: &State, ctx: &Ctx, authed: &Authed) {
         "sign-out",
         json!({ "user": authed.user.name, "client": audit::client(ctx.client) }),
     );
+    Ok(add_cookie(see_other(&login), &expired))
 }

@@ -2,15 +2,20 @@
 //! warp filter tree; `listen` accepts connections (plain or TLS through hyper-util, since
 //! warp 0.4 has no TLS of its own) and shuts down gracefully.
 
+mod access;
 mod api;
 pub use api::INLINE_OUTPUT;
 mod assets;
 mod body;
 pub mod context;
-mod identity;
+mod download;
+mod format;
+pub mod identity;
+mod intake;
 mod launch;
 mod listen;
 mod login;
+mod metrics;
 mod openapi;
 mod pages;
 mod problem;
@@ -18,8 +23,11 @@ pub mod reload;
 mod respond;
 pub mod routes;
 mod run_pages;
+mod schema;
+mod sse;
 mod tools;
 
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 pub use context::{ClientAddr, Ctx};
@@ -36,9 +44,11 @@ use crate::manifest::Manifest;
 use crate::metrics::Metrics;
 use crate::runs::Runs;
 
-/// Everything the handlers share, built once at start-up.
+/// Everything the handlers share, built once at start-up by `assemble`.
 pub struct State {
+    /// Start-up settings; they never change while serving.
     pub config: Config,
+    /// The manifest in force: replaced whole by a reload, read through `manifest()`.
     manifest: RwLock<Arc<Manifest>>,
     pub sessions: Codec,
     pub revoked: Revoked,
@@ -54,23 +64,30 @@ pub struct State {
     pub base: String,
 }
 
-pub const SESSION_COOKIE: &str = "ftw_session";
-pub const SESSION_COOKIE_SECURE: &str = "__Host-ftw_session";
-pub const LOGIN_COOKIE: &str = "ftw_login";
-pub const LOGIN_COOKIE_SECURE: &str = "__Host-ftw_login";
-pub const SECOND_FACTOR_COOKIE: &str = "ftw_2fa";
-pub const SECOND_FACTOR_COOKIE_SECURE: &str = "__Host-ftw_2fa";
-
 impl State {
-    pub fn new(
-        config: Config,
-        verifier: Verifier,
-        runs: Arc<Runs>,
-        audit: Arc<Audit>,
-        metrics: Arc<Metrics>,
-    ) -> State {
-        let manifest = config.manifest.clone();
-        State {
+    /// The server's state from its settings and first manifest: the audit log opened,
+    /// runs kept under `runs_root` (which must exist and be private to ftw), and a
+    /// password verifier sized for this machine whose dummy hash costs as much as the
+    /// costliest user's. `ftw serve` and the in-process tests both start here.
+    pub fn assemble(config: Config, manifest: Manifest, runs_root: PathBuf) -> Result<State> {
+        let audit = Arc::new(Audit::open(config.audit_log.as_deref()).map_err(Error::runtime)?);
+        let metrics = Arc::new(Metrics::default());
+        let runs = Arc::new(Runs::new(
+            runs_root,
+            config.max_runs,
+            config.keep_runs,
+            Arc::clone(&audit),
+            Arc::clone(&metrics),
+        ));
+        let verifier = Verifier::for_this_machine();
+        verifier.match_cost(
+            manifest
+                .auth
+                .users
+                .values()
+                .map(|u| u.password_hash.as_str()),
+        );
+        Ok(State {
             sessions: Codec::new(config.keys.session),
             revoked: Revoked::new(revoked::DEFAULT_CAPACITY),
             verifier,
@@ -83,7 +100,7 @@ impl State {
             base: crate::auth::next::home(&config.base_path),
             manifest: RwLock::new(Arc::new(manifest)),
             config,
-        }
+        })
     }
 
     /// The manifest in force now.
@@ -108,7 +125,7 @@ impl State {
 }
 
 /// Runs the server until SIGINT or SIGTERM, then shuts down gracefully.
-pub fn run(config: Config) -> Result<()> {
+pub fn run(config: Config, manifest: Manifest) -> Result<()> {
     // Tools run as the same user as ftw; without this they could read the signing key
     // from /proc/<ftw>/environ (FTW_SECRET_KEY) or /proc/<ftw>/mem. Not dumpable: such
     // files belong to root, and no core file keeps the key either.
@@ -120,5 +137,5 @@ pub fn run(config: Config) -> Result<()> {
         .enable_all()
         .build()
         .map_err(|e| Error::runtime(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(listen::serve(config))
+    runtime.block_on(listen::serve(config, manifest))
 }

@@ -4,7 +4,7 @@
 use serde_json::{Value as Json, json};
 
 use super::State;
-use super::api::args_schema;
+use super::schema::args_schema;
 use crate::manifest::Tool;
 
 pub fn document(state: &State, title: &str, tools: &[&Tool]) -> Json {

@@ -10,6 +10,7 @@ use warp::Rejection;
 use warp::reply::Response;
 
 use super::State;
+use super::access::tools_for;
 use super::context::Ctx;
 use super::identity::Authed;
 use super::problem::Problem;
@@ -68,11 +69,7 @@ pub async fn index(
     let manifest = state.manifest();
     let q = query.get("q").map(|s| s.trim()).unwrap_or("");
     let needle = q.to_lowercase();
-    let mine: Vec<&Tool> = manifest
-        .tools
-        .values()
-        .filter(|t| t.allows(&authed.user.name, &authed.user.groups))
-        .collect();
+    let mine: Vec<&Tool> = tools_for(&manifest, &authed.user).collect();
     let mut groups: Vec<Group> = Vec::new();
     let mut shown = 0;
     for tool in &mine {
@@ -118,40 +115,4 @@ pub async fn index(
 
 pub fn urlencode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
-}
-
-/// GET /metrics: off unless `[server] metrics_allow` or `metrics_token` is set; then
-/// answered to those addresses, or to `Authorization: Bearer` with that token.
-pub async fn metrics(state: Arc<State>, ctx: Ctx) -> Result<Response, Rejection> {
-    let manifest = state.manifest();
-    let server = &manifest.server;
-    if server.metrics_allow.is_empty() && server.metrics_token.is_none() {
-        return Err(Problem::NotFound.into());
-    }
-    let by_address = server
-        .metrics_allow
-        .iter()
-        .any(|net| net.contains(&ctx.client));
-    let by_token = server.metrics_token.is_some_and(|expected| {
-        ctx.header("authorization")
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .is_some_and(|t| {
-                use subtle::ConstantTimeEq;
-                bool::from(crate::auth::tokens::hash(t.trim()).ct_eq(&expected))
-            })
-    });
-    if !by_address && !by_token {
-        return Err(Problem::Forbidden.into());
-    }
-    state
-        .metrics
-        .set_active(state.runs.running(), state.runs.queued());
-    let mut r = Response::new(state.metrics.render().into());
-    r.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static(
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        ),
-    );
-    Ok(r)
 }

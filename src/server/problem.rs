@@ -42,6 +42,8 @@ pub enum Problem {
     Internal(String),
     /// API: no valid session or bearer token.
     Unauthorized,
+    /// API: a bearer token that is not one of `[auth.tokens]`.
+    BadToken,
     /// Known, but not for this caller (/metrics from elsewhere).
     Forbidden,
     /// API: too many failed attempts from this address; retry after this long.
@@ -50,6 +52,8 @@ pub enum Problem {
     BadJson,
     /// API: the arguments did not pass their checks; messages by field.
     Invalid(crate::form::Errors),
+    /// API: larger than the tool takes; messages by field (or for the whole body).
+    TooLargeFields(crate::form::Errors),
 }
 
 impl warp::reject::Reject for Problem {}
@@ -107,20 +111,18 @@ pub fn api(rejection: &Rejection) -> Response {
         Classified::Status(status, _, message) => (status, message),
     };
     let mut body = serde_json::json!({ "error": message });
-    match rejection.find::<Problem>() {
-        Some(Problem::Invalid(errors)) => {
-            // Problems with the request as a whole (undeclared fields) go under "_form".
-            let fields: serde_json::Map<String, serde_json::Value> = errors
-                .iter()
-                .map(|(k, v)| {
-                    let key = if k.is_empty() { "_form" } else { k.as_str() };
-                    (key.to_string(), serde_json::json!(v))
-                })
-                .collect();
-            body["fields"] = serde_json::Value::Object(fields);
-        }
-        Some(Problem::Unauthorized) => {}
-        _ => {}
+    if let Some(Problem::Invalid(errors) | Problem::TooLargeFields(errors)) =
+        rejection.find::<Problem>()
+    {
+        // Problems with the request as a whole (undeclared fields) go under "_form".
+        let fields: serde_json::Map<String, serde_json::Value> = errors
+            .iter()
+            .map(|(k, v)| {
+                let key = if k.is_empty() { "_form" } else { k.as_str() };
+                (key.to_string(), serde_json::json!(v))
+            })
+            .collect();
+        body["fields"] = serde_json::Value::Object(fields);
     }
     let mut r = respond::json(status, &body);
     match rejection.find::<Problem>() {
@@ -200,6 +202,11 @@ fn classify(rejection: &Rejection) -> Classified {
                 internal()
             }
             Problem::Unauthorized => Classified::Redirect(String::new()),
+            Problem::BadToken => Status(
+                StatusCode::UNAUTHORIZED,
+                "Token refused",
+                "The API token was refused: it is not one of the manifest's [auth.tokens] (it may have been removed). Make a new one with `ftw gen-token`.",
+            ),
             Problem::Forbidden => Status(
                 StatusCode::FORBIDDEN,
                 "Forbidden",
@@ -220,6 +227,7 @@ fn classify(rejection: &Rejection) -> Classified {
                 "Invalid arguments",
                 "Some arguments did not pass their checks.",
             ),
+            Problem::TooLargeFields(_) => too_large(),
         };
     }
     if rejection.is_not_found() {

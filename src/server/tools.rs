@@ -1,9 +1,6 @@
 //! A tool's form: GET `/tools/{id}` shows it (pre-filled from the query string), POST
-//! reads it (urlencoded or multipart with uploads), checks it, and starts the run.
-//!
-//! The POST handler works in the order that keeps an attacker cheapest: body size first
-//! (413 before anything else is looked at), then same-origin, session, access (a tool the
-//! user may not run is 404), reading the body, the CSRF token, and only then the values.
+//! hands the body to `intake` and answers like a form: a run page on success, the form
+//! again with every message and the values kept (never passwords) when not.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,21 +9,18 @@ use askama::Template;
 use bytes::Buf;
 use futures_util::Stream;
 use http::StatusCode;
-use http::header::CONTENT_TYPE;
 use warp::Rejection;
 use warp::reply::Response;
 
 use super::State;
+use super::access::allowed_tool;
 use super::context::Ctx;
 use super::identity::Authed;
-use super::launch::{Unread, body_limit, largest_body_limit, read_multipart, too_large_message};
+use super::intake::{self, Bodies, Refused};
 use super::pages::require;
-use super::problem::Problem;
 use super::respond::{Page, html, see_other};
-use crate::form::{self, Errors, FORM_ERROR, Submission};
-use crate::manifest::{Arg, Kind, Tool, Value};
-
-pub use super::launch::FORM_LIMIT;
+use crate::form::{Errors, FORM_ERROR, Submission};
+use crate::manifest::{Arg, Kind, Tool};
 
 #[derive(Template)]
 #[template(path = "tool.html")]
@@ -88,17 +82,10 @@ const MAX_CHECKBOXES: usize = 8;
 /// What the form shows for each field: submitted values when re-showing, else the query
 /// string, else the default. Passwords are never put back.
 fn field_view(arg: &Arg, given: Option<&[String]>, error: Option<&String>) -> FieldView {
-    let from_default = || -> Vec<String> {
-        match &arg.default {
-            Some(Value::One(v)) => vec![v.clone()],
-            Some(Value::Many(vs)) => vs.clone(),
-            Some(Value::Bool(true)) => vec!["true".into()],
-            _ => Vec::new(),
-        }
-    };
-    let values: Vec<String> = match given {
-        Some(v) => v.to_vec(),
-        None => from_default(),
+    let values: Vec<String> = match (given, &arg.default) {
+        (Some(v), _) => v.to_vec(),
+        (None, Some(default)) => default.texts().into_iter().map(str::to_string).collect(),
+        (None, None) => Vec::new(),
     };
     let first = values.first().cloned().unwrap_or_default();
     let mut attrs: Vec<(&'static str, String)> = Vec::new();
@@ -301,16 +288,6 @@ fn render(
     authed.finish(html(status, &body))
 }
 
-/// The tool if it exists and this user may run it; otherwise 404 (its existence is not
-/// revealed).
-pub fn allowed_tool(state: &State, authed: &Authed, id: &str) -> Result<Tool, Rejection> {
-    let manifest = state.manifest();
-    match manifest.tools.get(id) {
-        Some(tool) if tool.allows(&authed.user.name, &authed.user.groups) => Ok(tool.clone()),
-        _ => Err(Problem::NotFound.into()),
-    }
-}
-
 /// GET /tools/{id}?name=value: the form, pre-filled from the query string.
 pub async fn show(
     id: String,
@@ -357,109 +334,43 @@ where
     S: Stream<Item = Result<B, warp::Error>> + Send + Unpin + 'static,
     B: Buf + Send + 'static,
 {
-    let declared = ctx.content_length();
-    if declared.is_some_and(|n| n > largest_body_limit(&state)) {
-        return Err(Problem::TooLarge.into());
-    }
-    if !ctx.same_origin() {
-        return Err(Problem::CrossSite.into());
-    }
+    intake::precheck(&state, &ctx)?;
     let authed = require(&state, &ctx, &format!("{}tools/{id}", state.base))?;
     let tool = allowed_tool(&state, &authed, &id)?;
-    let limit = body_limit(&tool);
-    if declared.is_some_and(|n| n > limit) {
-        let mut errors = Errors::new();
-        errors.insert(FORM_ERROR.into(), too_large_message(&tool));
-        return Ok(render(
-            &state,
-            &authed,
-            &tool,
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &HashMap::new(),
-            &errors,
-        ));
-    }
-
-    let run_id = crate::auth::b64(&crate::auth::random::<16>());
-    let dir = state
-        .runs
-        .new_dir(&run_id)
-        .map_err(|e| Problem::Internal(format!("cannot make the run folder: {e}")))?;
-    let content_type = ctx.header(CONTENT_TYPE.as_str()).unwrap_or("");
-    let body = super::body::with_idle_timeout(body, state.config.client_timeout);
-    let submission = if content_type.starts_with("multipart/form-data") {
-        match read_multipart(&tool, content_type, body, limit, &dir.uploads()).await {
-            Ok(submission) => submission,
-            Err(Unread::Problem(p)) => return Err(p.into()),
-            Err(Unread::TooLarge(errors)) => {
-                return Ok(render(
-                    &state,
-                    &authed,
-                    &tool,
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    &HashMap::new(),
-                    &errors,
-                ));
-            }
+    let no_values = HashMap::new();
+    let intake = match intake::intake(&state, &ctx, &authed, &tool, body, Bodies::Form).await {
+        Ok(intake) => intake,
+        Err(Refused::Problem(p)) => return Err(p.into()),
+        Err(Refused::TooLarge(errors)) => {
+            let status = StatusCode::PAYLOAD_TOO_LARGE;
+            return Ok(render(&state, &authed, &tool, status, &no_values, &errors));
         }
-    } else if content_type.starts_with("application/x-www-form-urlencoded") {
-        let bytes = super::body::read_all(body, FORM_LIMIT).await?;
-        Submission {
-            fields: super::body::parse_form(&bytes)?,
-            uploads: Vec::new(),
-        }
-    } else {
-        return Err(Problem::UnsupportedForm.into());
-    };
-
-    let header_token = ctx
-        .headers
-        .get("x-csrf-token")
-        .and_then(|v| v.to_str().ok());
-    let token = submission.csrf().or(header_token).unwrap_or("");
-    if !authed.csrf_ok(&state, token) {
-        return Err(Problem::BadCsrf.into());
-    }
-
-    let checked = match form::check(&tool, &submission) {
-        Ok(checked) => checked,
-        Err(errors) => {
-            let mut given: HashMap<String, Vec<String>> = HashMap::new();
-            for (k, v) in &submission.fields {
-                if tool
-                    .arg(k)
-                    .is_some_and(|a| !matches!(a.kind, Kind::Password(_)))
-                {
-                    given.entry(k.clone()).or_default().push(v.clone());
-                }
-            }
-            // Unchecked checkboxes send nothing; keep them unchecked when re-shown.
-            for arg in &tool.args {
-                if matches!(arg.kind, Kind::Bool { .. } | Kind::Multiselect { .. }) {
-                    given.entry(arg.name.clone()).or_default();
-                }
-            }
-            return Ok(render(
-                &state,
-                &authed,
-                &tool,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &given,
-                &errors,
-            ));
+        Err(Refused::Invalid(errors, submission)) => {
+            let given = given_back(&tool, &submission);
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            return Ok(render(&state, &authed, &tool, status, &given, &errors));
         }
     };
-
-    let run = super::launch::start(
-        &state,
-        &ctx,
-        &authed,
-        &tool,
-        run_id,
-        dir,
-        checked,
-        &submission,
-        "form",
-    )?;
+    let run = super::launch::start(&state, &ctx, &authed, &tool, intake)?;
     Ok(authed.finish(see_other(&format!("{}runs/{}", state.base, run.id))))
+}
+
+/// The values to show again after a refused submission: what was sent, except
+/// passwords; unchecked boxes stay unchecked (they send nothing at all).
+fn given_back(tool: &Tool, submission: &Submission) -> HashMap<String, Vec<String>> {
+    let mut given: HashMap<String, Vec<String>> = HashMap::new();
+    for (k, v) in &submission.fields {
+        if tool
+            .arg(k)
+            .is_some_and(|a| !matches!(a.kind, Kind::Password(_)))
+        {
+            given.entry(k.clone()).or_default().push(v.clone());
+        }
+    }
+    for arg in &tool.args {
+        if matches!(arg.kind, Kind::Bool { .. } | Kind::Multiselect { .. }) {
+            given.entry(arg.name.clone()).or_default();
+        }
+    }
+    given
 }

@@ -7,11 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ftw::auth::keys::{KeySource, Keys};
-use ftw::auth::passwords::Verifier;
 use ftw::auth::session::{Codec, Session};
 use ftw::cli::ServeArgs;
 use ftw::config::Config;
-use ftw::runs::Runs;
 use ftw::server::{ClientAddr, State};
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
@@ -135,19 +133,11 @@ impl App {
 
     /// An app from full `serve` flags (the manifest must be in `dir`).
     pub fn from_args(args: ServeArgs, dir: tempfile::TempDir) -> App {
-        let config = Config::build(args, Some(TEST_SECRET_HEX)).expect("valid test manifest");
+        let (config, manifest) =
+            Config::build(args, Some(TEST_SECRET_HEX)).expect("valid test manifest");
         let root = dir.path().join("runs");
         std::fs::create_dir(&root).unwrap();
-        let audit = Arc::new(ftw::audit::Audit::open(config.audit_log.as_deref()).unwrap());
-        let metrics = Arc::new(ftw::metrics::Metrics::default());
-        let runs = Arc::new(Runs::new(
-            root,
-            config.max_runs,
-            config.keep_runs,
-            Arc::clone(&audit),
-            Arc::clone(&metrics),
-        ));
-        let state = Arc::new(State::new(config, Verifier::new(2), runs, audit, metrics));
+        let state = Arc::new(State::assemble(config, manifest, root).expect("the state"));
         App {
             routes: ftw::server::routes::routes(Arc::clone(&state)),
             state,
@@ -158,13 +148,7 @@ impl App {
     /// Waits (at most 30 s) until the run has finished; returns it.
     pub async fn finished(&self, id: &str) -> Arc<ftw::runs::Run> {
         let run = self.state.runs.get(id).expect("the run exists");
-        let mut changes = run.watch();
-        let wait = async {
-            while !run.status().is_finished() {
-                let _ = changes.changed().await;
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(30), wait)
+        tokio::time::timeout(Duration::from_secs(30), run.finished())
             .await
             .expect("the run finished within 30 s");
         run
@@ -178,7 +162,7 @@ impl App {
 
     /// The name of the session cookie (plain HTTP unless the app serves TLS).
     pub fn session_name(&self) -> &'static str {
-        self.state.session_name(self.state.tls)
+        ftw::server::identity::CookieName::Session.name(self.state.tls)
     }
 
     pub fn forge(&self, session: &Session) -> String {

@@ -1,0 +1,60 @@
+//! The names a manifest gives things (tool ids, user names, group names, token names)
+//! and the one rule for each. The manifest checks, forward auth and the helper commands
+//! all ask here, and each rule carries the sentence that explains it, so every message
+//! about a bad name lists the same allowed characters.
+
+/// Which characters a kind of name may use, and how to say so.
+pub struct NameRule {
+    /// Allowed besides ASCII letters and digits.
+    extra: &'static str,
+    /// The rule in words, for error messages.
+    pub describe: &'static str,
+}
+
+/// The longest name of any kind.
+pub const MAX_NAME: usize = 64;
+
+pub const TOOL_ID: NameRule = NameRule {
+    extra: "-_",
+    describe: "letters, digits, `-` and `_` (at most 64)",
+};
+
+pub const USER: NameRule = NameRule {
+    extra: "._-@",
+    describe: "letters, digits, `.`, `_`, `-` and `@` (at most 64)",
+};
+
+pub const GROUP: NameRule = NameRule {
+    extra: "._-",
+    describe: "letters, digits, `.`, `_` and `-` (at most 64)",
+};
+
+pub const TOKEN: NameRule = NameRule {
+    extra: "-_",
+    describe: "letters, digits, `-` and `_` (at most 64)",
+};
+
+impl NameRule {
+    pub fn allows(&self, name: &str) -> bool {
+        !name.is_empty()
+            && name.len() <= MAX_NAME
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || self.extra.contains(c))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_rule_allows_its_own_characters_only() {
+        assert!(USER.allows("alice.o'neil".replace('\'', "").as_str()));
+        assert!(USER.allows("ops@example.com"));
+        assert!(!USER.allows("a b") && !USER.allows("") && !USER.allows(&"a".repeat(65)));
+        assert!(!GROUP.allows("ops@x") && GROUP.allows("ops.eu-1"));
+        assert!(TOOL_ID.allows("back_up-db") && !TOOL_ID.allows("back.up"));
+        assert!(TOKEN.allows("ci-1") && !TOKEN.allows("ci:1"));
+    }
+}

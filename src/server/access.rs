@@ -1,0 +1,47 @@
+//! Who may see what, in one place for pages, event streams, downloads and the API: the
+//! tools a user may run, and the runs a user may see (their own, or everyone's for
+//! admins, and only of tools they may still run). Anything else is 404, exactly like a
+//! tool or run that does not exist, so nothing reveals that it does.
+
+use std::sync::Arc;
+
+use super::State;
+use super::identity::Authed;
+use super::problem::Problem;
+use crate::manifest::{Manifest, Tool, User};
+use crate::runs::Run;
+
+/// The tools `user` may run, in the manifest's order.
+pub fn tools_for<'a>(manifest: &'a Manifest, user: &'a User) -> impl Iterator<Item = &'a Tool> {
+    manifest
+        .tools
+        .values()
+        .filter(move |t| t.allows(&user.name, &user.groups))
+}
+
+/// The tool if it exists and this user may run it; otherwise 404.
+pub fn allowed_tool(state: &State, authed: &Authed, id: &str) -> Result<Tool, Problem> {
+    let manifest = state.manifest();
+    match manifest.tools.get(id) {
+        Some(tool) if tool.allows(&authed.user.name, &authed.user.groups) => Ok(tool.clone()),
+        _ => Err(Problem::NotFound),
+    }
+}
+
+/// The run, if this user may see it; otherwise 404.
+pub fn visible_run(state: &State, authed: &Authed, id: &str) -> Result<Arc<Run>, Problem> {
+    let run = state.runs.get(id).ok_or(Problem::NotFound)?;
+    if may_see(&state.manifest(), &authed.user, &run) {
+        Ok(run)
+    } else {
+        Err(Problem::NotFound)
+    }
+}
+
+pub fn may_see(manifest: &Manifest, user: &User, run: &Run) -> bool {
+    let tool_ok = manifest
+        .tools
+        .get(&run.tool_id)
+        .is_some_and(|t| t.allows(&user.name, &user.groups));
+    tool_ok && (run.user == user.name || manifest.auth.is_admin(user))
+}

@@ -1,0 +1,132 @@
+//! How runs read to people: status sentences, durations, times and sizes, written once
+//! so the run page, the history, the event stream and the API say the same thing.
+
+use std::time::{Duration, SystemTime};
+
+use crate::runs::{RunArg, Status};
+
+pub fn status_text(status: &Status) -> String {
+    match status {
+        Status::Queued => "queued".into(),
+        Status::Running => "running".into(),
+        Status::Succeeded => "succeeded (exit code 0)".into(),
+        Status::Failed(code) => format!("failed (exit code {code})"),
+        Status::Killed(signal) => format!("killed by signal {signal} ({})", signal_name(*signal)),
+        Status::TimedOut => "timed out".into(),
+        Status::Cancelled => "cancelled".into(),
+        Status::Error(why) => format!("could not start: {why}"),
+    }
+}
+
+pub fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGTERM => "SIGTERM",
+        _ => "signal",
+    }
+}
+
+/// "850 ms", "12.3 s", "4 min 05 s".
+pub fn human_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 {
+        format!("{:.1} s", d.as_secs_f64())
+    } else {
+        let s = d.as_secs();
+        format!("{} min {:02} s", s / 60, s % 60)
+    }
+}
+
+/// UTC time of day and date, e.g. "2026-11-22 14:05:09 UTC".
+pub fn human_time(t: SystemTime) -> String {
+    let odt = time::OffsetDateTime::from(t);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+        odt.year(),
+        u8::from(odt.month()),
+        odt.day(),
+        odt.hour(),
+        odt.minute(),
+        odt.second()
+    )
+}
+
+/// RFC 3339, for JSON.
+pub fn rfc3339(t: SystemTime) -> String {
+    time::OffsetDateTime::from(t)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// "2 MB", "512 KB", "3 bytes" (decimal, as `max_size` is written).
+pub fn human_size(n: u64) -> String {
+    let one_decimal = |x: f64| {
+        let s = format!("{x:.1}");
+        s.strip_suffix(".0").unwrap_or(&s).to_string()
+    };
+    match n {
+        0..1_000 => format!("{n} bytes"),
+        1_000..1_000_000 => format!("{} KB", one_decimal(n as f64 / 1e3)),
+        1_000_000..1_000_000_000 => format!("{} MB", one_decimal(n as f64 / 1e6)),
+        _ => format!("{} GB", one_decimal(n as f64 / 1e9)),
+    }
+}
+
+/// `?name=value...` that opens the tool's form with a run's values again (passwords
+/// and uploads are never put in a link), or nothing.
+pub fn rerun_query(args: &[RunArg]) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    for arg in args {
+        for text in arg.again.iter().flat_map(|v| v.texts()) {
+            query.append_pair(&arg.name, text);
+        }
+    }
+    let query = query.finish();
+    if query.is_empty() {
+        query
+    } else {
+        format!("?{query}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::Value;
+
+    #[test]
+    fn sizes_and_durations_read_naturally() {
+        assert_eq!(human_size(999), "999 bytes");
+        assert_eq!(human_size(2_000_000), "2 MB");
+        assert_eq!(human_size(1_500), "1.5 KB");
+        assert_eq!(human_duration(Duration::from_millis(850)), "850 ms");
+        assert_eq!(human_duration(Duration::from_secs(245)), "4 min 05 s");
+    }
+
+    #[test]
+    fn run_again_links_keep_values_but_never_secrets() {
+        let arg = |name: &str, again: Option<Value>| RunArg {
+            name: name.into(),
+            label: name.into(),
+            shown: String::new(),
+            again,
+        };
+        let args = [
+            arg("db", Some(Value::One("a b&c".into()))),
+            arg("tags", Some(Value::Many(vec!["x".into(), "y".into()]))),
+            arg("gzip", Some(Value::Bool(false))),
+            arg("secret", None),
+            arg("label", Some(Value::Absent)),
+        ];
+        assert_eq!(rerun_query(&args), "?db=a+b%26c&tags=x&tags=y&gzip=false");
+        assert_eq!(rerun_query(&args[3..]), "");
+    }
+}

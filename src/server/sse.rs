@@ -1,0 +1,194 @@
+//! Server-Sent Events of a run, for the run page (escaped HTML) and the API (text):
+//! `snapshot` (the output so far), the current `status` of an unfinished run, then
+//! `output` chunks and `status` changes as they happen, then one `end` event with the
+//! exit code. A browser that reconnects gets a new snapshot, so it never misses or
+//! repeats output. Each viewer keeps only an offset into the run's log.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::stream;
+use http::HeaderValue;
+use serde_json::json;
+use warp::reply::{Reply, Response};
+use warp::sse::Event;
+
+use super::download::files_json;
+use super::format::{human_duration, status_text};
+use crate::ansi::AnsiHtml;
+use crate::runs::{Run, Status};
+
+/// Pages and event streams show the last this many bytes of output; the whole output
+/// is a download (`/runs/{id}/output`). A page of 10 MB of `<` would be 40 MB of HTML.
+pub const PAGE_TAIL: u64 = 256 * 1024;
+// The tail is read in one piece.
+const _: () = assert!(PAGE_TAIL as usize <= crate::runs::CHUNK);
+
+/// Where an event stream is.
+enum Phase {
+    /// Nothing sent yet: send everything so far.
+    Start,
+    Live,
+    Done,
+}
+
+/// How output travels in an event stream.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Escaped HTML with colour classes, for the run page; starts at the page's tail.
+    Html,
+    /// The text itself (UTF-8, invalid bytes replaced), for API clients; starts at 0.
+    Text,
+}
+
+struct Viewer {
+    run: Arc<Run>,
+    changes: tokio::sync::watch::Receiver<u64>,
+    offset: u64,
+    format: Format,
+    ansi: AnsiHtml,
+    /// Bytes of a UTF-8 character split across chunks (text format).
+    carry: Vec<u8>,
+    status: &'static str,
+    phase: Phase,
+    base: String,
+}
+
+impl Viewer {
+    fn render(&mut self, bytes: &[u8]) -> String {
+        match self.format {
+            Format::Html => self.ansi.push(bytes),
+            Format::Text => {
+                self.carry.extend_from_slice(bytes);
+                let valid = match std::str::from_utf8(&self.carry) {
+                    Ok(_) => self.carry.len(),
+                    // Keep an incomplete last character for the next chunk.
+                    Err(e) if e.error_len().is_none() => e.valid_up_to(),
+                    Err(_) => self.carry.len(),
+                };
+                let rest = self.carry.split_off(valid);
+                let text = String::from_utf8_lossy(&self.carry).into_owned();
+                self.carry = rest;
+                text
+            }
+        }
+    }
+}
+
+/// An event stream of a run: `snapshot` (the output so far), then `output` chunks and
+/// `status` changes as they happen, then one `end` event (JSON with the exit code).
+pub fn event_stream(run: Arc<Run>, base: String, format: Format) -> Response {
+    let viewer = Viewer {
+        changes: run.watch(),
+        run,
+        offset: 0,
+        format,
+        ansi: AnsiHtml::new(),
+        carry: Vec::new(),
+        status: "",
+        phase: Phase::Start,
+        base,
+    };
+    let events = stream::unfold(viewer, |mut v| async move {
+        let event = next_event(&mut v).await?;
+        Some((Ok::<_, std::convert::Infallible>(event), v))
+    });
+    let keep_alive = warp::sse::keep_alive().interval(Duration::from_secs(15));
+    let mut r = warp::sse::reply(keep_alive.stream(events)).into_response();
+    r.headers_mut()
+        .insert("x-accel-buffering", HeaderValue::from_static("no"));
+    r
+}
+
+/// Text as an event's data, exactly as a client will read it back. warp writes each
+/// line as `data:LINE`, and a client drops one space after the colon, so every line
+/// gets a space of its own (or an indented line loses one). A carriage return ends a
+/// line in the event-stream format, so one in the text could start a forged `event:`
+/// or `id:` field: CR LF and lone CRs become line breaks, as they do on the page.
+fn sse_data(text: &str) -> String {
+    let text = text.replace("\r\n", "\n").replace('\r', "\n");
+    let mut data = String::with_capacity(text.len() + 8);
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            data.push('\n');
+        }
+        data.push(' ');
+        data.push_str(line);
+    }
+    data
+}
+
+async fn next_event(v: &mut Viewer) -> Option<Event> {
+    loop {
+        match v.phase {
+            Phase::Done => return None,
+            Phase::Start => {
+                v.phase = Phase::Live;
+                let start = match v.format {
+                    Format::Html => v.run.tail_start(PAGE_TAIL),
+                    Format::Text => 0,
+                };
+                let (bytes, _) = v.run.output_since(start);
+                v.offset = start + bytes.len() as u64;
+                // The page may have been rendered while the run was still queued: the
+                // first live step always reports the status, whatever it is now.
+                v.status = "";
+                return Some(
+                    Event::default()
+                        .event("snapshot")
+                        .data(sse_data(&v.render(&bytes)))
+                        .id(v.offset.to_string()),
+                );
+            }
+            Phase::Live => {
+                // A status change goes out before the output that follows it, so a
+                // page never shows live output under a stale "queued".
+                let status = v.run.status();
+                if !status.is_finished() && status.word() != v.status {
+                    v.status = status.word();
+                    return Some(
+                        Event::default().event("status").data(
+                            json!({ "status": status.word(), "text": status_text(&status) })
+                                .to_string(),
+                        ),
+                    );
+                }
+                let (bytes, finished) = v.run.output_since(v.offset);
+                if !bytes.is_empty() {
+                    v.offset += bytes.len() as u64;
+                    return Some(
+                        Event::default()
+                            .event("output")
+                            .data(sse_data(&v.render(&bytes)))
+                            .id(v.offset.to_string()),
+                    );
+                }
+                if finished {
+                    v.phase = Phase::Done;
+                    return Some(end_event(&v.run, &v.run.status(), &v.base));
+                }
+                if v.changes.changed().await.is_err() {
+                    // The run is gone (dropped from history): nothing more will come.
+                    v.phase = Phase::Done;
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+fn end_event(run: &Run, status: &Status, base: &str) -> Event {
+    let snap = run.snapshot();
+    let files = files_json(run, &snap.files, base);
+    let data = json!({
+        "status": status.word(),
+        "text": status_text(status),
+        "exit_code": status.exit_code(),
+        "signal": status.signal(),
+        "duration_ms": snap.duration.map(|d| d.as_millis() as u64),
+        "duration": snap.duration.map(human_duration),
+        "dropped": snap.dropped,
+        "files": files,
+    });
+    Event::default().event("end").data(data.to_string())
+}
