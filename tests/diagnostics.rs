@@ -13,6 +13,18 @@ fn check_fails(test: Test, expected: &str) {
         .stderr_is(&unindent(expected));
 }
 
+/// `check_fails` for reports that name the test's folder: it reads as `DIR` in `expected`.
+#[track_caller]
+fn check_fails_in_dir(test: Test, expected: &str) {
+    let dir = std::fs::canonicalize(test.path()).unwrap();
+    let out = test.args(&["check", "tools.toml"]).run();
+    out.code(2).stdout_is("");
+    assert_eq!(
+        out.stderr.replace(&dir.display().to_string(), "DIR"),
+        unindent(expected)
+    );
+}
+
 #[test]
 fn unknown_top_level_key_suggests_the_right_one() {
     check_fails(
@@ -443,4 +455,72 @@ fn after_double_dash_there_is_no_warning() {
         .run()
         .success()
         .stderr_is("");
+}
+
+#[test]
+fn a_bad_placeholder_does_not_hide_a_missing_script() {
+    check_fails_in_dir(
+        Test::new().manifest("[tools.a]\ncommand = [\"./missing.sh\", \"{nope}\"]\n"),
+        r#"
+        tools.toml:2:12: error: the program "./missing.sh" (DIR/missing.sh) cannot be used: No such file or directory
+          |
+        2 | command = ["./missing.sh", "{nope}"]
+          |            ^^^^^^^^^^^^^^
+        tools.toml:2:29: error: placeholder `{nope}` names no argument
+          |
+        2 | command = ["./missing.sh", "{nope}"]
+          |                             ^^^^^^
+          = help: this tool has no arguments
+        tools.toml: 2 errors
+        "#,
+    );
+}
+
+#[test]
+fn a_bare_name_beside_the_manifest_suggests_dot_slash() {
+    check_fails(
+        Test::new()
+            .exec("greet.sh", "#!/bin/sh\necho hi\n")
+            .manifest("[tools.greet]\ncommand = [\"greet.sh\"]\n"),
+        r#"
+        tools.toml:2:12: error: `greet.sh` is not on PATH; did you mean `./greet.sh`?
+          |
+        2 | command = ["greet.sh"]
+          |            ^^^^^^^^^^
+          = help: a program without a `/` is looked up on PATH; write "./greet.sh" for the file in the tool's workdir
+        tools.toml: 1 error
+        "#,
+    );
+}
+
+#[test]
+fn every_stray_option_of_a_multiselect_default_is_named() {
+    check_fails(
+        Test::new().manifest(
+            "[tools.t]\ncommand = [\"/bin/echo\", \"{tags}\"]\n\n[tools.t.args.tags]\ntype = \"multiselect\"\noptions = [\"x\", \"y\"]\nmax = 1\ndefault = [\"z\", \"w\", \"z\"]\n",
+        ),
+        r#"
+        tools.toml:8:11: error: the default ["z", "w", "z"] breaks its own rule: it must be one of the options, not "z" or "w", and lists "z" twice, and allows at most one choice
+          |
+        8 | default = ["z", "w", "z"]
+          |           ^^^^^^^^^^^^^^^
+        tools.toml: 1 error
+        "#,
+    );
+}
+
+#[test]
+fn admins_naming_nobody_says_admins() {
+    check_fails(
+        Test::new().manifest(&format!(
+            "[auth]\nadmins = [\"alise\"]\n\n[auth.users]\nalice = \"{HASH_A}\"\n\n[tools.t]\ncommand = [\"/bin/true\"]\n"
+        )),
+        r#"
+        tools.toml:2:11: error: `admins` names user `alise`, who is not defined; did you mean `alice`?
+          |
+        2 | admins = ["alise"]
+          |           ^^^^^^^
+        tools.toml: 1 error
+        "#,
+    );
 }

@@ -378,18 +378,35 @@ impl Arg {
         max: Option<u32>,
     ) -> Result<Value, String> {
         let chosen: Vec<&String> = inputs.iter().filter(|v| !v.is_empty()).collect();
+        // Every problem at once: a form (or a default) with two stray values names both.
+        let mut problems = Vec::new();
+        let mut unknown: Vec<String> = Vec::new();
+        for value in chosen.iter().filter(|v| !options.contains(v)) {
+            let quoted = format!("{value:?}");
+            if !unknown.contains(&quoted) {
+                unknown.push(quoted);
+            }
+        }
+        if !unknown.is_empty() {
+            problems.push(format!(
+                "must be one of the options, not {}",
+                unknown.join(" or ")
+            ));
+        }
+        let mut twice: Vec<String> = Vec::new();
         for (i, value) in chosen.iter().enumerate() {
-            if !options.contains(value) {
-                return Err(format!("must be one of the options, not {value:?}"));
+            let quoted = format!("{value:?}");
+            if chosen[..i].contains(value) && !twice.contains(&quoted) {
+                twice.push(quoted);
             }
-            if chosen[..i].contains(value) {
-                return Err(format!("lists {value:?} twice"));
-            }
+        }
+        if !twice.is_empty() {
+            problems.push(format!("lists {} twice", twice.join(" and ")));
         }
         let count = chosen.len();
         let min = min.map_or(usize::from(self.required), |m| m as usize);
         if count < min {
-            return Err(if min == 1 {
+            problems.push(if min == 1 {
                 "needs at least one choice".into()
             } else {
                 format!("needs at least {min} choices")
@@ -398,7 +415,14 @@ impl Arg {
         if let Some(max) = max
             && count > max as usize
         {
-            return Err(format!("allows at most {max} choices"));
+            problems.push(if max == 1 {
+                "allows at most one choice".into()
+            } else {
+                format!("allows at most {max} choices")
+            });
+        }
+        if !problems.is_empty() {
+            return Err(problems.join(", and "));
         }
         if count == 0 {
             return Ok(Value::Absent);

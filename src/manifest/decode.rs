@@ -354,3 +354,69 @@ fn plain_serde_message(message: &str) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every table of the manifest with the keys the parser takes there (sub-tables named
+    /// as keys: `users`, `tokens`, `args`). `docs/manifest.md` is tested against it.
+    fn tables() -> Vec<(&'static str, Vec<&'static str>)> {
+        let with = |keys: &[&'static str], more: &[&'static str]| {
+            keys.iter().chain(more).copied().collect::<Vec<_>>()
+        };
+        vec![
+            ("Top level", TOP_LEVEL_KEYS.to_vec()),
+            ("`[server]`", field_names::<RawServer>().to_vec()),
+            ("`[auth]`", with(field_names::<RawAuth>(), &["users"])),
+            ("`[auth.users]`", field_names::<RawUser>().to_vec()),
+            (
+                "`[auth.tokens.NAME]`",
+                field_names::<crate::manifest::raw::RawToken>().to_vec(),
+            ),
+            ("`[tools.ID]`", with(field_names::<RawTool>(), &["args"])),
+            ("`[tools.ID.args.NAME]`", field_names::<RawArg>().to_vec()),
+        ]
+    }
+
+    /// The lines of the section whose heading contains `title`, up to the next heading
+    /// of the same or a higher level.
+    fn section<'a>(doc: &'a str, title: &str) -> Vec<&'a str> {
+        let level = |l: &str| l.chars().take_while(|&c| c == '#').count();
+        let mut lines = doc
+            .lines()
+            .skip_while(|l| !(l.starts_with('#') && l.contains(title)));
+        let Some(heading) = lines.next() else {
+            return Vec::new();
+        };
+        let depth = level(heading);
+        lines
+            .take_while(|l| !(l.starts_with('#') && level(l) <= depth))
+            .collect()
+    }
+
+    #[test]
+    fn the_reference_names_every_key_the_parser_takes() {
+        let doc = include_str!("../../docs/manifest.md");
+        let mut missing = Vec::new();
+        for (table, keys) in tables() {
+            let text = section(doc, table).join("\n");
+            assert!(!text.is_empty(), "docs/manifest.md has no section {table}");
+            for key in keys {
+                // `key`, `[key]`, or inside a table name: `[key.X]`, `[X.key]`, `[X.key.Y]`.
+                let forms = [
+                    format!("`{key}`"),
+                    format!("`[{key}]`"),
+                    format!("[{key}."),
+                    format!(".{key}]"),
+                    format!(".{key}."),
+                ];
+                let named = forms.iter().any(|form| text.contains(form.as_str()));
+                if !named {
+                    missing.push(format!("{table}: {key}"));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "not in docs/manifest.md: {missing:?}");
+    }
+}

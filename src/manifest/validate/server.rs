@@ -1,0 +1,159 @@
+//! `[server]`: the address, base path, TLS files, audit log, trusted proxies and the
+//! `/metrics` access rules.
+
+use toml::Spanned;
+
+use crate::manifest::diagnostic::quoted;
+use crate::manifest::raw::RawServer;
+use crate::manifest::{Server, TlsFiles};
+
+use super::Checker;
+
+impl Checker<'_> {
+    pub(super) fn server(&mut self, raw: RawServer) -> Server {
+        if let Some(host) = &raw.host
+            && host.get_ref() != "localhost"
+            && host.get_ref().parse::<std::net::IpAddr>().is_err()
+        {
+            self.error(
+                host.span(),
+                format!(
+                    "`host` must be an IP address such as \"127.0.0.1\" or \"0.0.0.0\", or \"localhost\"; got {}",
+                    quoted(host.get_ref())
+                ),
+            );
+        }
+        let base_path = match &raw.base_path {
+            None => "/".to_string(),
+            Some(bp) => match normalise_base_path(bp.get_ref()) {
+                Ok(p) => p,
+                Err(why) => {
+                    self.error(bp.span(), format!("`base_path` {why}"));
+                    "/".into()
+                }
+            },
+        };
+        let tls = match (&raw.tls_cert, &raw.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: self.readable_file(cert, "the TLS certificate"),
+                key: self.readable_file(key, "the TLS key"),
+            }),
+            (Some(one), None) | (None, Some(one)) => {
+                self.error_help(
+                    one.span(),
+                    "`tls_cert` and `tls_key` go together; only one is set".into(),
+                    "`ftw cert --self-signed` writes both files and prints the lines to use".into(),
+                );
+                None
+            }
+            (None, None) => None,
+        };
+        let audit_log = raw.audit_log.as_ref().map(|f| {
+            let path = self.path(f.get_ref());
+            let folder_ok = path.parent().is_some_and(|p| p.is_dir());
+            if !folder_ok {
+                self.error(
+                    f.span(),
+                    format!(
+                        "the folder of `audit_log` {} does not exist",
+                        quoted(f.get_ref())
+                    ),
+                );
+            }
+            path
+        });
+        let mut trusted_proxies = Vec::new();
+        for entry in raw.trusted_proxies.iter().flatten() {
+            let text = entry.get_ref();
+            match parse_net(text) {
+                Some(net) => trusted_proxies.push(net),
+                None => self.error(
+                    entry.span(),
+                    format!(
+                        "`trusted_proxies` entry {} is not an address or a network such as \"127.0.0.1\" or \"10.0.0.0/8\"",
+                        quoted(text)
+                    ),
+                ),
+            }
+        }
+        let mut metrics_allow = Vec::new();
+        for entry in raw.metrics_allow.iter().flatten() {
+            match parse_net(entry.get_ref()) {
+                Some(net) => metrics_allow.push(net),
+                None => self.error(
+                    entry.span(),
+                    format!(
+                        "`metrics_allow` entry {} is not an address or a network such as \"127.0.0.1\" or \"10.0.0.0/8\"",
+                        quoted(entry.get_ref())
+                    ),
+                ),
+            }
+        }
+        let metrics_token = raw
+            .metrics_token
+            .as_ref()
+            .and_then(|t| self.token_hash(t, "metrics_token"));
+        Server {
+            metrics_allow,
+            metrics_token,
+            host: raw.host.map(Spanned::into_inner),
+            port: raw.port.map(Spanned::into_inner),
+            base_path,
+            tls,
+            audit_log,
+            trusted_proxies,
+        }
+    }
+}
+
+/// An address ("127.0.0.1", "::1") or a network ("10.0.0.0/8").
+fn parse_net(text: &str) -> Option<ipnet::IpNet> {
+    text.parse::<ipnet::IpNet>().ok().or_else(|| {
+        text.parse::<std::net::IpAddr>()
+            .ok()
+            .map(ipnet::IpNet::from)
+    })
+}
+
+fn normalise_base_path(text: &str) -> Result<String, String> {
+    if !text.starts_with('/') {
+        return Err(format!(
+            "must start with `/`, such as \"/tools\"; got {}",
+            quoted(text)
+        ));
+    }
+    let trimmed = text.trim_end_matches('/');
+    let valid = trimmed.split('/').skip(1).all(|seg| {
+        !seg.is_empty()
+            && seg != "."
+            && seg != ".."
+            && seg
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-._~".contains(c))
+    });
+    if !valid {
+        return Err(
+            "may only hold `/`-separated segments of letters, digits, `-`, `.`, `_` and `~`".into(),
+        );
+    }
+    Ok(if trimmed.is_empty() {
+        "/".into()
+    } else {
+        trimmed.into()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_paths_are_normalised_or_refused() {
+        assert_eq!(normalise_base_path("/"), Ok("/".into()));
+        assert_eq!(normalise_base_path("/tools/"), Ok("/tools".into()));
+        assert!(normalise_base_path("tools").is_err());
+        assert!(normalise_base_path("/a/../b").is_err());
+        assert!(normalise_base_path("//evil").is_err());
+        assert!(normalise_base_path("/a b").is_err());
+    }
+}
