@@ -17,6 +17,11 @@ struct Api {
 }
 
 fn api(extra: &str) -> Api {
+    api_app(extra, false)
+}
+
+/// `api`, writing its audit log to `audit.log` (`App::audit` reads it).
+fn api_app(extra: &str, audit: bool) -> Api {
     let (token, hash) = ftw::auth::tokens::generate();
     let (bob_token, bob_hash) = ftw::auth::tokens::generate();
     let manifest = format!(
@@ -67,7 +72,11 @@ type = "file"
         ftw::auth::tokens::manifest_form(&bob_hash),
     );
     Api {
-        app: App::new(&manifest),
+        app: if audit {
+            App::with_audit(&manifest, &[])
+        } else {
+            App::new(&manifest)
+        },
         token,
         bob_token,
     }
@@ -192,7 +201,12 @@ command = ["/bin/sh", "-c", "echo one; sleep 1; echo two"]
 "#);
     let (_, started) = api.run("pause", json!({}), false).await;
     let id = started["id"].as_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no output within 30 s"
+        );
         let (_, run) = api
             .call("GET", &format!("/api/runs/{id}"), Some(&api.token), None)
             .await;
@@ -631,4 +645,35 @@ async fn metrics_are_off_by_default_and_limited_when_on() {
     let mut inside = on.browser();
     inside.peer = "10.1.2.3:9".parse().unwrap();
     assert_eq!(inside.get("/metrics").await.status, 200);
+}
+
+#[tokio::test]
+async fn the_audit_log_says_how_each_caller_signed_in() {
+    let api = api_app("", true);
+    let (r, _) = api.run("greet", json!({ "name": "Ada" }), true).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let mut b = api.app.browser();
+    b.login("alice", ALICE_PW).await;
+    let csrf = b.get("/tools/greet").await.csrf();
+    let r = b
+        .post_with(
+            "/api/tools/greet/runs",
+            &[("name", "Bo")],
+            &[("x-csrf-token", &csrf)],
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let (r, _) = api.call("GET", "/api/tools", Some("ftw_wrong"), None).await;
+    assert_eq!(r.status, 401);
+    assert!(r.body.contains("token was refused"), "{}", r.body);
+
+    let audit = api.app.audit();
+    let starts: Vec<(&str, &str)> = audit
+        .iter()
+        .filter(|e| e["event"] == "run-start")
+        .map(|e| (e["user"].as_str().unwrap(), e["via"].as_str().unwrap()))
+        .collect();
+    assert_eq!(starts, [("alice", "token:ci"), ("alice", "session")]);
+    let failed = audit.iter().find(|e| e["event"] == "token-failed").unwrap();
+    assert_eq!(failed["client"], "127.0.0.1");
 }

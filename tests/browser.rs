@@ -5,9 +5,10 @@
 //! old pages locked. Screenshots land in `target/screenshots/`.
 //!
 //! Without `chromium` and `chromedriver` the test says so on the terminal and passes;
-//! with `FTW_REQUIRE_BROWSER=1` (set by `.ci/run`) a missing browser is a failure.
+//! with `FTW_REQUIRE_BROWSER=1` or `FTW_REQUIRE_ALL=1` (set by `.ci/run`) a missing
+//! browser is a failure.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -18,25 +19,8 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
 use crate::support::Test;
+use crate::support::external::{self, find};
 use crate::support::server::Server;
-
-/// Finds a program: `$VAR`, then the Debian path, then `PATH`.
-fn find(var: &str, debian: &str, name: &str) -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os(var) {
-        return Some(PathBuf::from(path));
-    }
-    if Path::new(debian).exists() {
-        return Some(debian.into());
-    }
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|dir| dir.join(name))
-        .find(|p| p.exists())
-}
-
-/// Says something on the terminal even though the test harness captures output.
-fn announce(message: &str) {
-    let _ = writeln!(std::io::stderr(), "{message}");
-}
 
 /// chromedriver on a free port, killed on drop.
 struct Driver {
@@ -199,18 +183,15 @@ impl Walk {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_walks_through_the_example_in_chromium() {
-    let required = std::env::var_os("FTW_REQUIRE_BROWSER").is_some_and(|v| v != "0");
     let chromium = find("FTW_CHROMIUM", "/usr/bin/chromium", "chromium");
     let chromedriver = find("FTW_CHROMEDRIVER", "/usr/bin/chromedriver", "chromedriver");
-    let (Some(chromium), Some(chromedriver)) = (chromium, chromedriver) else {
-        assert!(
-            !required,
-            "FTW_REQUIRE_BROWSER is set but chromium or chromedriver is missing"
-        );
-        announce(
-            "SKIPPED browser test: chromium and chromedriver not found \
-             (sudo apt-get install chromium chromium-driver)",
-        );
+    let present = chromium.is_some() && chromedriver.is_some();
+    let install = "sudo apt-get install chromium chromium-driver";
+    let (true, Some(chromium), Some(chromedriver)) = (
+        external::available("browser", present, install),
+        chromium,
+        chromedriver,
+    ) else {
         return;
     };
 

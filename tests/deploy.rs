@@ -64,12 +64,10 @@ fn client(server: &Server, token: &str, args: &[&str]) -> (i32, String, String) 
     )
 }
 
+#[track_caller]
 fn have_curl() -> bool {
     let found = Command::new("curl").arg("--version").output().is_ok();
-    if !found {
-        eprintln!("SKIPPED: curl is not installed (.ci/run installs it)");
-    }
-    found
+    crate::support::external::available("curl", found, "sudo apt-get install curl")
 }
 
 #[test]

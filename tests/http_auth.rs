@@ -115,11 +115,38 @@ async fn s03_every_login_makes_a_new_session_and_drops_the_pre_login_cookie() {
         !b.cookies.contains_key("ftw_login"),
         "pre-login cookie survived"
     );
-    // Sign in again from the same browser: a different session, not the old one reused.
-    b.cookies.clear();
-    b.login("alice", ALICE_PW).await;
+    // The same browser signs in again while it still holds that session (a login
+    // form from another tab, or a session planted by someone else): the form is
+    // fetched without it, the sign-in is sent with it.
+    let held = b.cookies.remove("ftw_session").unwrap();
+    let csrf = b.get("/login").await.csrf();
+    assert!(b.cookies.contains_key("ftw_login"));
+    b.cookies.insert("ftw_session".into(), held);
+    let r = b
+        .post(
+            "/login",
+            &[
+                ("_csrf", &csrf),
+                ("username", "alice"),
+                ("password", ALICE_PW),
+                ("next", "/"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303);
     let second = b.session().unwrap();
-    assert_ne!(app.open(&first).id, app.open(&second).id);
+    assert_ne!(
+        app.open(&first).id,
+        app.open(&second).id,
+        "a new session id"
+    );
+    assert!(
+        !b.cookies.contains_key("ftw_login"),
+        "pre-login cookie survived"
+    );
+    // One browser, one session: the one it held before is over.
+    assert_signed_out(&index_with(&app, &first).await);
+    assert_eq!(index_with(&app, &second).await.status, 200);
 }
 
 // ---- 4. the MAC is checked first; tampered cookies are refused ----

@@ -780,16 +780,16 @@ async fn history_keeps_the_newest_runs_and_removes_the_folders_of_older_ones() {
         let run = app.finished(&id).await;
         ids.push((id, run.dir.path.clone()));
     }
-    // keep_runs is 20 in the test app; give the last trim a moment.
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // keep_runs is 20 in the test app; the last run's trim is done once all are idle.
+    tokio::time::timeout(Duration::from_secs(30), app.state.runs.idle())
+        .await
+        .expect("idle within 30 s");
     assert_eq!(app.state.runs.list().len(), 20);
     for (id, dir) in &ids[..3] {
         assert!(app.state.runs.get(id).is_none());
         // Folders are removed on the blocking pool, off the request threads.
-        for _ in 0..100 {
-            if !dir.exists() {
-                break;
-            }
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while dir.exists() && std::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert!(!dir.exists(), "{} kept", dir.display());

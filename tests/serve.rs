@@ -286,12 +286,34 @@ fn tls_refuses_versions_before_1_2() {
 fn tls_keeps_the_client_address_for_handlers() {
     // Signing in over TLS goes through the same handlers as plain HTTP; the peer address
     // travels as a request extension, so nothing is lost behind the custom acceptor.
+    // The audit log shows the address a handler saw: a refused API token is recorded
+    // with the client's address (it would read 0.0.0.0 had the address been lost).
     let (test, cert) = tls_setup();
-    let server = Server::start(test, &["--tls-cert", "cert.pem", "--tls-key", "key.pem"]);
+    let server = Server::start(
+        test,
+        &[
+            "--tls-cert",
+            "cert.pem",
+            "--tls-key",
+            "key.pem",
+            "--audit-log",
+            "audit.log",
+        ],
+    );
     let mut stream =
         tls_connect(&server, tls_client(&cert, &[&rustls::version::TLS13], &[])).unwrap();
-    let r = http(&mut stream, "GET", "/healthz", &[], "");
-    assert_eq!(r.status, 200);
+    let r = http(
+        &mut stream,
+        "GET",
+        "/api/tools",
+        &[("Authorization", "Bearer ftw_not-a-token")],
+        "",
+    );
+    assert_eq!(r.status, 401);
+    let log = std::fs::read_to_string(server.test.path().join("audit.log")).unwrap();
+    let record: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+    assert_eq!(record["event"], "token-failed");
+    assert_eq!(record["client"], "127.0.0.1", "{log}");
 }
 
 #[test]

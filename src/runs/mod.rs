@@ -370,6 +370,11 @@ impl Runs {
         self.running.load(Ordering::SeqCst)
     }
 
+    /// Returns once no run is queued or running (and the history is trimmed).
+    pub async fn idle(&self) {
+        let _ = self.active.subscribe().wait_for(|n| *n == 0).await;
+    }
+
     /// Accepts a run and starts it as soon as the caps allow.
     pub fn start(self: &Arc<Self>, id: String, new: NewRun) -> Result<Arc<Run>, Refusal> {
         if self.stopping.load(Ordering::SeqCst) {
@@ -414,8 +419,10 @@ impl Runs {
         let plan = new.plan;
         tokio::spawn(async move {
             runs.drive(task_run, plan, tool_slots).await;
-            runs.active.send_modify(|n| *n -= 1);
+            // Trimmed before the run stops counting as active, so `idle` sees the
+            // history as it stays.
             runs.trim();
+            runs.active.send_modify(|n| *n -= 1);
         });
         Ok(run)
     }

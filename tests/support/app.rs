@@ -197,10 +197,13 @@ impl App {
             .await
     }
 
-    /// Sends a request as if from the peer `peer`.
+    /// Sends a request as if from the peer `peer`. The whole answer (an event stream
+    /// included) must arrive within a minute.
     pub async fn send_from(&self, req: warp::test::RequestBuilder, peer: SocketAddr) -> Reply {
         let req = req.header("host", "localhost").extension(ClientAddr(peer));
-        let res = req.reply(&self.routes).await;
+        let res = tokio::time::timeout(Duration::from_secs(60), req.reply(&self.routes))
+            .await
+            .expect("the answer came within 60 s");
         Reply {
             status: res.status().as_u16(),
             headers: res.headers().clone(),

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 pub mod app;
+pub mod external;
 pub mod pty;
 pub mod server;
 pub mod sse;

@@ -77,7 +77,9 @@ impl Server {
                     }
                 }
                 Err(_) => {
-                    let code = child.wait().ok().and_then(|s| s.code()).unwrap_or(-1);
+                    let code = wait_at_most(&mut child, Duration::from_secs(30))
+                        .and_then(|s| s.code())
+                        .unwrap_or(-1);
                     std::thread::sleep(Duration::from_millis(100));
                     return Err((code, stderr.lock().unwrap().clone()));
                 }
@@ -109,12 +111,13 @@ impl Server {
         self.stderr.lock().unwrap().clone()
     }
 
-    /// Sends a signal and waits for the exit code.
+    /// Sends a signal and waits (at most 60 s) for the exit code.
     pub fn signal(&mut self, signal: i32) -> i32 {
         unsafe {
             libc::kill(self.child.id() as i32, signal);
         }
-        let status = self.child.wait().unwrap();
+        let status = wait_at_most(&mut self.child, Duration::from_secs(60))
+            .unwrap_or_else(|| panic!("ftw did not exit within 60 s of signal {signal}"));
         status.code().unwrap_or(-1)
     }
 
@@ -123,6 +126,20 @@ impl Server {
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         s
     }
+}
+
+/// The child's exit status, if it exits within `limit` (it is killed if not).
+pub fn wait_at_most(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
 }
 
 impl Drop for Server {
