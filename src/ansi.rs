@@ -288,22 +288,18 @@ mod tests {
 
     #[test]
     fn colours_become_classes_and_reset() {
-        assert_eq!(
-            AnsiHtml::convert(b"a\x1b[1;31mred\x1b[0m b"),
-            "a<span class=\"f1 b\">red</span> b"
-        );
-        assert_eq!(
-            AnsiHtml::convert(b"\x1b[38;5;208mo"),
-            "<span class=\"f208\">o</span>"
-        );
-        assert_eq!(
-            AnsiHtml::convert(b"\x1b[38;2;30;144;255mx"),
-            "<span class=\"f33\">x</span>"
-        );
-        assert_eq!(
-            AnsiHtml::convert(b"\x1b[92;44mx"),
-            "<span class=\"f10 g4\">x</span>"
-        );
+        let cases: [(&[u8], &str); 4] = [
+            (
+                b"a\x1b[1;31mred\x1b[0m b",
+                r#"a<span class="f1 b">red</span> b"#,
+            ),
+            (b"\x1b[38;5;208mo", r#"<span class="f208">o</span>"#),
+            (b"\x1b[38;2;30;144;255mx", r#"<span class="f33">x</span>"#),
+            (b"\x1b[92;44mx", r#"<span class="f10 g4">x</span>"#),
+        ];
+        for (input, html) in cases {
+            assert_eq!(AnsiHtml::convert(input), html, "{input:?}");
+        }
     }
 
     #[test]

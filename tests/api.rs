@@ -511,6 +511,19 @@ async fn the_openapi_description_matches_real_responses() {
         !paths.contains_key("/api/tools/ops/runs"),
         "bob's description leaves out tools he may not run"
     );
+    for (path, method, ok) in [
+        ("/api/tools", "get", "200"),
+        ("/api/runs/{id}", "get", "200"),
+        ("/api/runs/{id}/events", "get", "200"),
+        ("/api/runs/{id}/output", "get", "200"),
+        ("/api/runs/{id}/cancel", "post", "202"),
+    ] {
+        let responses = &doc["paths"][path][method]["responses"];
+        assert!(
+            responses[ok].is_object(),
+            "{path} {method} {ok}: {responses}"
+        );
+    }
 
     // Every schema reference resolves inside the document.
     let schemas = doc["components"]["schemas"].clone();

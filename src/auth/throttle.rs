@@ -343,32 +343,25 @@ mod tests {
         s.parse().unwrap()
     }
 
-    /// One failed attempt, as the handlers make it.
-    fn fail(
-        t: &Throttle,
-        policy: &Policy,
-        user: &str,
-        ip: IpAddr,
-        now: Instant,
-    ) -> Result<(), Duration> {
-        t.begin(policy, user, ip, now)?.failed(now)
+    /// An empty throttle of 100 keys, and the time to start from.
+    fn fresh() -> (Throttle, Instant) {
+        (Throttle::new(100), Instant::now())
     }
 
-    /// Whether an attempt may start now (and leaves no trace if it may).
-    fn check(
-        t: &Throttle,
-        policy: &Policy,
-        user: &str,
-        ip: IpAddr,
-        now: Instant,
-    ) -> Result<(), Duration> {
-        t.begin(policy, user, ip, now).map(Attempt::not_checked)
+    /// One failed attempt under `POLICY`, as the handlers make it.
+    fn fail(t: &Throttle, user: &str, from: &str, at: Instant) -> Result<(), Duration> {
+        t.begin(&POLICY, user, ip(from), at)?.failed(at)
+    }
+
+    /// Whether an attempt may start (and it leaves no trace if it may).
+    fn check(t: &Throttle, user: &str, from: &str, at: Instant) -> Result<(), Duration> {
+        t.begin(&POLICY, user, ip(from), at)
+            .map(Attempt::not_checked)
     }
 
     #[test]
     fn attempts_being_checked_count_against_the_limit() {
-        let t = Throttle::new(100);
-        let now = Instant::now();
+        let (t, now) = fresh();
         let a = ip("192.0.2.1");
         // Five guesses hashing at once: a sixth is turned away before it is checked.
         let open: Vec<_> = (0..5)
@@ -394,8 +387,7 @@ mod tests {
 
     #[test]
     fn an_abandoned_attempt_is_a_failure_and_a_good_one_is_not() {
-        let t = Throttle::new(100);
-        let now = Instant::now();
+        let (t, now) = fresh();
         let a = ip("192.0.2.1");
         for _ in 0..4 {
             drop(t.begin(&POLICY, "alice", a, now).unwrap());
@@ -414,43 +406,29 @@ mod tests {
 
     #[test]
     fn five_failures_block_the_name_for_five_minutes() {
-        let t = Throttle::new(100);
-        let now = Instant::now();
+        let (t, now) = fresh();
         for i in 0..4 {
-            assert_eq!(
-                fail(&t, &POLICY, "alice", ip(&format!("10.0.0.{i}")), now),
-                Ok(())
-            );
+            assert_eq!(fail(&t, "alice", &format!("10.0.0.{i}"), now), Ok(()));
         }
         assert_eq!(
-            fail(&t, &POLICY, "alice", ip("10.0.0.9"), now),
+            fail(&t, "alice", "10.0.0.9", now),
             Err(Duration::from_secs(300))
         );
         assert!(
-            check(&t, &POLICY, "alice", ip("10.9.9.9"), now).is_err(),
+            check(&t, "alice", "10.9.9.9", now).is_err(),
             "the name is blocked everywhere"
         );
-        assert!(check(&t, &POLICY, "bob", ip("10.9.9.9"), now).is_ok());
-        assert!(
-            check(
-                &t,
-                &POLICY,
-                "alice",
-                ip("10.9.9.9"),
-                now + Duration::from_secs(301)
-            )
-            .is_ok()
-        );
+        assert!(check(&t, "bob", "10.9.9.9", now).is_ok());
+        assert!(check(&t, "alice", "10.9.9.9", now + Duration::from_secs(301)).is_ok());
     }
 
     #[test]
     fn failures_outside_the_window_do_not_count() {
-        let t = Throttle::new(100);
-        let start = Instant::now();
+        let (t, start) = fresh();
         for i in 0..10 {
             let at = start + Duration::from_secs(i * 40);
             assert_eq!(
-                fail(&t, &POLICY, "alice", ip(&format!("10.0.0.{i}")), at),
+                fail(&t, "alice", &format!("10.0.0.{i}"), at),
                 Ok(()),
                 "failure {i}"
             );
@@ -459,13 +437,12 @@ mod tests {
 
     #[test]
     fn one_address_spraying_names_is_blocked_without_locking_the_names() {
-        let t = Throttle::new(100);
-        let now = Instant::now();
+        let (t, now) = fresh();
         for i in 0..5 {
-            let _ = fail(&t, &POLICY, &format!("user{i}"), ip("6.6.6.6"), now);
+            let _ = fail(&t, &format!("user{i}"), "6.6.6.6", now);
         }
-        assert!(check(&t, &POLICY, "user9", ip("6.6.6.6"), now).is_err());
-        assert!(check(&t, &POLICY, "user0", ip("1.2.3.4"), now).is_ok());
+        assert!(check(&t, "user9", "6.6.6.6", now).is_err());
+        assert!(check(&t, "user0", "1.2.3.4", now).is_ok());
     }
 
     #[test]
@@ -473,13 +450,8 @@ mod tests {
         let t = Throttle::new(1000);
         let now = Instant::now();
         for i in 0..20_000u32 {
-            let _ = fail(
-                &t,
-                &POLICY,
-                &format!("spray{i}"),
-                IpAddr::from(i.to_be_bytes()),
-                now,
-            );
+            let from = IpAddr::from(i.to_be_bytes()).to_string();
+            let _ = fail(&t, &format!("spray{i}"), &from, now);
         }
         let (users, addresses) = t.len();
         assert!(users <= 1000 && addresses <= 1000, "{users} {addresses}");
@@ -487,15 +459,14 @@ mod tests {
 
     #[test]
     fn success_clears_the_name_only() {
-        let t = Throttle::new(100);
-        let now = Instant::now();
+        let (t, now) = fresh();
         for _ in 0..4 {
-            let _ = fail(&t, &POLICY, "alice", ip("1.1.1.1"), now);
+            let _ = fail(&t, "alice", "1.1.1.1", now);
         }
         t.succeed("alice");
-        assert_eq!(fail(&t, &POLICY, "alice", ip("2.2.2.2"), now), Ok(()));
+        assert_eq!(fail(&t, "alice", "2.2.2.2", now), Ok(()));
         assert_eq!(
-            fail(&t, &POLICY, "bob", ip("1.1.1.1"), now),
+            fail(&t, "bob", "1.1.1.1", now),
             Err(Duration::from_secs(300)),
             "the address kept its count"
         );
@@ -510,7 +481,8 @@ mod tests {
         };
         let now = Instant::now();
         for _ in 0..50 {
-            assert_eq!(fail(&t, &off, "a", ip("1.1.1.1"), now), Ok(()));
+            let attempt = t.begin(&off, "a", ip("1.1.1.1"), now).unwrap();
+            assert_eq!(attempt.failed(now), Ok(()));
         }
         assert_eq!(t.len(), (0, 0));
     }

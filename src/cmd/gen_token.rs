@@ -9,13 +9,13 @@ pub fn run(name: &str, user: &str) -> Result<()> {
     if !names::TOKEN.allows(name) {
         return Err(Error::usage(format!(
             "--name {name:?} is not a token name ftw accepts: use {}",
-            names::TOKEN.describe
+            names::TOKEN.describe()
         )));
     }
     if !names::USER.allows(user) {
         return Err(Error::usage(format!(
             "--user {user:?} is not a user name ftw accepts: use {}",
-            names::USER.describe
+            names::USER.describe()
         )));
     }
     let (token, hash) = tokens::generate();

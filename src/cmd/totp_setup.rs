@@ -12,7 +12,7 @@ pub fn run(user: &str, issuer: &str) -> Result<()> {
     if !names::USER.allows(user) {
         return Err(Error::usage(format!(
             "{user:?} is not a user name ftw accepts: use {}",
-            names::USER.describe
+            names::USER.describe()
         )));
     }
     let secret = totp::new_secret();

@@ -13,12 +13,14 @@ use regex::Regex;
 pub struct Arg {
     /// The key in `[tools.ID.args]`: the form field name and the `{placeholder}`.
     pub name: String,
+    /// The type, with its constraints.
+    pub kind: Kind,
     pub label: String,
+    pub default: Option<Value>,
+    /// It must be filled in (`true` unless the manifest gives a default).
+    pub required: bool,
     pub help: Option<String>,
     pub placeholder: Option<String>,
-    pub required: bool,
-    pub default: Option<Value>,
-    pub kind: Kind,
 }
 
 /// The argument's type with the constraints that belong to it.

@@ -34,9 +34,8 @@ pub struct RawUserEntry {
     pub name: Spanned<String>,
     /// The file this user was written in (the manifest or its users file).
     pub source: Arc<Source>,
-    pub password: Spanned<String>,
-    pub groups: Vec<Spanned<String>>,
-    pub totp: Option<Spanned<String>>,
+    /// What was written for them (a bare hash is a user without groups or TOTP).
+    pub user: RawUser,
 }
 
 #[derive(Debug)]
@@ -167,18 +166,11 @@ impl<'i> Decoder<'_, 'i> {
         if t.contains_key(key) {
             return;
         }
-        let help = match key {
-            "command" => "`command` lists the program and its arguments, such as \
-                          command = [\"./backup.sh\", \"--db\", \"{db}\"]"
-                .to_string(),
-            "type" => format!("types: {}", super::arg::TYPE_NAMES.join(", ")),
-            _ => format!("add `{key} = ...`"),
-        };
         self.diags.error_help(
             self.source,
             Some(table.span()),
             format!("{context} has no `{key}`"),
-            help,
+            missing_key_help(key),
         );
     }
 
@@ -190,23 +182,21 @@ impl<'i> Decoder<'_, 'i> {
         for (name, value) in table.into_inner() {
             let name = owned(name);
             let user_context = format!("user `{}`", name.get_ref());
-            let (password, groups, totp) = if value.get_ref().is_str() {
-                match self.value::<Spanned<String>>(value, &user_context) {
-                    Some(password) => (password, Vec::new(), None),
-                    None => continue,
-                }
+            let user = if value.get_ref().is_str() {
+                self.value::<Spanned<String>>(value, &user_context)
+                    .map(|password| RawUser {
+                        password,
+                        groups: Vec::new(),
+                        totp: None,
+                    })
             } else {
-                match self.table::<RawUser>(value, &user_context) {
-                    Some(user) => (user.password, user.groups, user.totp),
-                    None => continue,
-                }
+                self.table::<RawUser>(value, &user_context)
             };
+            let Some(user) = user else { continue };
             users.push(RawUserEntry {
                 name,
                 source: Arc::clone(self.source),
-                password,
-                groups,
-                totp,
+                user,
             });
         }
         users
@@ -269,15 +259,9 @@ impl<'i> Decoder<'_, 'i> {
                     .strip_prefix("missing field `")
                     .and_then(|m| m.strip_suffix('`'))
                 {
-                    let help = match field {
-                        "command" => "`command` lists the program and its arguments, such as \
-                                      command = [\"./backup.sh\", \"--db\", \"{db}\"]"
-                            .to_string(),
-                        "type" => format!("types: {}", super::arg::TYPE_NAMES.join(", ")),
-                        _ => format!("add `{field} = ...`"),
-                    };
                     let message = format!("{context} has no `{field}`");
-                    self.diags.error_help(self.source, span, message, help);
+                    self.diags
+                        .error_help(self.source, span, message, missing_key_help(field));
                 } else {
                     let message = format!("{} (in {context})", plain_serde_message(message));
                     self.diags.error(self.source, span, message);
@@ -295,6 +279,17 @@ impl<'i> Decoder<'_, 'i> {
             format!("unknown key `{name}` in {context}{hint}"),
             format!("known keys here: {}", known.join(", ")),
         );
+    }
+}
+
+/// What to write when a required key is missing.
+fn missing_key_help(key: &str) -> String {
+    match key {
+        "command" => "`command` lists the program and its arguments, such as \
+                      command = [\"./backup.sh\", \"--db\", \"{db}\"]"
+            .to_string(),
+        "type" => format!("types: {}", super::arg::TYPE_NAMES.join(", ")),
+        _ => format!("add `{key} = ...`"),
     }
 }
 

@@ -267,17 +267,28 @@ mod tests {
         })
     }
 
+    /// A diagnostic pointing at the first `needle` in `text`.
+    fn at(text: &str, needle: &str, severity: Severity, message: &str) -> Diagnostic {
+        let source = source(text);
+        let start = source.text.find(needle).unwrap();
+        Diagnostic {
+            severity,
+            source,
+            span: Some(start..start + needle.len()),
+            message: message.into(),
+            help: None,
+        }
+    }
+
     #[test]
     fn renders_line_column_snippet_and_caret() {
-        let src = source("a = 1\n[x]\ntype = \"integer\"\n");
-        let start = src.text.find("\"integer\"").unwrap();
-        let d = Diagnostic {
-            severity: Severity::Error,
-            source: src,
-            span: Some(start..start + 9),
-            message: "unknown type \"integer\"; did you mean \"int\"?".into(),
-            help: None,
-        };
+        let message = "unknown type \"integer\"; did you mean \"int\"?";
+        let d = at(
+            "a = 1\n[x]\ntype = \"integer\"\n",
+            "\"integer\"",
+            Severity::Error,
+            message,
+        );
         assert_eq!(
             d.render(),
             "t.toml:3:8: error: unknown type \"integer\"; did you mean \"int\"?\n  |\n3 | type = \"integer\"\n  |        ^^^^^^^^^"
@@ -286,14 +297,9 @@ mod tests {
 
     #[test]
     fn columns_count_characters_not_bytes() {
-        let src = source("title = \"héllo\" x\n");
-        let start = src.text.find('x').unwrap();
         let d = Diagnostic {
-            severity: Severity::Warning,
-            source: src,
-            span: Some(start..start + 1),
-            message: "m".into(),
             help: Some("h".into()),
+            ..at("title = \"héllo\" x\n", "x", Severity::Warning, "m")
         };
         let out = d.render();
         assert!(out.starts_with("t.toml:1:17: warning: m"), "{out}");

@@ -5,42 +5,39 @@
 
 /// Which characters a kind of name may use, and how to say so.
 pub struct NameRule {
+    /// What is named, for messages: "user name", "tool id", ...
+    pub what: &'static str,
     /// Allowed besides ASCII letters and digits.
     extra: &'static str,
-    /// The rule in words, for error messages.
-    pub describe: &'static str,
 }
 
 /// The longest name of any kind.
 pub const MAX_NAME: usize = 64;
 
-pub const TOOL_ID: NameRule = NameRule {
-    extra: "-_",
-    describe: "letters, digits, `-` and `_` (at most 64)",
-};
-
-pub const USER: NameRule = NameRule {
-    extra: "._-@",
-    describe: "letters, digits, `.`, `_`, `-` and `@` (at most 64)",
-};
-
-pub const GROUP: NameRule = NameRule {
-    extra: "._-",
-    describe: "letters, digits, `.`, `_` and `-` (at most 64)",
-};
-
-pub const TOKEN: NameRule = NameRule {
-    extra: "-_",
-    describe: "letters, digits, `-` and `_` (at most 64)",
-};
+pub const TOOL_ID: NameRule = NameRule::new("tool id", "-_");
+pub const USER: NameRule = NameRule::new("user name", "._-@");
+pub const GROUP: NameRule = NameRule::new("group name", "._-");
+pub const TOKEN: NameRule = NameRule::new("token name", "-_");
 
 impl NameRule {
+    const fn new(what: &'static str, extra: &'static str) -> NameRule {
+        NameRule { what, extra }
+    }
+
     pub fn allows(&self, name: &str) -> bool {
         !name.is_empty()
             && name.len() <= MAX_NAME
             && name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || self.extra.contains(c))
+    }
+
+    /// The rule in words: "letters, digits, `.`, `_`, `-` and `@` (at most 64)".
+    pub fn describe(&self) -> String {
+        let mut parts = vec!["letters".to_string(), "digits".to_string()];
+        parts.extend(self.extra.chars().map(|c| format!("`{c}`")));
+        let last = parts.pop().unwrap_or_default();
+        format!("{} and {last} (at most {MAX_NAME})", parts.join(", "))
     }
 }
 
@@ -56,5 +53,9 @@ mod tests {
         assert!(!GROUP.allows("ops@x") && GROUP.allows("ops.eu-1"));
         assert!(TOOL_ID.allows("back_up-db") && !TOOL_ID.allows("back.up"));
         assert!(TOKEN.allows("ci-1") && !TOKEN.allows("ci:1"));
+        assert_eq!(
+            USER.describe(),
+            "letters, digits, `.`, `_`, `-` and `@` (at most 64)"
+        );
     }
 }

@@ -10,17 +10,25 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 use toml::Spanned;
 
+/// A path as written, taken from the manifest's folder in the second pass.
+pub type PathText = Spanned<String>;
+/// A duration as written (`"10m"`), parsed by humantime in the second pass.
+pub type DurationText = Spanned<String>;
+/// A size as written (`"10MB"`), parsed in the second pass.
+pub type SizeText = Spanned<String>;
+
 /// `[server]`; every key optional, flags override them.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawServer {
     pub host: Option<Spanned<String>>,
     pub port: Option<Spanned<u16>>,
-    pub base_path: Option<Spanned<String>>,
-    pub tls_cert: Option<Spanned<String>>,
-    pub tls_key: Option<Spanned<String>>,
-    pub audit_log: Option<Spanned<String>>,
+    /// The proxy in front (if any) and the path it serves ftw under.
     pub trusted_proxies: Option<Vec<Spanned<String>>>,
+    pub base_path: Option<Spanned<String>>,
+    pub tls_cert: Option<PathText>,
+    pub tls_key: Option<PathText>,
+    pub audit_log: Option<PathText>,
     pub metrics_allow: Option<Vec<Spanned<String>>>,
     pub metrics_token: Option<Spanned<String>>,
 }
@@ -29,16 +37,16 @@ pub struct RawServer {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAuth {
-    pub secret_key_file: Option<Spanned<String>>,
-    pub session_ttl: Option<Spanned<String>>,
-    pub session_idle: Option<Spanned<String>>,
-    pub users_file: Option<Spanned<String>>,
+    pub secret_key_file: Option<PathText>,
     pub admins: Option<Spanned<Vec<Spanned<String>>>>,
-    pub max_login_failures: Option<Spanned<u32>>,
-    pub login_failure_window: Option<Spanned<String>>,
-    pub login_block_time: Option<Spanned<String>>,
+    pub users_file: Option<PathText>,
+    pub session_ttl: Option<DurationText>,
+    pub session_idle: Option<DurationText>,
     pub trusted_header: Option<Spanned<String>>,
     pub trusted_groups_header: Option<Spanned<String>>,
+    pub max_login_failures: Option<Spanned<u32>>,
+    pub login_failure_window: Option<DurationText>,
+    pub login_block_time: Option<DurationText>,
     #[serde(default)]
     pub tokens: IndexMap<Spanned<String>, RawToken>,
 }
@@ -70,11 +78,11 @@ pub struct RawTool {
     pub group: Option<String>,
     /// Required; `decode` reports it missing (so the other keys are still checked).
     pub command: Option<Spanned<RawCommand>>,
-    pub workdir: Option<Spanned<String>>,
-    pub timeout: Option<Spanned<String>>,
+    pub workdir: Option<PathText>,
+    pub timeout: Option<DurationText>,
     pub allow: Option<Spanned<Vec<Spanned<String>>>>,
     pub max_concurrent: Option<Spanned<u32>>,
-    pub max_output: Option<Spanned<String>>,
+    pub max_output: Option<SizeText>,
     #[serde(default)]
     pub env: IndexMap<Spanned<String>, Spanned<String>>,
 }
@@ -97,10 +105,10 @@ pub struct RawArg {
     pub min_length: Option<Spanned<u32>>,
     pub max_length: Option<Spanned<u32>>,
     pub pattern: Option<Spanned<String>>,
-    pub options: Option<Spanned<Vec<Spanned<String>>>>,
     pub flag: Option<Spanned<String>>,
+    pub options: Option<Spanned<Vec<Spanned<String>>>>,
     pub accept: Option<Spanned<String>>,
-    pub max_size: Option<Spanned<String>>,
+    pub max_size: Option<SizeText>,
 }
 
 /// `command` as written: an argv array, or a shell-style string that ftw refuses with a

@@ -12,20 +12,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Buf;
-use futures_util::Stream;
 use http::StatusCode;
 use serde_json::{Value as Json, json};
 use warp::Rejection;
 use warp::reply::Response;
 
 use super::State;
-use super::access::{allowed_tool, tools_for, visible_run};
+use super::access::{tools_for, visible_run};
+use super::body::BodyStream;
 use super::context::Ctx;
 use super::download::{self, files_json};
 use super::format::rfc3339;
 use super::identity::Authed;
-use super::intake::{self, Bodies, Refused};
+use super::intake::{self, Bodies};
 use super::problem::Problem;
 use super::respond;
 use super::sse::{self, Format};
@@ -58,32 +57,24 @@ fn tool_json(state: &State, tool: &Tool) -> Json {
 }
 
 /// POST /api/tools/{id}/runs[?wait=true]
-pub async fn create<S, B>(
+pub async fn create(
     id: String,
     state: Arc<State>,
     ctx: Ctx,
     query: std::collections::HashMap<String, String>,
-    body: S,
-) -> Result<Response, Rejection>
-where
-    S: Stream<Item = Result<B, warp::Error>> + Send + Unpin + 'static,
-    B: Buf + Send + 'static,
-{
+    body: impl BodyStream,
+) -> Result<Response, Rejection> {
     intake::precheck(&state, &ctx)?;
     let caller = state.caller(&ctx)?;
-    let tool = allowed_tool(&state, &caller, &id)?;
-    let intake = intake::intake(&state, &ctx, &caller, &tool, body, Bodies::Api)
+    let intake = intake::intake(&state, &ctx, &caller, &id, body, Bodies::Api)
         .await
-        .map_err(|refused| match refused {
-            Refused::Problem(p) => p,
-            Refused::TooLarge(errors) => Problem::TooLargeFields(errors),
-            Refused::Invalid(errors, _) => Problem::Invalid(errors),
-        })?;
-    let run = super::launch::start(&state, &ctx, &caller, &tool, intake)?;
+        .map_err(Problem::from)?;
+    // Bounded by the tool's timeout (and the kill grace after it).
+    let wait_at_most = intake.tool.timeout + crate::exec::KILL_GRACE + Duration::from_secs(5);
+    let run = super::launch::start(&state, &ctx, &caller, intake)?;
 
     if query.get("wait").is_some_and(|w| w == "true" || w == "1") {
-        // Bounded by the tool's timeout (and the kill grace after it).
-        let limit = tool.timeout + crate::exec::KILL_GRACE + Duration::from_secs(5);
+        let limit = wait_at_most;
         let _ = tokio::time::timeout(limit, run.finished()).await;
         return Ok(ok(
             StatusCode::CREATED,

@@ -14,15 +14,26 @@ use super::problem::Problem;
 /// Form fields of one request body, by name (a name can repeat).
 pub type Fields = Vec<(String, String)>;
 
-/// A body stream whose chunks must each arrive within `idle`; chunks become `Bytes`.
-pub fn with_idle_timeout<S, B>(
-    body: S,
-    idle: Duration,
-) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin
+/// A request body as warp hands it to a handler (`warp::body::stream()`).
+pub trait BodyStream:
+    Stream<Item = Result<Self::Chunk, warp::Error>> + Send + Unpin + 'static
+{
+    type Chunk: Buf + Send + 'static;
+}
+
+impl<S, B> BodyStream for S
 where
     S: Stream<Item = Result<B, warp::Error>> + Send + Unpin + 'static,
     B: Buf + Send + 'static,
 {
+    type Chunk = B;
+}
+
+/// A body stream whose chunks must each arrive within `idle`; chunks become `Bytes`.
+pub fn with_idle_timeout(
+    body: impl BodyStream,
+    idle: Duration,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin {
     Box::pin(stream::unfold(Some(body), move |state| async move {
         let mut body = state?;
         match tokio::time::timeout(idle, body.next()).await {

@@ -160,17 +160,19 @@ fn forwarded_client(headers: &HeaderMap, trusted: &impl Fn(&IpAddr) -> bool) -> 
         .copied()
 }
 
+/// Headers from (name, value) pairs, for unit tests.
+#[cfg(test)]
+pub fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (k, v) in pairs {
+        h.append(*k, v.parse().unwrap());
+    }
+    h
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(*k, v.parse().unwrap());
-        }
-        h
-    }
 
     fn ctx(pairs: &[(&'static str, &str)], peer: &str, proxies: &[&str]) -> Ctx {
         let nets: Vec<IpNet> = proxies.iter().map(|p| p.parse().unwrap()).collect();

@@ -276,10 +276,6 @@ impl State {
             .find(|n| n.len() == 16)
     }
 
-    pub fn login_csrf(&self, nonce: &[u8]) -> String {
-        csrf::token(&self.config.keys.csrf, Binding::Login(nonce))
-    }
-
     pub fn login_csrf_ok(&self, nonce: &[u8], submitted: &str) -> bool {
         csrf::verify(&self.config.keys.csrf, Binding::Login(nonce), submitted)
     }
@@ -320,14 +316,7 @@ fn forwarded_user(ctx: &Ctx, manifest: &Manifest) -> Option<User> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(*k, v.parse().unwrap());
-        }
-        h
-    }
+    use crate::server::context::headers;
 
     #[test]
     fn every_copy_of_a_cookie_is_found() {

@@ -10,13 +10,12 @@
 //! tokens) before the body is read, one sent as a form field after, and only then the
 //! values.
 
-use bytes::Buf;
-use futures_util::Stream;
 use http::header::CONTENT_TYPE;
 use serde_json::Value as Json;
 
 use super::State;
-use super::body;
+use super::access::allowed_tool;
+use super::body::{self, BodyStream};
 use super::context::Ctx;
 use super::format::human_size;
 use super::identity::{Authed, Via, bearer};
@@ -39,6 +38,7 @@ pub enum Bodies {
 
 /// A submission that passed every check, with the folder its run will use.
 pub struct Intake {
+    pub tool: Tool,
     pub run_id: String,
     pub dir: RunDir,
     pub submission: Submission,
@@ -62,6 +62,17 @@ impl From<Problem> for Refused {
     }
 }
 
+/// How the API answers a refusal: JSON with the messages by field.
+impl From<Refused> for Problem {
+    fn from(refused: Refused) -> Problem {
+        match refused {
+            Refused::Problem(p) => p,
+            Refused::TooLarge(errors) => Problem::TooLargeFields(errors),
+            Refused::Invalid(errors, _) => Problem::Invalid(errors),
+        }
+    }
+}
+
 /// Before anyone is known: a declared body larger than any tool takes (the answer
 /// reveals nothing about which tools exist), and cross-site browser requests.
 pub fn precheck(state: &State, ctx: &Ctx) -> Result<(), Problem> {
@@ -77,19 +88,17 @@ pub fn precheck(state: &State, ctx: &Ctx) -> Result<(), Problem> {
     Ok(())
 }
 
-/// Reads and checks a submission for `tool`, which `authed` may run.
-pub async fn intake<S, B>(
+/// Reads and checks a submission for tool `id`, which `authed` must be allowed to run
+/// (404 otherwise).
+pub async fn intake(
     state: &State,
     ctx: &Ctx,
     authed: &Authed,
-    tool: &Tool,
-    body: S,
+    id: &str,
+    body: impl BodyStream,
     bodies: Bodies,
-) -> Result<Intake, Refused>
-where
-    S: Stream<Item = Result<B, warp::Error>> + Send + Unpin + 'static,
-    B: Buf + Send + 'static,
-{
+) -> Result<Intake, Refused> {
+    let tool = &allowed_tool(state, authed, id)?;
     let limit = body_limit(tool);
     if ctx.content_length().is_some_and(|n| n > limit) {
         return Err(Refused::TooLarge(form_too_large(tool)));
@@ -127,6 +136,7 @@ where
     }
     match form::check(tool, &submission) {
         Ok(checked) => Ok(Intake {
+            tool: tool.clone(),
             run_id,
             dir,
             submission,
@@ -260,7 +270,7 @@ async fn read_multipart<S>(
     uploads_dir: &std::path::Path,
 ) -> Result<Submission, Refused>
 where
-    S: Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + Unpin + 'static,
+    S: futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + Unpin + 'static,
 {
     use std::os::unix::fs::OpenOptionsExt;
     use tokio::io::AsyncWriteExt;

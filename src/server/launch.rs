@@ -20,10 +20,10 @@ pub fn start(
     state: &State,
     ctx: &Ctx,
     authed: &Authed,
-    tool: &Tool,
     intake: Intake,
 ) -> Result<Arc<Run>, Problem> {
     let Intake {
+        tool,
         run_id,
         dir,
         submission,
@@ -35,7 +35,7 @@ pub fn start(
         .map(|u| (u.field.clone(), u.client_name.clone()))
         .collect();
     let mut plan = Plan::new(
-        tool,
+        &tool,
         &checked.values,
         &RunInfo {
             id: &run_id,
@@ -44,7 +44,7 @@ pub fn start(
         },
     );
     plan.env.push(("FTW_USER".into(), authed.user.name.clone()));
-    let args = audit_args(tool, &checked.values, &submission);
+    let args = audit_args(&tool, &checked.values, &submission);
     let new = NewRun {
         tool_id: tool.id.clone(),
         tool_title: tool.title.clone(),

@@ -15,8 +15,8 @@ use askama::Template;
 use http::header::RETRY_AFTER;
 use http::{HeaderValue, StatusCode};
 use serde_json::json;
-use warp::Rejection;
 use warp::reply::Response;
+use warp::{Filter, Rejection};
 
 use super::State;
 use super::context::Ctx;
@@ -37,66 +37,76 @@ pub const LOGIN_FAILED: &str = "Wrong user name or password.";
 /// How long the code step may take after the password step.
 const SECOND_FACTOR_TTL: u64 = 300;
 
+/// Which step of signing in a page shows.
+enum Step<'a> {
+    /// Name and password. The name typed last time is kept, so a mistyped password does
+    /// not cost the name too.
+    Password { username: &'a str },
+    /// The six-digit code of a user with a second factor.
+    Code,
+}
+
 #[derive(Template)]
 #[template(path = "login.html")]
-struct LoginPage<'a> {
+struct SignInPage<'a> {
     page: Page<'a>,
-    next: &'a str,
-    /// What was typed last time, so a mistyped password does not cost the name too.
-    username: &'a str,
-    message: Option<&'a str>,
-}
-
-fn login_page(
-    state: &State,
-    status: StatusCode,
-    nonce: &[u8],
-    next: &str,
-    username: &str,
-    message: Option<&str>,
-) -> Response {
-    let manifest = state.manifest();
-    let csrf = state.login_csrf(nonce);
-    let mut page = Page::new(state, &manifest.title, "Sign in", None);
-    page.csrf = &csrf;
-    html(
-        status,
-        &LoginPage {
-            page,
-            next,
-            username,
-            message,
-        },
-    )
-}
-
-#[derive(Template)]
-#[template(path = "totp.html")]
-struct CodePage<'a> {
-    page: Page<'a>,
+    step: Step<'a>,
     next: &'a str,
     message: Option<&'a str>,
 }
 
-fn code_page(
+/// A sign-in step. Its form's CSRF token is bound to `binding`: the pre-login nonce,
+/// or the pending session of the code step.
+fn sign_in_page(
     state: &State,
     status: StatusCode,
-    pending: &Session,
+    step: Step,
+    binding: &[u8],
     next: &str,
     message: Option<&str>,
 ) -> Response {
     let manifest = state.manifest();
-    let csrf = csrf::token(&state.config.keys.csrf, Binding::Login(&pending.id));
-    let mut page = Page::new(state, &manifest.title, "Enter your code", None);
+    let csrf = csrf::token(&state.config.keys.csrf, Binding::Login(binding));
+    let heading = match step {
+        Step::Password { .. } => "Sign in",
+        Step::Code => "Enter your code",
+    };
+    let mut page = Page::new(state, &manifest.title, heading, None);
     page.csrf = &csrf;
-    html(
-        status,
-        &CodePage {
-            page,
-            next,
-            message,
-        },
-    )
+    let body = SignInPage {
+        page,
+        step,
+        next,
+        message,
+    };
+    html(status, &body)
+}
+
+/// Where to go after signing in: `next` from the query or the form, if it is a
+/// same-site path; the start page otherwise.
+fn next_from(state: &State, raw: Option<&str>) -> String {
+    safe_next(raw, &state.config.base_path)
+}
+
+/// `next` of a sign-in page's query string, already made safe.
+pub fn next_param(
+    state: &Arc<State>,
+) -> impl Filter<Extract = (String,), Error = std::convert::Infallible> + Clone + use<> {
+    let state = Arc::clone(state);
+    warp::query::<HashMap<String, String>>()
+        .or(warp::any().map(HashMap::new))
+        .unify()
+        .map(move |query: HashMap<String, String>| {
+            next_from(&state, query.get("next").map(String::as_str))
+        })
+}
+
+/// Audits that a name or an address is blocked (refused now, or by this failure).
+fn audit_throttled(state: &State, ctx: &Ctx, user: &str, wait: Duration) {
+    state.audit.record(
+        "throttled",
+        json!({ "user": user, "client": audit::client(ctx.client), "retry_after": wait.as_secs() }),
+    );
 }
 
 /// 429 with `Retry-After`, on the page the user was on.
@@ -117,15 +127,7 @@ fn throttled_message(wait: Duration) -> String {
 }
 
 /// GET /login: the form, with a fresh pre-login nonce unless the browser has one.
-pub async fn form(
-    state: Arc<State>,
-    ctx: Ctx,
-    query: HashMap<String, String>,
-) -> Result<Response, Rejection> {
-    let next = safe_next(
-        query.get("next").map(String::as_str),
-        &state.config.base_path,
-    );
+pub async fn form(state: Arc<State>, ctx: Ctx, next: String) -> Result<Response, Rejection> {
     if state.authenticate(&ctx).is_some() {
         return Ok(see_other(&next));
     }
@@ -140,7 +142,14 @@ pub async fn form(
             )
         }
     };
-    let r = login_page(&state, StatusCode::OK, &nonce, &next, "", None);
+    let r = sign_in_page(
+        &state,
+        StatusCode::OK,
+        Step::Password { username: "" },
+        &nonce,
+        &next,
+        None,
+    );
     Ok(match cookie {
         Some(c) => add_cookie(r, &c),
         None => r,
@@ -158,7 +167,7 @@ pub async fn submit(state: Arc<State>, ctx: Ctx, fields: Fields) -> Result<Respo
     if !state.login_csrf_ok(&nonce, field(&fields, "_csrf").unwrap_or("")) {
         return Err(Problem::BadCsrf.into());
     }
-    let next = safe_next(field(&fields, "next"), &state.config.base_path);
+    let next = next_from(&state, field(&fields, "next"));
     let username = field(&fields, "username").unwrap_or("");
     let password = field(&fields, "password").unwrap_or("");
     let manifest = state.manifest();
@@ -170,17 +179,14 @@ pub async fn submit(state: Arc<State>, ctx: Ctx, fields: Fields) -> Result<Respo
     {
         Ok(attempt) => attempt,
         Err(wait) => {
-            state.audit.record(
-            "throttled",
-            json!({ "user": username, "client": audit::client(ctx.client), "retry_after": wait.as_secs() }),
-        );
+            audit_throttled(&state, &ctx, username, wait);
             state.metrics.sign_in("throttled");
-            let page = login_page(
+            let page = sign_in_page(
                 &state,
                 StatusCode::OK,
+                Step::Password { username },
                 &nonce,
                 &next,
-                username,
                 Some(&throttled_message(wait)),
             );
             return Ok(throttled(page, wait));
@@ -204,17 +210,14 @@ pub async fn submit(state: Arc<State>, ctx: Ctx, fields: Fields) -> Result<Respo
             json!({ "user": username, "client": audit::client(ctx.client), "known_user": user.is_some() }),
         );
         if let Err(wait) = attempt.failed(Instant::now()) {
-            state.audit.record(
-                "throttled",
-                json!({ "user": username, "client": audit::client(ctx.client), "retry_after": wait.as_secs() }),
-            );
+            audit_throttled(&state, &ctx, username, wait);
         }
-        return Ok(login_page(
+        return Ok(sign_in_page(
             &state,
             StatusCode::UNAUTHORIZED,
+            Step::Password { username },
             &nonce,
             &next,
-            username,
             Some(LOGIN_FAILED),
         ));
     };
@@ -296,19 +299,18 @@ fn pending(state: &State, ctx: &Ctx) -> Option<(Session, User)> {
 }
 
 /// GET /login/2fa
-pub async fn code_form(
-    state: Arc<State>,
-    ctx: Ctx,
-    query: HashMap<String, String>,
-) -> Result<Response, Rejection> {
-    let next = safe_next(
-        query.get("next").map(String::as_str),
-        &state.config.base_path,
-    );
+pub async fn code_form(state: Arc<State>, ctx: Ctx, next: String) -> Result<Response, Rejection> {
     let Some((session, _)) = pending(&state, &ctx) else {
         return Ok(see_other(&format!("{}login", state.base)));
     };
-    Ok(code_page(&state, StatusCode::OK, &session, &next, None))
+    Ok(sign_in_page(
+        &state,
+        StatusCode::OK,
+        Step::Code,
+        &session.id,
+        &next,
+        None,
+    ))
 }
 
 /// POST /login/2fa
@@ -327,7 +329,7 @@ pub async fn code_submit(
     if !csrf::verify(&state.config.keys.csrf, Binding::Login(&session.id), token) {
         return Err(Problem::BadCsrf.into());
     }
-    let next = safe_next(field(&fields, "next"), &state.config.base_path);
+    let next = next_from(&state, field(&fields, "next"));
     let policy = state.manifest().auth.throttle;
     let attempt = match state
         .throttle
@@ -335,12 +337,16 @@ pub async fn code_submit(
     {
         Ok(attempt) => attempt,
         Err(wait) => {
-            state.audit.record(
-                "throttled",
-                json!({ "user": user.name, "client": audit::client(ctx.client), "retry_after": wait.as_secs() }),
-            );
+            audit_throttled(&state, &ctx, &user.name, wait);
             let message = throttled_message(wait);
-            let page = code_page(&state, StatusCode::OK, &session, &next, Some(&message));
+            let page = sign_in_page(
+                &state,
+                StatusCode::OK,
+                Step::Code,
+                &session.id,
+                &next,
+                Some(&message),
+            );
             return Ok(throttled(page, wait));
         }
     };
@@ -365,13 +371,17 @@ pub async fn code_submit(
             json!({ "user": user.name, "client": audit::client(ctx.client), "reason": reason }),
         );
         if let Err(wait) = attempt.failed(Instant::now()) {
-            state.audit.record(
-                "throttled",
-                json!({ "user": user.name, "client": audit::client(ctx.client), "retry_after": wait.as_secs() }),
-            );
+            audit_throttled(&state, &ctx, &user.name, wait);
         }
         let status = StatusCode::UNAUTHORIZED;
-        return Ok(code_page(&state, status, &session, &next, Some(message)));
+        return Ok(sign_in_page(
+            &state,
+            status,
+            Step::Code,
+            &session.id,
+            &next,
+            Some(message),
+        ));
     }
     attempt.succeeded();
     Ok(start_session(&state, &ctx, &user, &next, "password+totp"))

@@ -50,14 +50,14 @@ pub struct State {
     pub config: Config,
     /// The manifest in force: replaced whole by a reload, read through `manifest()`.
     manifest: RwLock<Arc<Manifest>>,
+    pub runs: Arc<Runs>,
+    pub audit: Arc<Audit>,
+    pub metrics: Arc<Metrics>,
     pub sessions: Codec,
     pub revoked: Revoked,
     pub verifier: Verifier,
     pub throttle: Throttle,
     pub replays: Replays,
-    pub audit: Arc<Audit>,
-    pub metrics: Arc<Metrics>,
-    pub runs: Arc<Runs>,
     /// ftw itself serves TLS (HSTS; cookies are `Secure` and `__Host-`).
     pub tls: bool,
     /// The base path with a trailing slash: the prefix of every link.

@@ -27,6 +27,7 @@ pub fn document(state: &State, title: &str, tools: &[&Tool]) -> Json {
         }}),
     );
     let mut schemas = serde_json::Map::new();
+    let string = json!({ "type": "string" });
     for tool in tools {
         let args_name = format!("{}Args", schema_name(&tool.id));
         schemas.insert(args_name.clone(), args_schema(tool));
@@ -71,57 +72,63 @@ pub fn document(state: &State, title: &str, tools: &[&Tool]) -> Json {
     }
     let run_id =
         json!([{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }]);
-    paths.insert(
-        "/api/runs/{id}".into(),
-        json!({ "get": {
-            "summary": "A run: status, exit code, output, files",
-            "operationId": "getRun",
-            "parameters": run_id,
-            "responses": {
-                "200": json_response("The run", json!({ "$ref": "#/components/schemas/Run" })),
-                "404": json_response("No such run for this caller", error.clone()),
-            }
-        }}),
+    // The routes of one run: the answer when it exists for this caller, else 404.
+    let mut run_route =
+        |path: &str, method: &str, summary: &str, operation: &str, ok: (&str, Json)| {
+            let mut responses = serde_json::Map::new();
+            responses.insert(ok.0.into(), ok.1);
+            responses.insert(
+                "404".into(),
+                json_response("No such run for this caller", error.clone()),
+            );
+            let route = json!({
+                "summary": summary,
+                "operationId": operation,
+                "parameters": run_id,
+                "responses": responses,
+            });
+            paths.insert(path.into(), json!({ method: route }));
+        };
+    run_route(
+        "/api/runs/{id}",
+        "get",
+        "A run: status, exit code, output, files",
+        "getRun",
+        (
+            "200",
+            json_response("The run", json!({ "$ref": "#/components/schemas/Run" })),
+        ),
     );
-    paths.insert(
-        "/api/runs/{id}/events".into(),
-        json!({ "get": {
-            "summary": "Server-Sent Events: snapshot, output and status events, then end",
-            "operationId": "runEvents",
-            "parameters": run_id,
-            "responses": {
-                "200": { "description": "An event stream", "content": { "text/event-stream": { "schema": { "type": "string" } } } },
-                "404": json_response("No such run for this caller", error.clone()),
-            }
-        }}),
+    run_route(
+        "/api/runs/{id}/events",
+        "get",
+        "Server-Sent Events: snapshot, output and status events, then end",
+        "runEvents",
+        ("200", text_response("An event stream", "text/event-stream")),
     );
-    paths.insert(
-        "/api/runs/{id}/output".into(),
-        json!({ "get": {
-            "summary": "The whole output as text (up to the tool's max_output)",
-            "operationId": "runOutput",
-            "parameters": run_id,
-            "responses": {
-                "200": { "description": "The output", "content": { "text/plain": { "schema": { "type": "string" } } } },
-                "404": json_response("No such run for this caller", error.clone()),
-            }
-        }}),
+    run_route(
+        "/api/runs/{id}/output",
+        "get",
+        "The whole output as text (up to the tool's max_output)",
+        "runOutput",
+        ("200", text_response("The output", "text/plain")),
     );
-    paths.insert(
-        "/api/runs/{id}/cancel".into(),
-        json!({ "post": {
-            "summary": "Stop a run (SIGTERM to its process group, SIGKILL after 5 s)",
-            "operationId": "cancelRun",
-            "parameters": run_id,
-            "responses": {
-                "202": json_response("Asked to stop", json!({
+    run_route(
+        "/api/runs/{id}/cancel",
+        "post",
+        "Stop a run (SIGTERM to its process group, SIGKILL after 5 s); answers the status it ended with",
+        "cancelRun",
+        (
+            "202",
+            json_response(
+                "Asked to stop",
+                json!({
                     "type": "object",
                     "properties": { "id": { "type": "string" }, "status": { "type": "string" } },
                     "required": ["id", "status"]
-                })),
-                "404": json_response("No such run for this caller", error),
-            }
-        }}),
+                }),
+            ),
+        ),
     );
     schemas.insert(
         "Error".into(),
@@ -159,12 +166,7 @@ pub fn document(state: &State, title: &str, tools: &[&Tool]) -> Json {
         "RunStarted".into(),
         json!({
             "type": "object",
-            "properties": {
-                "id": { "type": "string" },
-                "status": { "type": "string" },
-                "url": { "type": "string" },
-                "page": { "type": "string" }
-            },
+            "properties": { "id": string, "status": string, "url": string, "page": string },
             "required": ["id", "status", "url"],
             "additionalProperties": false
         }),
@@ -214,6 +216,13 @@ pub fn document(state: &State, title: &str, tools: &[&Tool]) -> Json {
             }
         }
     })
+}
+
+/// A response whose body is text of `media` type.
+fn text_response(description: &str, media: &str) -> Json {
+    let mut content = serde_json::Map::new();
+    content.insert(media.into(), json!({ "schema": { "type": "string" } }));
+    json!({ "description": description, "content": content })
 }
 
 /// A tool id as a schema name: `disk-usage` -> `DiskUsage`.

@@ -33,6 +33,12 @@ pub enum Problem {
     UnsupportedForm,
     /// A body that cannot be read (bad encoding, broken multipart).
     BadBody,
+    /// A query string or header that cannot be read.
+    BadRequest,
+    /// A body without a declared length where one is needed.
+    LengthRequired,
+    /// A known path, but not with this method.
+    MethodNotAllowed,
     /// The client paused too long while sending its body.
     SlowClient,
     /// The run queue is full.
@@ -149,162 +155,153 @@ enum Classified {
 }
 
 fn classify(rejection: &Rejection) -> Classified {
-    use Classified::Status;
     if let Some(problem) = rejection.find::<Problem>() {
-        return match problem {
-            Problem::SignIn { next } => Classified::Redirect(next.clone()),
-            Problem::CrossSite => Status(
-                StatusCode::FORBIDDEN,
-                "Cross-site request refused",
-                "This request came from another site, so ftw did not act on it.",
-            ),
-            Problem::BadCsrf => Status(
-                StatusCode::FORBIDDEN,
-                "Form expired",
-                "This form is no longer valid (it belongs to an older sign-in). Reload the page and try again.",
-            ),
-            Problem::LoginExpired => Status(
-                StatusCode::FORBIDDEN,
-                "Sign-in form expired",
-                "Your browser did not send the sign-in form's cookie. Reload the sign-in page and try again; cookies must be enabled.",
-            ),
-            Problem::NotFound => not_found(),
-            Problem::Busy => Status(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Busy",
-                "Too many sign-ins are in progress. Try again in a moment.",
-            ),
-            Problem::TooLarge => too_large(),
-            Problem::TooManyParts => Status(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "Too many fields",
-                "The form sent more fields than this tool has.",
-            ),
-            Problem::UnsupportedForm => unsupported(),
-            Problem::BadBody => bad_request(),
-            Problem::SlowClient => Status(
-                StatusCode::REQUEST_TIMEOUT,
-                "Too slow",
-                "The request body stopped arriving, so ftw gave up on it.",
-            ),
-            Problem::QueueFull => Status(
-                StatusCode::TOO_MANY_REQUESTS,
-                "Too many runs",
-                "Too many runs are waiting to start. Try again in a moment.",
-            ),
-            Problem::ShuttingDown => Status(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Shutting down",
-                "ftw is shutting down and starts no new runs.",
-            ),
-            Problem::Internal(why) => {
-                tracing::error!("internal error: {why}");
-                internal()
-            }
-            Problem::Unauthorized => Classified::Redirect(String::new()),
-            Problem::BadToken => Status(
-                StatusCode::UNAUTHORIZED,
-                "Token refused",
-                "The API token was refused: it is not one of the manifest's [auth.tokens] (it may have been removed). Make a new one with `ftw gen-token`.",
-            ),
-            Problem::Forbidden => Status(
-                StatusCode::FORBIDDEN,
-                "Forbidden",
-                "This address is not allowed to read this.",
-            ),
-            Problem::Throttled(_) => Status(
-                StatusCode::TOO_MANY_REQUESTS,
-                "Too many attempts",
-                "Too many failed attempts from this address; try again later.",
-            ),
-            Problem::BadJson => Status(
-                StatusCode::BAD_REQUEST,
-                "Bad request",
-                "The body must be JSON: {\"args\": {\"name\": value}}.",
-            ),
-            Problem::Invalid(_) => Status(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "Invalid arguments",
-                "Some arguments did not pass their checks.",
-            ),
-            Problem::TooLargeFields(_) => too_large(),
-        };
+        return problem.classified();
     }
-    if rejection.is_not_found() {
-        return not_found();
-    }
-    if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
-        return too_large();
-    }
-    if rejection.find::<warp::reject::LengthRequired>().is_some() {
-        return Status(
-            StatusCode::LENGTH_REQUIRED,
-            "Length required",
-            "The request must say how long its body is.",
-        );
-    }
-    if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
-        return Status(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "Method not allowed",
-            "This address does not take that kind of request.",
-        );
-    }
-    if rejection
+    // warp's own rejections, in ftw's words.
+    let problem = if rejection.is_not_found() {
+        Problem::NotFound
+    } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
+        Problem::TooLarge
+    } else if rejection.find::<warp::reject::LengthRequired>().is_some() {
+        Problem::LengthRequired
+    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        Problem::MethodNotAllowed
+    } else if rejection
         .find::<warp::reject::UnsupportedMediaType>()
         .is_some()
     {
-        return unsupported();
-    }
-    if rejection.find::<warp::reject::InvalidQuery>().is_some()
+        Problem::UnsupportedForm
+    } else if rejection.find::<warp::reject::InvalidQuery>().is_some()
         || rejection.find::<warp::reject::InvalidHeader>().is_some()
         || rejection.find::<warp::reject::MissingHeader>().is_some()
         || rejection
             .find::<warp::body::BodyDeserializeError>()
             .is_some()
     {
-        return bad_request();
+        Problem::BadRequest
+    } else {
+        Problem::Internal(format!("unhandled rejection: {rejection:?}"))
+    };
+    problem.classified()
+}
+
+impl Problem {
+    /// The status, the page heading and the sentence for the person who sent it.
+    fn classified(&self) -> Classified {
+        use StatusCode as S;
+        let (status, heading, message) = match self {
+            Problem::SignIn { next } => return Classified::Redirect(next.clone()),
+            Problem::Unauthorized => return Classified::Redirect(String::new()),
+            Problem::CrossSite => (
+                S::FORBIDDEN,
+                "Cross-site request refused",
+                "This request came from another site, so ftw did not act on it.",
+            ),
+            Problem::BadCsrf => (
+                S::FORBIDDEN,
+                "Form expired",
+                "This form is no longer valid (it belongs to an older sign-in). Reload the page and try again.",
+            ),
+            Problem::LoginExpired => (
+                S::FORBIDDEN,
+                "Sign-in form expired",
+                "Your browser did not send the sign-in form's cookie. Reload the sign-in page and try again; cookies must be enabled.",
+            ),
+            Problem::NotFound => (
+                S::NOT_FOUND,
+                "Not found",
+                "There is nothing here, or you may not see it.",
+            ),
+            Problem::Busy => (
+                S::SERVICE_UNAVAILABLE,
+                "Busy",
+                "Too many sign-ins are in progress. Try again in a moment.",
+            ),
+            Problem::TooLarge | Problem::TooLargeFields(_) => (
+                S::PAYLOAD_TOO_LARGE,
+                "Too large",
+                "The request body is larger than ftw accepts.",
+            ),
+            Problem::TooManyParts => (
+                S::PAYLOAD_TOO_LARGE,
+                "Too many fields",
+                "The form sent more fields than this tool has.",
+            ),
+            Problem::UnsupportedForm => (
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "Unsupported form",
+                "The request body is not in a form ftw reads.",
+            ),
+            Problem::BadBody => (
+                S::BAD_REQUEST,
+                "Bad request",
+                "The request body could not be read: a broken form, or text that is not UTF-8.",
+            ),
+            Problem::BadRequest => (
+                S::BAD_REQUEST,
+                "Bad request",
+                "The request could not be read: a malformed query string or header.",
+            ),
+            Problem::LengthRequired => (
+                S::LENGTH_REQUIRED,
+                "Length required",
+                "The request must say how long its body is.",
+            ),
+            Problem::MethodNotAllowed => (
+                S::METHOD_NOT_ALLOWED,
+                "Method not allowed",
+                "This address does not take that kind of request.",
+            ),
+            Problem::SlowClient => (
+                S::REQUEST_TIMEOUT,
+                "Too slow",
+                "The request body stopped arriving, so ftw gave up on it.",
+            ),
+            Problem::QueueFull => (
+                S::TOO_MANY_REQUESTS,
+                "Too many runs",
+                "Too many runs are waiting to start. Try again in a moment.",
+            ),
+            Problem::ShuttingDown => (
+                S::SERVICE_UNAVAILABLE,
+                "Shutting down",
+                "ftw is shutting down and starts no new runs.",
+            ),
+            Problem::Internal(why) => {
+                tracing::error!("internal error: {why}");
+                (
+                    S::INTERNAL_SERVER_ERROR,
+                    "Something went wrong",
+                    "ftw could not answer this request.",
+                )
+            }
+            Problem::BadToken => (
+                S::UNAUTHORIZED,
+                "Token refused",
+                "The API token was refused: it is not one of the manifest's [auth.tokens] (it may have been removed). Make a new one with `ftw gen-token`.",
+            ),
+            Problem::Forbidden => (
+                S::FORBIDDEN,
+                "Forbidden",
+                "This address is not allowed to read this.",
+            ),
+            Problem::Throttled(_) => (
+                S::TOO_MANY_REQUESTS,
+                "Too many attempts",
+                "Too many failed attempts from this address; try again later.",
+            ),
+            Problem::BadJson => (
+                S::BAD_REQUEST,
+                "Bad request",
+                "The body must be JSON: {\"args\": {\"name\": value}}.",
+            ),
+            Problem::Invalid(_) => (
+                S::UNPROCESSABLE_ENTITY,
+                "Invalid arguments",
+                "Some arguments did not pass their checks.",
+            ),
+        };
+        Classified::Status(status, heading, message)
     }
-    tracing::warn!("unhandled rejection: {rejection:?}");
-    internal()
-}
-
-fn not_found() -> Classified {
-    Classified::Status(
-        StatusCode::NOT_FOUND,
-        "Not found",
-        "There is nothing here, or you may not see it.",
-    )
-}
-
-fn too_large() -> Classified {
-    Classified::Status(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "Too large",
-        "The request body is larger than ftw accepts.",
-    )
-}
-
-fn unsupported() -> Classified {
-    Classified::Status(
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "Unsupported form",
-        "The request body is not in a form ftw reads.",
-    )
-}
-
-fn bad_request() -> Classified {
-    Classified::Status(
-        StatusCode::BAD_REQUEST,
-        "Bad request",
-        "The request body could not be read: a broken form, or text that is not UTF-8.",
-    )
-}
-
-fn internal() -> Classified {
-    Classified::Status(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "Something went wrong",
-        "ftw could not answer this request.",
-    )
 }

@@ -76,12 +76,14 @@ pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
         on!(state, get, "metrics").and_then(metrics::scrape),
     ];
     let sign_in = any_of![
-        on!(state, get, "login").and(query()).and_then(login::form),
+        on!(state, get, "login")
+            .and(login::next_param(&state))
+            .and_then(login::form),
         on!(state, post, "login")
             .and(form())
             .and_then(login::submit),
         on!(state, get, "login" / "2fa")
-            .and(query())
+            .and(login::next_param(&state))
             .and_then(login::code_form),
         on!(state, post, "login" / "2fa")
             .and(form())

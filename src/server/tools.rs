@@ -6,14 +6,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use askama::Template;
-use bytes::Buf;
-use futures_util::Stream;
 use http::StatusCode;
 use warp::Rejection;
 use warp::reply::Response;
 
 use super::State;
 use super::access::allowed_tool;
+use super::body::BodyStream;
 use super::context::Ctx;
 use super::identity::Authed;
 use super::intake::{self, Bodies, Refused};
@@ -324,35 +323,32 @@ pub async fn show(
 }
 
 /// POST /tools/{id}: check and start.
-pub async fn submit<S, B>(
+pub async fn submit(
     id: String,
     state: Arc<State>,
     ctx: Ctx,
-    body: S,
-) -> Result<Response, Rejection>
-where
-    S: Stream<Item = Result<B, warp::Error>> + Send + Unpin + 'static,
-    B: Buf + Send + 'static,
-{
+    body: impl BodyStream,
+) -> Result<Response, Rejection> {
     intake::precheck(&state, &ctx)?;
     let authed = require(&state, &ctx, &format!("{}tools/{id}", state.base))?;
+    let (status, given, errors) =
+        match intake::intake(&state, &ctx, &authed, &id, body, Bodies::Form).await {
+            Ok(intake) => {
+                let run = super::launch::start(&state, &ctx, &authed, intake)?;
+                let page = format!("{}runs/{}", state.base, run.id);
+                return Ok(authed.finish(see_other(&page)));
+            }
+            Err(Refused::Problem(p)) => return Err(p.into()),
+            Err(Refused::TooLarge(errors)) => (StatusCode::PAYLOAD_TOO_LARGE, None, errors),
+            Err(Refused::Invalid(errors, submission)) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, Some(submission), errors)
+            }
+        };
+    // The form again, with every message and what was sent (nothing was read of a body
+    // that was too large).
     let tool = allowed_tool(&state, &authed, &id)?;
-    let no_values = HashMap::new();
-    let intake = match intake::intake(&state, &ctx, &authed, &tool, body, Bodies::Form).await {
-        Ok(intake) => intake,
-        Err(Refused::Problem(p)) => return Err(p.into()),
-        Err(Refused::TooLarge(errors)) => {
-            let status = StatusCode::PAYLOAD_TOO_LARGE;
-            return Ok(render(&state, &authed, &tool, status, &no_values, &errors));
-        }
-        Err(Refused::Invalid(errors, submission)) => {
-            let given = given_back(&tool, &submission);
-            let status = StatusCode::UNPROCESSABLE_ENTITY;
-            return Ok(render(&state, &authed, &tool, status, &given, &errors));
-        }
-    };
-    let run = super::launch::start(&state, &ctx, &authed, &tool, intake)?;
-    Ok(authed.finish(see_other(&format!("{}runs/{}", state.base, run.id))))
+    let given = given.map(|s| given_back(&tool, &s)).unwrap_or_default();
+    Ok(render(&state, &authed, &tool, status, &given, &errors))
 }
 
 /// The values to show again after a refused submission: what was sent, except

@@ -155,27 +155,11 @@ impl Checker<'_> {
             "email" => Kind::Email(self.text_rules(raw)),
             "url" => Kind::Url(self.text_rules(raw)),
             "int" => {
-                let min = self.int(&raw.min, "min");
-                let max = self.int(&raw.max, "max");
-                self.ordered(&raw.max, min, max);
-                let step = self.int(&raw.step, "step");
-                if let (Some(s), Some(span)) = (step, raw.step.as_ref())
-                    && s <= 0
-                {
-                    self.error(span.span(), "`step` must be larger than zero".into());
-                }
+                let (min, max, step) = self.numeric(raw, Self::int, 0);
                 Kind::Int { min, max, step }
             }
             "float" => {
-                let min = self.float(&raw.min, "min");
-                let max = self.float(&raw.max, "max");
-                self.ordered(&raw.max, min, max);
-                let step = self.float(&raw.step, "step");
-                if let (Some(s), Some(span)) = (step, raw.step.as_ref())
-                    && s <= 0.0
-                {
-                    self.error(span.span(), "`step` must be larger than zero".into());
-                }
+                let (min, max, step) = self.numeric(raw, Self::float, 0.0);
                 Kind::Float { min, max, step }
             }
             "bool" => {
@@ -237,6 +221,26 @@ impl Checker<'_> {
             max_length,
             pattern,
         }
+    }
+
+    /// `min`, `max` and `step` of a number type, read by `number`: the maximum not below
+    /// the minimum, the step above `zero`.
+    fn numeric<T: PartialOrd + Copy + std::fmt::Display>(
+        &mut self,
+        raw: &RawArg,
+        number: fn(&mut Self, &Option<Spanned<toml::Value>>, &str) -> Option<T>,
+        zero: T,
+    ) -> (Option<T>, Option<T>, Option<T>) {
+        let min = number(self, &raw.min, "min");
+        let max = number(self, &raw.max, "max");
+        self.ordered(&raw.max, min, max);
+        let step = number(self, &raw.step, "step");
+        if let (Some(s), Some(span)) = (step, raw.step.as_ref())
+            && s <= zero
+        {
+            self.error(span.span(), "`step` must be larger than zero".into());
+        }
+        (min, max, step)
     }
 
     /// Reports `min > max` at the `max` value.

@@ -52,7 +52,7 @@ impl Checker<'_> {
             declared.users.push(entry.name.get_ref().clone());
             declared
                 .groups
-                .extend(entry.groups.iter().map(|g| g.get_ref().clone()));
+                .extend(entry.user.groups.iter().map(|g| g.get_ref().clone()));
             let manifest_source = std::mem::replace(&mut self.source, Arc::clone(&entry.source));
             if let Some(user) = self.user(&entry, &mut first_seen) {
                 users.insert(user.name.clone(), user);
@@ -111,16 +111,7 @@ impl Checker<'_> {
         };
         let mut tokens = Vec::new();
         for (name, token) in &raw.tokens {
-            if !names::TOKEN.allows(name.get_ref()) {
-                self.error(
-                    name.span(),
-                    format!(
-                        "token name {} may only use {}",
-                        quoted(name.get_ref()),
-                        names::TOKEN.describe
-                    ),
-                );
-            }
+            self.name_follows(&names::TOKEN, name);
             let user = token.user.get_ref();
             if !declared.users.contains(user) && !declared.open {
                 let hint = suggestion(user, declared.users.iter().map(String::as_str), tick);
@@ -216,18 +207,7 @@ impl Checker<'_> {
         first_seen: &mut HashMap<String, String>,
     ) -> Option<User> {
         let name = entry.name.get_ref();
-        let mut ok = true;
-        if !names::USER.allows(name) {
-            self.error(
-                entry.name.span(),
-                format!(
-                    "user name {} may only use {}",
-                    quoted(name),
-                    names::USER.describe
-                ),
-            );
-            ok = false;
-        }
+        let mut ok = self.name_follows(&names::USER, &entry.name);
         if let Some(other) = first_seen.get(name) {
             self.error(
                 entry.name.span(),
@@ -237,10 +217,10 @@ impl Checker<'_> {
         } else {
             first_seen.insert(name.clone(), entry.source.name.clone());
         }
-        let hash = entry.password.get_ref();
+        let hash = entry.user.password.get_ref();
         if !hash.starts_with('$') {
             self.error_help(
-                entry.password.span(),
+                entry.user.password.span(),
                 format!(
                     "the password of `{name}` is in plain text; ftw only stores argon2id hashes"
                 ),
@@ -249,26 +229,16 @@ impl Checker<'_> {
             ok = false;
         } else if let Err(why) = password::check_hash(hash) {
             self.error_help(
-                entry.password.span(),
+                entry.user.password.span(),
                 format!("the password hash of `{name}` is not usable: {why}"),
                 "run `ftw hash-password` to make a new hash".into(),
             );
             ok = false;
         }
-        for group in &entry.groups {
-            if !names::GROUP.allows(group.get_ref()) {
-                self.error(
-                    group.span(),
-                    format!(
-                        "group name {} may only use {}",
-                        quoted(group.get_ref()),
-                        names::GROUP.describe
-                    ),
-                );
-                ok = false;
-            }
+        for group in &entry.user.groups {
+            ok &= self.name_follows(&names::GROUP, group);
         }
-        let totp = match &entry.totp {
+        let totp = match &entry.user.totp {
             None => None,
             Some(secret) => match totp_rs::Secret::try_from_base32(secret.get_ref().trim()) {
                 Ok(bytes) if bytes.len() >= 16 => Some(bytes.to_vec()),
@@ -295,7 +265,12 @@ impl Checker<'_> {
         ok.then(|| User {
             name: name.clone(),
             password_hash: hash.clone(),
-            groups: entry.groups.iter().map(|g| g.get_ref().clone()).collect(),
+            groups: entry
+                .user
+                .groups
+                .iter()
+                .map(|g| g.get_ref().clone())
+                .collect(),
             totp,
         })
     }

@@ -96,6 +96,21 @@ impl Checker<'_> {
         self.diags.warning(&self.source, Some(span), message);
     }
 
+    /// Whether `name` follows `rule`; if not, an error that says what it may use.
+    fn name_follows(&mut self, rule: &super::names::NameRule, name: &Spanned<String>) -> bool {
+        let ok = rule.allows(name.get_ref());
+        if !ok {
+            let message = format!(
+                "{} {} may only use {}",
+                rule.what,
+                quoted(name.get_ref()),
+                rule.describe()
+            );
+            self.error(name.span(), message);
+        }
+        ok
+    }
+
     /// A path from the manifest, taken relative to the manifest's folder.
     fn path(&self, value: &str) -> PathBuf {
         self.base_dir.join(value)

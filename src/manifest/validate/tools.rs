@@ -20,18 +20,7 @@ use super::{Checker, Declared};
 impl Checker<'_> {
     pub(super) fn tool(&mut self, entry: RawToolEntry, declared: &Declared) -> Option<Tool> {
         let id = entry.id.get_ref().clone();
-        let mut ok = true;
-        if !names::TOOL_ID.allows(&id) {
-            self.error(
-                entry.id.span(),
-                format!(
-                    "tool id {} may only use {}, as it is part of the URL",
-                    quoted(&id),
-                    names::TOOL_ID.describe
-                ),
-            );
-            ok = false;
-        }
+        let mut ok = self.name_follows(&names::TOOL_ID, &entry.id);
         let arg_names: Vec<String> = entry
             .args
             .iter()
