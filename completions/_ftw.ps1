@@ -89,10 +89,11 @@ Register-ArgumentCompleter -Native -CommandName 'ftw' -ScriptBlock {
             break
         }
         'ftw;cert' {
-            [CompletionResult]::new('--san', '--san', [CompletionResultType]::ParameterName, 'A DNS name or IP address the certificate is valid for (repeatable) [default: localhost, 127.0.0.1, ::1]')
+            [CompletionResult]::new('--san', '--san', [CompletionResultType]::ParameterName, 'A DNS name or IP address the certificate is valid for, besides localhost, 127.0.0.1 and ::1 (repeatable)')
             [CompletionResult]::new('--days', '--days', [CompletionResultType]::ParameterName, 'How many days the certificate stays valid')
             [CompletionResult]::new('--out-dir', '--out-dir', [CompletionResultType]::ParameterName, 'Folder to write cert.pem and key.pem into')
             [CompletionResult]::new('--self-signed', '--self-signed', [CompletionResultType]::ParameterName, 'Make a self-signed certificate (for a LAN, a lab, or a first try)')
+            [CompletionResult]::new('--no-default-sans', '--no-default-sans', [CompletionResultType]::ParameterName, 'Leave localhost, 127.0.0.1 and ::1 out: only the --san names')
             [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Replace cert.pem and key.pem if they exist')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')

@@ -97,7 +97,7 @@ _ftw() {
             return 0
             ;;
         ftw__subcmd__cert)
-            opts="-h -V --self-signed --san --days --out-dir --force --help --version"
+            opts="-h -V --self-signed --san --no-default-sans --days --out-dir --force --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

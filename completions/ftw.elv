@@ -80,10 +80,11 @@ set edit:completion:arg-completer[ftw] = {|@words|
             cand --version 'Print version'
         }
         &'ftw;cert'= {
-            cand --san 'A DNS name or IP address the certificate is valid for (repeatable) [default: localhost, 127.0.0.1, ::1]'
+            cand --san 'A DNS name or IP address the certificate is valid for, besides localhost, 127.0.0.1 and ::1 (repeatable)'
             cand --days 'How many days the certificate stays valid'
             cand --out-dir 'Folder to write cert.pem and key.pem into'
             cand --self-signed 'Make a self-signed certificate (for a LAN, a lab, or a first try)'
+            cand --no-default-sans 'Leave localhost, 127.0.0.1 and ::1 out: only the --san names'
             cand --force 'Replace cert.pem and key.pem if they exist'
             cand -h 'Print help'
             cand --help 'Print help'

@@ -62,10 +62,11 @@ complete -c ftw -n "__fish_ftw_using_subcommand gen-token" -s V -l version -d 'P
 complete -c ftw -n "__fish_ftw_using_subcommand hash-password" -l verify -d 'Check a password against this hash instead (exit 0 if it matches, 1 if not)' -r
 complete -c ftw -n "__fish_ftw_using_subcommand hash-password" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ftw -n "__fish_ftw_using_subcommand hash-password" -s V -l version -d 'Print version'
-complete -c ftw -n "__fish_ftw_using_subcommand cert" -l san -d 'A DNS name or IP address the certificate is valid for (repeatable) [default: localhost, 127.0.0.1, ::1]' -r
+complete -c ftw -n "__fish_ftw_using_subcommand cert" -l san -d 'A DNS name or IP address the certificate is valid for, besides localhost, 127.0.0.1 and ::1 (repeatable)' -r
 complete -c ftw -n "__fish_ftw_using_subcommand cert" -l days -d 'How many days the certificate stays valid' -r
 complete -c ftw -n "__fish_ftw_using_subcommand cert" -l out-dir -d 'Folder to write cert.pem and key.pem into' -r -f -a "(__fish_complete_directories)"
 complete -c ftw -n "__fish_ftw_using_subcommand cert" -l self-signed -d 'Make a self-signed certificate (for a LAN, a lab, or a first try)'
+complete -c ftw -n "__fish_ftw_using_subcommand cert" -l no-default-sans -d 'Leave localhost, 127.0.0.1 and ::1 out: only the --san names'
 complete -c ftw -n "__fish_ftw_using_subcommand cert" -l force -d 'Replace cert.pem and key.pem if they exist'
 complete -c ftw -n "__fish_ftw_using_subcommand cert" -s h -l help -d 'Print help'
 complete -c ftw -n "__fish_ftw_using_subcommand cert" -s V -l version -d 'Print version'

@@ -157,10 +157,13 @@ pub struct CertArgs {
     /// Make a self-signed certificate (for a LAN, a lab, or a first try)
     #[arg(long)]
     pub self_signed: bool,
-    /// A DNS name or IP address the certificate is valid for (repeatable)
-    /// [default: localhost, 127.0.0.1, ::1]
+    /// A DNS name or IP address the certificate is valid for, besides localhost,
+    /// 127.0.0.1 and ::1 (repeatable)
     #[arg(long = "san", value_name = "NAME")]
     pub sans: Vec<String>,
+    /// Leave localhost, 127.0.0.1 and ::1 out: only the --san names
+    #[arg(long, requires = "sans")]
+    pub no_default_sans: bool,
     /// How many days the certificate stays valid
     #[arg(long, value_name = "N", default_value_t = 365,
           value_parser = clap::value_parser!(u32).range(1..=3650))]

@@ -118,19 +118,66 @@ impl Config {
         Ok((config, manifest))
     }
 
-    /// The address people should open, as printed in the `listening on` line.
-    pub fn url(&self, local: SocketAddr) -> String {
-        let scheme = if self.tls.is_some() { "https" } else { "http" };
-        let host = match local.ip() {
-            IpAddr::V6(v6) => format!("[{v6}]"),
-            IpAddr::V4(v4) => v4.to_string(),
+    /// The addresses to print at start-up. `cert_names` are the names the TLS
+    /// certificate is valid for (none without TLS): an address is only offered if a
+    /// browser will accept the certificate there.
+    pub fn addresses(&self, local: SocketAddr, cert_names: &[String]) -> Addresses {
+        let tls = self.tls.is_some();
+        let url = |host: &str| {
+            let scheme = if tls { "https" } else { "http" };
+            let host = match host.parse::<IpAddr>() {
+                Ok(IpAddr::V6(v6)) => format!("[{v6}]"),
+                _ => host.to_string(),
+            };
+            let base = crate::auth::next::home(&self.base_path);
+            format!("{scheme}://{host}:{}{base}", local.port())
         };
-        format!(
-            "{scheme}://{host}:{}{}",
-            local.port(),
-            crate::auth::next::home(&self.base_path)
-        )
+        let accepted = |host: &str| !tls || crate::tls::covers(cert_names, host);
+        let loopback = ["127.0.0.1", "localhost", "::1"];
+        let bound = local.ip();
+        // The first name of this machine the certificate is for.
+        let local_name = loopback.iter().copied().find(|h| accepted(h));
+        // Names of this machine on the network the certificate is for (not wildcards).
+        let network: Vec<String> = cert_names
+            .iter()
+            .filter(|n| !n.starts_with("*.") && !loopback.contains(&n.as_str()))
+            .filter(|n| n.parse::<IpAddr>().map_or(true, |ip| !ip.is_loopback()))
+            .map(|n| url(n))
+            .collect();
+        if bound.is_unspecified() {
+            return Addresses {
+                listening: url(&bound.to_string()),
+                this_machine: local_name.map(url),
+                network,
+            };
+        }
+        let bound_text = bound.to_string();
+        let listening = if accepted(&bound_text) {
+            url(&bound_text)
+        } else if bound.is_loopback()
+            && let Some(name) = local_name
+        {
+            url(name)
+        } else {
+            network.first().cloned().unwrap_or_else(|| url(&bound_text))
+        };
+        Addresses {
+            listening,
+            this_machine: None,
+            network: Vec::new(),
+        }
     }
+}
+
+/// What `ftw serve` prints about where to find it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Addresses {
+    /// The `listening on` URL (scripts read it).
+    pub listening: String,
+    /// When listening on every interface: the URL to open on this machine.
+    pub this_machine: Option<String>,
+    /// When listening on every interface with TLS: the certificate's other names.
+    pub network: Vec<String>,
 }
 
 /// Overwrites an environment variable's value where the kernel shows it
@@ -167,4 +214,70 @@ fn parse_host(host: &str) -> Result<IpAddr> {
                  0.0.0.0 (every IPv4 interface) or :: (every interface)"
             ))
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::keys::KeySource;
+
+    fn config(tls: bool) -> Config {
+        Config {
+            manifest_path: "tools.toml".into(),
+            addr: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            tls: tls.then(|| TlsFiles {
+                cert: "cert.pem".into(),
+                key: "key.pem".into(),
+            }),
+            keys: Keys::from_secret(&[1; 32], KeySource::Ephemeral),
+            base_path: "/".into(),
+            shutdown_grace: Duration::from_secs(1),
+            audit_log: None,
+            max_runs: 1,
+            keep_runs: 1,
+            max_connections: 16,
+            client_timeout: Duration::from_secs(1),
+            one_time_password: None,
+            warnings: Vec::new(),
+        }
+    }
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn the_printed_address_is_one_the_certificate_is_for() {
+        let at = |ip: [u8; 4]| SocketAddr::from((ip, 8443));
+        let lan_only = names(&["ftw.example.lan"]);
+        let with_loopback = names(&["ftw.example.lan", "localhost", "127.0.0.1", "::1"]);
+        let tls = config(true);
+        assert_eq!(
+            tls.addresses(at([127, 0, 0, 1]), &with_loopback).listening,
+            "https://127.0.0.1:8443/"
+        );
+        assert_eq!(
+            tls.addresses(at([127, 0, 0, 1]), &lan_only).listening,
+            "https://ftw.example.lan:8443/",
+            "not an address the certificate would fail on"
+        );
+        let everywhere = tls.addresses(at([0, 0, 0, 0]), &with_loopback);
+        assert_eq!(everywhere.listening, "https://0.0.0.0:8443/");
+        assert_eq!(
+            everywhere.this_machine.as_deref(),
+            Some("https://127.0.0.1:8443/")
+        );
+        assert_eq!(everywhere.network, ["https://ftw.example.lan:8443/"]);
+        let only_localhost = tls.addresses(at([0, 0, 0, 0]), &names(&["localhost"]));
+        assert_eq!(
+            only_localhost.this_machine.as_deref(),
+            Some("https://localhost:8443/")
+        );
+        let plain = config(false).addresses(at([0, 0, 0, 0]), &[]);
+        assert_eq!(
+            plain.this_machine.as_deref(),
+            Some("http://127.0.0.1:8443/")
+        );
+        assert!(plain.network.is_empty());
+    }
 }

@@ -88,7 +88,39 @@ fn custom_names_days_and_folder() {
     out.success()
         .stdout_has("--tls-cert tls/cert.pem --tls-key tls/key.pem");
     let der = der(&std::fs::read_to_string(out.path("tls/cert.pem")).unwrap());
-    assert_eq!(sans(&der), ["ftw.example.lan", "10.0.0.7"]);
+    assert_eq!(
+        sans(&der),
+        [
+            "ftw.example.lan",
+            "10.0.0.7",
+            "localhost",
+            "127.0.0.1",
+            "::1"
+        ],
+        "the loopback names are kept"
+    );
+}
+
+#[test]
+fn no_default_sans_leaves_the_loopback_names_out() {
+    let out = Test::new()
+        .args(&[
+            "cert",
+            "--self-signed",
+            "--san",
+            "ftw.example.lan",
+            "--no-default-sans",
+        ])
+        .run();
+    out.success().stdout_has("for ftw.example.lan)");
+    let der = der(&std::fs::read_to_string(out.path("cert.pem")).unwrap());
+    assert_eq!(sans(&der), ["ftw.example.lan"]);
+    // Without a --san there would be no name at all.
+    Test::new()
+        .args(&["cert", "--self-signed", "--no-default-sans"])
+        .run()
+        .code(2)
+        .stderr_has("--san");
 }
 
 #[test]

@@ -524,3 +524,41 @@ fn admins_naming_nobody_says_admins() {
         "#,
     );
 }
+
+#[test]
+fn a_readable_users_file_with_totp_secrets_gets_a_warning() {
+    let users = format!(
+        "alice = {{ password = \"{HASH_A}\", totp = \"JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\" }}\n"
+    );
+    let test = Test::new()
+        .file("users.toml", &users)
+        .manifest("[auth]\nusers_file = \"users.toml\"\n\n[tools.t]\ncommand = [\"/bin/true\"]\n");
+    use std::os::unix::fs::PermissionsExt;
+    let path = test.path().join("users.toml");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let dir = std::fs::canonicalize(test.path()).unwrap();
+    let out = test.args(&["check", "tools.toml"]).run();
+    out.success();
+    assert_eq!(
+        out.stderr.replace(&dir.display().to_string(), "DIR"),
+        unindent(
+            r#"
+            tools.toml:2:14: warning: the users file "users.toml" holds TOTP secrets and other users can read it (mode 644); run `chmod 600 DIR/users.toml`
+              |
+            2 | users_file = "users.toml"
+              |              ^^^^^^^^^^^^
+            "#
+        )
+    );
+    // Once private, nothing to say.
+    let private = Test::new()
+        .file("users.toml", &users)
+        .manifest("[auth]\nusers_file = \"users.toml\"\n\n[tools.t]\ncommand = [\"/bin/true\"]\n");
+    let path = private.path().join("users.toml");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    private
+        .args(&["check", "tools.toml"])
+        .run()
+        .success()
+        .stderr_is("");
+}

@@ -144,7 +144,7 @@ fn a_short_secret_key_is_refused_with_a_pointer_to_gen_secret() {
         ])
         .run();
     out.code(2)
-        .stderr_has("is 16 bytes long; ftw needs at least 32")
+        .stderr_has("is only 16 bytes long (written as 32 hex digits); ftw needs at least 32 bytes (64 hex digits)")
         .stderr_has("ftw gen-secret");
     Test::new()
         .manifest(&with_users())
@@ -152,7 +152,9 @@ fn a_short_secret_key_is_refused_with_a_pointer_to_gen_secret() {
         .args(&["serve", "tools.toml", "--port", "0"])
         .run()
         .code(2)
-        .stderr_has("FTW_SECRET_KEY is 9 bytes long");
+        .stderr_has(
+            "FTW_SECRET_KEY is only 9 bytes long (written as plain text, neither hex nor base64)",
+        );
 }
 
 #[test]
@@ -352,7 +354,10 @@ fn bad_tls_files_are_clear_start_up_errors() {
         ])
         .run();
     out.code(2)
-        .stderr_has("the key other-key.pem does not fit the certificate cert.pem");
+        .stderr_has(
+            "the key other-key.pem does not fit the certificate cert.pem: they are not one pair",
+        )
+        .stderr_has("ftw cert --self-signed");
 
     let (test, _) = tls_setup();
     let out = test
@@ -390,5 +395,21 @@ fn a_taken_port_is_a_runtime_error() {
         .args(&["serve", "tools.toml", "--port", &port])
         .run()
         .code(1)
-        .stderr_has(&format!("cannot listen on 127.0.0.1:{port}"));
+        .stderr_has(&format!("cannot listen on 127.0.0.1:{port}"))
+        .stderr_has(&format!(
+            "another program (or another ftw) is using port {port}"
+        ))
+        .stderr_has("pick another port with --port");
+}
+
+#[test]
+fn plain_http_to_the_tls_port_gets_a_hint() {
+    let (test, _) = tls_setup();
+    let server = Server::start(test, &["--tls-cert", "cert.pem", "--tls-key", "key.pem"]);
+    let r = http(&mut server.connect(), "GET", "/runs", &[], "");
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.body, "This port speaks HTTPS, not plain HTTP: open https://localhost/\n",
+        "the host the client asked for"
+    );
 }

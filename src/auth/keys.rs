@@ -106,22 +106,28 @@ fn read_key_file(path: &Path) -> Result<Vec<u8>, String> {
 /// failing both, raw bytes; surrounding whitespace is ignored. At least 32 bytes.
 pub fn decode(text: &str) -> Result<Vec<u8>, String> {
     let text = text.trim();
-    let bytes = if text.len().is_multiple_of(2) && text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        (0..text.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex digits"))
-            .collect()
-    } else if let Ok(b) = base64::engine::general_purpose::STANDARD.decode(text) {
-        b
-    } else if let Ok(b) = base64::engine::general_purpose::STANDARD_NO_PAD.decode(text) {
-        b
-    } else {
-        text.as_bytes().to_vec()
-    };
+    let (bytes, written) =
+        if text.len().is_multiple_of(2) && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let bytes = (0..text.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex digits"))
+                .collect();
+            (bytes, format!("{} hex digits", text.len()))
+        } else if let Ok(b) = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(text))
+        {
+            (b, format!("{} base64 characters", text.len()))
+        } else {
+            let raw = text.as_bytes().to_vec();
+            (raw, "plain text, neither hex nor base64".to_string())
+        };
     if bytes.len() < MIN_KEY_BYTES {
         return Err(format!(
-            "is {} bytes long; ftw needs at least {MIN_KEY_BYTES}. Make a good one with `ftw gen-secret`",
-            bytes.len()
+            "is only {} bytes long (written as {written}); ftw needs at least {MIN_KEY_BYTES} \
+             bytes ({} hex digits). Make a good one with `ftw gen-secret`",
+            bytes.len(),
+            MIN_KEY_BYTES * 2
         ));
     }
     Ok(bytes)
@@ -157,7 +163,8 @@ mod tests {
     fn short_keys_are_refused_with_a_pointer_to_gen_secret() {
         let err = decode(&"ab".repeat(16)).unwrap_err();
         assert!(
-            err.contains("16 bytes") && err.contains("ftw gen-secret"),
+            err.contains("only 16 bytes long (written as 32 hex digits)")
+                && err.contains("ftw gen-secret"),
             "{err}"
         );
     }

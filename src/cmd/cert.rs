@@ -22,17 +22,22 @@ pub fn run(args: CertArgs) -> Result<()> {
     if !args.self_signed {
         return Err(Error::usage(
             "`ftw cert` needs a mode. It can make a self-signed certificate today:\n\n    \
-             ftw cert --self-signed [--san NAME]... [--days N] [--out-dir DIR] [--force]\n\n\
+             ftw cert --self-signed [--san NAME]... [--no-default-sans] [--days N] [--out-dir DIR] [--force]\n\n\
              For a name the public can reach, use a certificate from your CA or from \
              Let's Encrypt (certbot, or a proxy such as Caddy) and pass its files to \
              `ftw serve --tls-cert FILE --tls-key FILE`.",
         ));
     }
-    let sans: Vec<String> = if args.sans.is_empty() {
-        DEFAULT_SANS.iter().map(|s| s.to_string()).collect()
-    } else {
-        args.sans.clone()
-    };
+    // The names asked for first (the first is the certificate's common name), then the
+    // loopback names, so the URL `ftw serve` prints on this machine works too.
+    let mut sans: Vec<String> = args.sans.clone();
+    if !args.no_default_sans {
+        for name in DEFAULT_SANS {
+            if !sans.iter().any(|s| s.eq_ignore_ascii_case(name)) {
+                sans.push(name.to_string());
+            }
+        }
+    }
     for san in &sans {
         check_san(san)?;
     }

@@ -15,7 +15,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
@@ -24,7 +24,7 @@ use warp::reply::Response;
 
 use super::context::ClientAddr;
 use super::{State, respond, routes};
-use crate::config::Config;
+use crate::config::{Addresses, Config};
 use crate::error::{Error, Result};
 
 /// Largest request head ftw reads (request line and headers).
@@ -35,21 +35,20 @@ const MAX_URI_BYTES: usize = 16 * 1024;
 const MAX_STREAMS: u32 = 128;
 
 pub async fn serve(config: Config, manifest: crate::manifest::Manifest) -> Result<()> {
-    let tls = match &config.tls {
-        Some(files) => Some(TlsAcceptor::from(
-            crate::tls::server_config(files).map_err(Error::usage)?,
-        )),
-        None => None,
+    let (tls, cert_names) = match &config.tls {
+        Some(files) => (
+            Some(TlsAcceptor::from(
+                crate::tls::server_config(files).map_err(Error::usage)?,
+            )),
+            crate::tls::certificate_names(&files.cert).map_err(Error::usage)?,
+        ),
+        None => (None, Vec::new()),
     };
     raise_fd_limit(config.max_connections);
     return_large_allocations();
-    let listener = TcpListener::bind(config.addr).await.map_err(|e| {
-        Error::runtime(format!(
-            "cannot listen on {}: {}",
-            config.addr,
-            crate::manifest::io_reason(&e)
-        ))
-    })?;
+    let listener = TcpListener::bind(config.addr)
+        .await
+        .map_err(|e| Error::runtime(bind_error(config.addr, &e)))?;
     let local = listener
         .local_addr()
         .map_err(|e| Error::runtime(format!("cannot read the listening address: {e}")))?;
@@ -62,11 +61,17 @@ pub async fn serve(config: Config, manifest: crate::manifest::Manifest) -> Resul
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
-    let url = config.url(local);
+    let addresses = config.addresses(local, &cert_names);
     let grace = config.shutdown_grace;
     let max_connections = config.max_connections;
     let client_timeout = config.client_timeout;
-    let announcement = announcement(&config, &url);
+    let announcement = announcement(&config, &addresses);
+    let https_url = Arc::new(
+        addresses
+            .this_machine
+            .clone()
+            .unwrap_or_else(|| addresses.listening.clone()),
+    );
     let root = crate::runs::private_root()
         .map_err(|e| Error::runtime(format!("cannot make a private folder for runs: {e}")))?;
     let state = Arc::new(State::assemble(config, manifest, root)?);
@@ -99,6 +104,7 @@ pub async fn serve(config: Config, manifest: crate::manifest::Manifest) -> Resul
         let tls = tls.clone();
         let watcher = graceful.watcher();
         let is_tls = tls.is_some();
+        let https_url = https_url.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let hyper_service =
@@ -115,7 +121,12 @@ pub async fn serve(config: Config, manifest: crate::manifest::Manifest) -> Resul
             match tls {
                 None => serve_http1(stream, hyper_service, watcher, client_timeout).await,
                 Some(acceptor) => {
-                    match tokio::time::timeout(client_timeout, acceptor.accept(stream)).await {
+                    // The hint and the handshake share one deadline.
+                    let deadline = tokio::time::Instant::now() + client_timeout;
+                    let Some(stream) = plain_http_to_tls(stream, &https_url, deadline).await else {
+                        return;
+                    };
+                    match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
                         Ok(Ok(stream)) => {
                             let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
                             if h2 {
@@ -148,6 +159,30 @@ pub async fn serve(config: Config, manifest: crate::manifest::Manifest) -> Resul
     };
     tokio::join!(runs.shutdown(grace), connections);
     Ok(())
+}
+
+/// Why ftw cannot listen, and what to do about it.
+fn bind_error(addr: std::net::SocketAddr, e: &std::io::Error) -> String {
+    let reason = crate::manifest::io_reason(e);
+    let port = addr.port();
+    let hint = match e.kind() {
+        std::io::ErrorKind::AddrInUse => format!(
+            "; another program (or another ftw) is using port {port}. Stop it, or pick \
+             another port with --port (or [server] port; --port 0 takes any free one)"
+        ),
+        std::io::ErrorKind::PermissionDenied if port < 1024 => {
+            "; ports below 1024 need privileges. Use a port such as 8443 with --port, or \
+             give ftw CAP_NET_BIND_SERVICE (systemd: AmbientCapabilities=)"
+                .to_string()
+        }
+        std::io::ErrorKind::AddrNotAvailable => format!(
+            "; {} is not an address of this machine. Use one it has, 127.0.0.1 (this \
+             machine only) or 0.0.0.0 (every interface) with --host",
+            addr.ip()
+        ),
+        _ => String::new(),
+    };
+    format!("cannot listen on {addr}: {reason}{hint}")
 }
 
 /// Large allocations (argon2's working memory, 19 MiB at the default cost) come
@@ -194,6 +229,46 @@ fn raise_fd_limit(max_connections: usize) {
             limit.rlim_cur
         );
     }
+}
+
+/// A plain-HTTP request sent to the TLS port gets a one-line hint instead of a closed
+/// connection: a TLS connection starts with a handshake record (0x16), an HTTP/1
+/// request with a method in capitals. Returns the stream unless it answered.
+async fn plain_http_to_tls(
+    mut stream: TcpStream,
+    url: &str,
+    deadline: tokio::time::Instant,
+) -> Option<TcpStream> {
+    use tokio::io::AsyncWriteExt;
+    let mut head = [0u8; 2048];
+    let Ok(Ok(n)) = tokio::time::timeout_at(deadline, stream.peek(&mut head)).await else {
+        return Some(stream);
+    };
+    if n == 0 || !head[0].is_ascii_uppercase() {
+        return Some(stream);
+    }
+    // The host the client asked for, if it is a plain host[:port]; else the URL ftw printed.
+    let text = String::from_utf8_lossy(&head[..n]);
+    let host = text
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("host"))
+        .map(|(_, v)| v.trim())
+        .filter(|h| {
+            !h.is_empty()
+                && h.len() <= 255
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+        });
+    let target = host.map_or_else(|| url.to_string(), |h| format!("https://{h}/"));
+    let body = format!("This port speaks HTTPS, not plain HTTP: open {target}\n");
+    let reply = format!(
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout_at(deadline, stream.write_all(reply.as_bytes())).await;
+    let _ = stream.shutdown().await;
+    None
 }
 
 /// hyper caps the head it buffers only while a head is incomplete, so one that arrives
@@ -272,7 +347,7 @@ where
 
 /// The start-up lines for stdout: the one-time password (when there are no users), then
 /// `ftw: listening on URL`, which scripts and tests wait for.
-fn announcement(config: &Config, url: &str) -> String {
+fn announcement(config: &Config, addresses: &Addresses) -> String {
     let mut text = String::new();
     if let Some(password) = &config.one_time_password {
         text.push_str(&format!(
@@ -280,14 +355,14 @@ fn announcement(config: &Config, url: &str) -> String {
             config.manifest_path.display()
         ));
     }
-    text.push_str(&format!("ftw: listening on {url}\n"));
-    if config.addr.ip().is_unspecified() {
-        let local = url
-            .replacen(&config.addr.ip().to_string(), "127.0.0.1", 1)
-            .replace("[::]", "127.0.0.1");
+    text.push_str(&format!("ftw: listening on {}\n", addresses.listening));
+    if let Some(local) = &addresses.this_machine {
         text.push_str(&format!(
             "ftw: on every interface; from this machine open {local}\n"
         ));
+    }
+    for url in &addresses.network {
+        text.push_str(&format!("ftw: from other machines open {url}\n"));
     }
     text
 }

@@ -185,7 +185,9 @@ impl Checker<'_> {
                     name: beside.join(file.get_ref()).display().to_string(),
                     text,
                 });
-                decode::users_file(&source, self.diags)
+                let entries = decode::users_file(&source, self.diags);
+                self.warn_if_secrets_are_readable(file, &path, &entries);
+                entries
             }
             Err(e) => {
                 self.error(
@@ -198,6 +200,30 @@ impl Checker<'_> {
                 );
                 Vec::new()
             }
+        }
+    }
+
+    /// TOTP secrets are as sensitive as passwords: a users file that holds them and
+    /// that other users can read gets a warning.
+    fn warn_if_secrets_are_readable(
+        &mut self,
+        file: &Spanned<String>,
+        path: &Path,
+        entries: &[RawUserEntry],
+    ) {
+        use std::os::unix::fs::PermissionsExt;
+        let holds_secrets = entries.iter().any(|e| e.user.totp.is_some());
+        let mode = std::fs::metadata(path).map_or(0, |m| m.permissions().mode());
+        if holds_secrets && mode & 0o077 != 0 {
+            self.warning(
+                file.span(),
+                format!(
+                    "the users file {} holds TOTP secrets and other users can read it (mode {:o}); run `chmod 600 {}`",
+                    quoted(file.get_ref()),
+                    mode & 0o777,
+                    path.display()
+                ),
+            );
         }
     }
 
