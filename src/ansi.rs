@@ -27,6 +27,8 @@ struct Style {
     italic: bool,
     underline: bool,
     strike: bool,
+    /// The text came from stderr (not an SGR attribute: resets keep it).
+    stderr: bool,
 }
 
 #[derive(Default)]
@@ -55,6 +57,12 @@ impl AnsiHtml {
 
     /// Converts the next chunk; the result closes every span it opens.
     pub fn push(&mut self, bytes: &[u8]) -> String {
+        self.push_stream(bytes, false)
+    }
+
+    /// Converts the next chunk, from stderr if `stderr` (its text gets class `e`).
+    pub fn push_stream(&mut self, bytes: &[u8], stderr: bool) -> String {
+        self.sink.style.stderr = stderr;
         self.parser.advance(&mut self.sink, bytes);
         self.sink.close();
         std::mem::take(&mut self.sink.out)
@@ -99,15 +107,19 @@ impl Sink {
 
     fn sgr(&mut self, params: &Params) {
         let codes: Vec<u16> = params.iter().flatten().copied().collect();
+        let reset = Style {
+            stderr: self.style.stderr,
+            ..Style::default()
+        };
         if codes.is_empty() {
-            self.style = Style::default();
+            self.style = reset;
             return;
         }
         let mut i = 0;
         while i < codes.len() {
             let s = &mut self.style;
             match codes[i] {
-                0 => *s = Style::default(),
+                0 => *s = reset,
                 1 => s.bold = true,
                 2 => s.dim = true,
                 3 => s.italic = true,
@@ -198,6 +210,7 @@ impl Style {
             (self.italic, "i"),
             (self.underline, "u"),
             (self.strike, "s"),
+            (self.stderr, "e"),
         ] {
             if on {
                 classes.push(class.into());
@@ -246,7 +259,8 @@ pub fn palette_css() -> String {
     ];
     let mut css = String::from(
         ".output .b{font-weight:700}.output .d{opacity:.7}.output .i{font-style:italic}\
-         .output .u{text-decoration:underline}.output .s{text-decoration:line-through}\n",
+         .output .u{text-decoration:underline}.output .s{text-decoration:line-through}\
+         .output .e{color:var(--stderr)}\n",
     );
     for n in 0..=255u16 {
         let colour = match n {
@@ -300,6 +314,17 @@ mod tests {
         for (input, html) in cases {
             assert_eq!(AnsiHtml::convert(input), html, "{input:?}");
         }
+    }
+
+    #[test]
+    fn stderr_is_its_own_class_and_survives_resets() {
+        let mut c = AnsiHtml::new();
+        assert_eq!(c.push_stream(b"ok ", false), "ok ");
+        assert_eq!(
+            c.push_stream(b"bad\x1b[31m red\x1b[0m plain", true),
+            r#"<span class="e">bad</span><span class="f1 e"> red</span><span class="e"> plain</span>"#
+        );
+        assert_eq!(c.push_stream(b"ok", false), "ok");
     }
 
     #[test]

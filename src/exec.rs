@@ -35,6 +35,8 @@ pub struct Plan {
     pub env: Vec<(String, String)>,
     pub workdir: PathBuf,
     pub timeout: Duration,
+    /// stderr on a pipe of its own (tinted), not on stdout's.
+    pub separate_stderr: bool,
 }
 
 /// Facts about the run that reach the child as `FTW_*` variables.
@@ -92,6 +94,7 @@ impl Plan {
             env,
             workdir: tool.workdir.clone(),
             timeout: tool.timeout,
+            separate_stderr: tool.stderr == crate::manifest::StderrMode::Separate,
         }
     }
 }
@@ -112,13 +115,24 @@ fn base_env() -> Vec<(String, String)> {
     env
 }
 
+/// How a program that ran came to its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// It exited with this code.
+    Code(i32),
+    /// A signal ended it.
+    Signal(i32),
+}
+
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ending {
-    Exited(i32),
-    Signalled(i32),
-    TimedOut,
-    Cancelled,
+    /// The program ended on its own.
+    Exited(Exit),
+    /// It ran past its timeout and was stopped; how it ended then.
+    TimedOut(Exit),
+    /// Someone cancelled it (or ftw shut down); how it ended then.
+    Cancelled(Exit),
     /// It never started (program missing, not executable, arguments too long, ...).
     NotStarted(String),
 }
@@ -133,9 +147,18 @@ pub enum Stop {
     Kill,
 }
 
-/// Where a run's output goes, chunk by chunk, in order.
+/// Which pipe a chunk of output came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Where a run's output goes, chunk by chunk, in the order ftw read it. Each stream
+/// keeps its own order exactly; between the two, chunks are in the order they reached
+/// ftw (the program's own writes to two pipes carry no common clock).
 pub trait OutputSink: Send + Sync {
-    fn push(&self, bytes: &[u8]);
+    fn push(&self, stream: Stream, bytes: &[u8]);
 }
 
 /// Runs `plan` to its end; `stop` can cancel it. Returns how it ended.
@@ -144,8 +167,8 @@ pub async fn execute(
     sink: &dyn OutputSink,
     mut stop: watch::Receiver<Stop>,
 ) -> Ending {
-    let (reader, mut child) = match spawn(plan) {
-        Ok(pair) => pair,
+    let (mut stdout, mut stderr, mut child) = match spawn(plan) {
+        Ok(spawned) => spawned,
         Err(e) => return Ending::NotStarted(spawn_error(plan, &e)),
     };
     let pgid = child.id().map(|id| id as i32);
@@ -161,25 +184,30 @@ pub async fn execute(
             }
         }
     };
-    let mut reader = reader;
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut out_buf = vec![0u8; 32 * 1024];
+    let mut err_buf = vec![0u8; 32 * 1024];
+    let (mut out_open, mut err_open) = (true, stderr.is_some());
     let deadline = tokio::time::sleep(plan.timeout);
     tokio::pin!(deadline);
     let kill_at = tokio::time::sleep(KILL_GRACE);
     tokio::pin!(kill_at);
     let mut kill_armed = false;
     let mut stop_open = true;
-    let mut stopped: Option<Ending> = None;
+    let mut stopped: Option<fn(Exit) -> Ending> = None;
     let mut exit: Option<std::process::ExitStatus> = None;
-    let mut eof = false;
     let mut drain_until: Option<Instant> = None;
     let mut drain_killed = false;
 
-    while !(eof && exit.is_some()) {
+    while out_open || err_open || exit.is_none() {
+        let eof = !out_open && !err_open;
         tokio::select! {
-            read = reader.read(&mut buf), if !eof => match read {
-                Ok(0) | Err(_) => eof = true,
-                Ok(n) => sink.push(&buf[..n]),
+            read = stdout.read(&mut out_buf), if out_open => match read {
+                Ok(0) | Err(_) => out_open = false,
+                Ok(n) => sink.push(Stream::Stdout, &out_buf[..n]),
+            },
+            read = read_some(stderr.as_mut(), &mut err_buf), if err_open => match read {
+                Ok(0) | Err(_) => err_open = false,
+                Ok(n) => sink.push(Stream::Stderr, &err_buf[..n]),
             },
             status = child.wait(), if exit.is_none() => {
                 exit = Some(status.unwrap_or_else(|_| ExitStatus::from_raw(0)));
@@ -232,15 +260,13 @@ pub async fn execute(
     // Whatever is left of the group goes too (it no longer writes to the pipe).
     signal_group(libc::SIGKILL);
 
-    if let Some(ending) = stopped {
-        return ending;
-    }
     let status = exit.expect("the loop ends after the exit");
-    match (status.code(), status.signal()) {
-        (Some(code), _) => Ending::Exited(code),
-        (None, Some(signal)) => Ending::Signalled(signal),
-        (None, None) => Ending::Exited(-1),
-    }
+    let exit = match (status.code(), status.signal()) {
+        (Some(code), _) => Exit::Code(code),
+        (None, Some(signal)) => Exit::Signal(signal),
+        (None, None) => Exit::Code(-1),
+    };
+    stopped.map_or(Ending::Exited(exit), |ending| ending(exit))
 }
 
 async fn sleep_until_opt(when: Option<Instant>) {
@@ -250,12 +276,27 @@ async fn sleep_until_opt(when: Option<Instant>) {
     }
 }
 
-/// Starts the program in its own process group with stdout and stderr on one pipe.
-fn spawn(
-    plan: &Plan,
-) -> std::io::Result<(tokio::net::unix::pipe::Receiver, tokio::process::Child)> {
-    let (reader, writer) = std::io::pipe()?;
-    let writer_for_stderr = writer.try_clone()?;
+type Pipe = tokio::net::unix::pipe::Receiver;
+
+/// Reads from a pipe that is there (the loop only asks when it is).
+async fn read_some(pipe: Option<&mut Pipe>, buf: &mut [u8]) -> std::io::Result<usize> {
+    match pipe {
+        Some(pipe) => pipe.read(buf).await,
+        None => Ok(0),
+    }
+}
+
+/// Starts the program in its own process group with stdin empty, stdout on a pipe and
+/// stderr on the same pipe (one stream, in exact order) or, for tools that want it
+/// told apart, on a pipe of its own.
+fn spawn(plan: &Plan) -> std::io::Result<(Pipe, Option<Pipe>, tokio::process::Child)> {
+    let (out_reader, out_writer) = std::io::pipe()?;
+    let (err_reader, err_writer) = if plan.separate_stderr {
+        let (reader, writer) = std::io::pipe()?;
+        (Some(reader), writer)
+    } else {
+        (None, out_writer.try_clone()?)
+    };
     let mut command = tokio::process::Command::new(&plan.program);
     command
         .args(&plan.args)
@@ -263,16 +304,19 @@ fn spawn(
         .envs(plan.env.iter().map(|(k, v)| (k, v)))
         .current_dir(&plan.workdir)
         .stdin(Stdio::null())
-        .stdout(Stdio::from(writer))
-        .stderr(Stdio::from(writer_for_stderr))
+        .stdout(Stdio::from(out_writer))
+        .stderr(Stdio::from(err_writer))
         .process_group(0)
         .kill_on_drop(false);
     let child = command.spawn()?;
-    // The command holds the parent's copies of the write end: drop them, or the pipe
-    // never reaches end-of-file.
+    // The command holds the parent's copies of the write ends: drop them, or the pipes
+    // never reach end-of-file.
     drop(command);
-    let reader = tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(reader))?;
-    Ok((reader, child))
+    let out = Pipe::from_owned_fd(OwnedFd::from(out_reader))?;
+    let err = err_reader
+        .map(|r| Pipe::from_owned_fd(OwnedFd::from(r)))
+        .transpose()?;
+    Ok((out, err, child))
 }
 
 fn spawn_error(plan: &Plan, e: &std::io::Error) -> String {
@@ -295,7 +339,7 @@ mod tests {
 
     struct Sink(std::sync::Mutex<Vec<u8>>);
     impl OutputSink for Sink {
-        fn push(&self, bytes: &[u8]) {
+        fn push(&self, _: Stream, bytes: &[u8]) {
             self.0.lock().unwrap().extend_from_slice(bytes);
         }
     }
@@ -307,6 +351,7 @@ mod tests {
             env: base_env(),
             workdir: "/".into(),
             timeout,
+            separate_stderr: false,
         }
     }
 
@@ -317,7 +362,10 @@ mod tests {
         rx.borrow_and_update();
         let sink = Sink(Default::default());
         let p = plan("/bin/sleep", &["30"], Duration::from_secs(60));
-        assert_eq!(execute(&p, &sink, rx).await, Ending::Cancelled);
+        assert_eq!(
+            execute(&p, &sink, rx).await,
+            Ending::Cancelled(Exit::Signal(libc::SIGTERM))
+        );
     }
 
     #[tokio::test]
@@ -330,7 +378,7 @@ mod tests {
             Duration::from_secs(60),
         );
         let started = Instant::now();
-        assert_eq!(execute(&p, &sink, rx).await, Ending::Exited(0));
+        assert_eq!(execute(&p, &sink, rx).await, Ending::Exited(Exit::Code(0)));
         assert!(
             started.elapsed() < Duration::from_secs(20),
             "the run waited for the escapee"
@@ -349,6 +397,6 @@ mod tests {
             tx.send_replace(Stop::Cancel);
         };
         let (ending, ()) = tokio::join!(run, cancel);
-        assert_eq!(ending, Ending::Cancelled);
+        assert_eq!(ending, Ending::Cancelled(Exit::Signal(libc::SIGTERM)));
     }
 }

@@ -314,10 +314,20 @@ async fn cancel_through_the_api() {
     let api = api("");
     let (_, started) = api.run("slow", json!({}), false).await;
     let id = started["id"].as_str().unwrap().to_string();
-    let (running, run) = api
+    let live = api.app.state.runs.get(&id).unwrap();
+    let mut changes = live.watch();
+    let running = async {
+        while live.status() != ftw::runs::Status::Running {
+            changes.changed().await.unwrap();
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), running)
+        .await
+        .expect("running within 30 s");
+    let (r, run) = api
         .call("GET", &format!("/api/runs/{id}"), Some(&api.token), None)
         .await;
-    assert_eq!(running.status, 200);
+    assert_eq!(r.status, 200);
     assert!(run["exit_code"].is_null(), "null while running");
     let (r, body) = api
         .call(
@@ -327,10 +337,24 @@ async fn cancel_through_the_api() {
             None,
         )
         .await;
-    assert_eq!(r.status, 202, "{}", r.body);
+    // The answer waits for the run to end and says how: SIGTERM ended `sleep`.
+    assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(body["id"], id.as_str());
+    assert_eq!(body["status"], "cancelled");
+    assert_eq!(body["signal"], libc::SIGTERM, "{body}");
+    assert!(body["exit_code"].is_null());
     let run = api.app.finished(&id).await;
-    assert_eq!(run.status(), ftw::runs::Status::Cancelled);
+    assert_eq!(
+        run.status(),
+        ftw::runs::Status::Cancelled(Some(ftw::exec::Exit::Signal(libc::SIGTERM)))
+    );
+    let (_, again) = api
+        .call("GET", &format!("/api/runs/{id}"), Some(&api.token), None)
+        .await;
+    assert_eq!(
+        (again["signal"].clone(), again["exit_code"].clone()),
+        (json!(15), json!(null))
+    );
 }
 
 #[tokio::test]
@@ -516,6 +540,7 @@ async fn the_openapi_description_matches_real_responses() {
         ("/api/runs/{id}", "get", "200"),
         ("/api/runs/{id}/events", "get", "200"),
         ("/api/runs/{id}/output", "get", "200"),
+        ("/api/runs/{id}/cancel", "post", "200"),
         ("/api/runs/{id}/cancel", "post", "202"),
     ] {
         let responses = &doc["paths"][path][method]["responses"];

@@ -50,7 +50,7 @@ fn unknown_tool_key_suggests_the_right_one() {
           |
         3 | tiemout = "10m"
           | ^^^^^^^
-          = help: known keys here: title, description, group, command, workdir, timeout, allow, max_concurrent, max_output, env
+          = help: known keys here: title, description, group, command, workdir, timeout, allow, max_concurrent, max_output, stderr, env
         tools.toml: 1 error
         "#,
     );
@@ -561,4 +561,19 @@ fn a_readable_users_file_with_totp_secrets_gets_a_warning() {
         .run()
         .success()
         .stderr_is("");
+}
+
+#[test]
+fn an_unknown_stderr_mode_suggests_the_right_one() {
+    check_fails(
+        Test::new().manifest("[tools.t]\ncommand = [\"/bin/true\"]\nstderr = \"seperate\"\n"),
+        r#"
+        tools.toml:3:10: error: `stderr` "seperate" is not a way to capture it; did you mean "separate"?
+          |
+        3 | stderr = "seperate"
+          |          ^^^^^^^^^^
+          = help: "merged" (with stdout, in exact order) or "separate" (tinted; order between the two not kept)
+        tools.toml: 1 error
+        "#,
+    );
 }

@@ -362,7 +362,11 @@ async fn a_timeout_kills_the_whole_group_grandchildren_too() {
     let mut b = alice(&app).await;
     let id = Browser::run_id(&b.run_tool("slow", &[]).await);
     let run = app.finished(&id).await;
-    assert_eq!(run.status(), ftw::runs::Status::TimedOut);
+    assert!(
+        matches!(run.status(), ftw::runs::Status::TimedOut(_)),
+        "{:?}",
+        run.status()
+    );
     let pid: i32 = std::fs::read_to_string(app.dir.path().join("grandchild.pid"))
         .unwrap()
         .trim()
@@ -423,13 +427,42 @@ async fn cancel_ends_the_process_group() {
         (303, format!("/runs/{id}").as_str())
     );
     let run = app.finished(&id).await;
-    assert_eq!(run.status(), ftw::runs::Status::Cancelled);
+    assert!(
+        matches!(run.status(), ftw::runs::Status::Cancelled(Some(_))),
+        "{:?}",
+        run.status()
+    );
     let pid: i32 = std::fs::read_to_string(app.dir.path().join("child.pid"))
         .unwrap()
         .trim()
         .parse()
         .unwrap();
     assert!(wait_gone(pid).await);
+}
+
+#[tokio::test]
+async fn separate_stderr_is_tinted_on_the_page_and_kept_in_the_download() {
+    let script = "#!/bin/sh\necho out1\necho 'err <1>' >&2\nexit 3\n";
+    let app = app(
+        "[tools.t]\ncommand = [\"./mix.sh\"]\nstderr = \"separate\"\n",
+        &[("mix.sh", script)],
+    );
+    let mut b = alice(&app).await;
+    let id = Browser::run_id(&b.run_tool("t", &[]).await);
+    let run = app.finished(&id).await;
+    let mut lines: Vec<String> = String::from_utf8(run.output())
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    assert_eq!(lines, ["err <1>", "out1"], "both streams, whole");
+    let page = b.get(&format!("/runs/{id}")).await.body;
+    assert!(
+        page.contains(r#"<span class="e">err &lt;1&gt;"#),
+        "stderr in its own class, escaped: {page}"
+    );
+    assert!(!page.contains(r#"<span class="e">out1"#));
 }
 
 #[tokio::test]

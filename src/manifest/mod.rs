@@ -156,9 +156,22 @@ pub struct Tool {
     pub allow: Option<Vec<Principal>>,
     pub max_concurrent: Option<u32>,
     pub max_output: u64,
+    /// How stderr is captured.
+    pub stderr: StderrMode,
     pub env: IndexMap<String, String>,
     /// In the order the manifest lists them.
     pub args: Vec<Arg>,
+}
+
+/// How a tool's stderr is captured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StderrMode {
+    /// On the same pipe as stdout: the two keep their exact order, shown alike.
+    #[default]
+    Merged,
+    /// On a pipe of its own, shown tinted; between the two streams, output is in the
+    /// order ftw read it, which can differ from the order it was written.
+    Separate,
 }
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);

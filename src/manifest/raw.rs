@@ -83,6 +83,8 @@ pub struct RawTool {
     pub allow: Option<Spanned<Vec<Spanned<String>>>>,
     pub max_concurrent: Option<Spanned<u32>>,
     pub max_output: Option<SizeText>,
+    /// `"merged"` or `"separate"`.
+    pub stderr: Option<Spanned<String>>,
     #[serde(default)]
     pub env: IndexMap<Spanned<String>, Spanned<String>>,
 }

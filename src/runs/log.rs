@@ -11,6 +11,7 @@
 //! says so: the program keeps running either way.
 
 use std::fs::File;
+use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Mutex;
@@ -20,6 +21,7 @@ pub struct OutputLog {
     file: File,
     max_kept: u64,
     state: Mutex<State>,
+    stderr: Mutex<Stderr>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -34,6 +36,38 @@ struct State {
     closed: bool,
 }
 
+/// Where stderr's bytes are in the log: adjacent pieces merged, at most `MAX_SWITCHES`
+/// ranges (beyond that, later stderr is kept but no longer told apart).
+#[derive(Debug, Default)]
+struct Stderr {
+    ranges: Vec<Range<u64>>,
+}
+
+/// How many stdout/stderr switches a run's log remembers.
+pub const MAX_SWITCHES: usize = 10_000;
+
+impl Stderr {
+    fn add(&mut self, range: Range<u64>) {
+        if let Some(last) = self.ranges.last_mut()
+            && last.end == range.start
+        {
+            last.end = range.end;
+        } else if self.ranges.len() < MAX_SWITCHES {
+            self.ranges.push(range);
+        }
+    }
+
+    /// The stderr ranges inside `within`, cut to it.
+    fn within(&self, within: Range<u64>) -> Vec<Range<u64>> {
+        let first = self.ranges.partition_point(|r| r.end <= within.start);
+        self.ranges[first..]
+            .iter()
+            .take_while(|r| r.start < within.end)
+            .map(|r| r.start.max(within.start)..r.end.min(within.end))
+            .collect()
+    }
+}
+
 impl OutputLog {
     /// A new, empty log in `dir` that keeps at most `max_kept` bytes of output.
     pub fn create(dir: &Path, max_kept: u64) -> std::io::Result<OutputLog> {
@@ -41,11 +75,12 @@ impl OutputLog {
             file: tempfile::tempfile_in(dir)?,
             max_kept,
             state: Mutex::new(State::default()),
+            stderr: Mutex::new(Stderr::default()),
         })
     }
 
-    /// Appends what the tool printed, up to the cap.
-    pub fn append(&self, bytes: &[u8]) {
+    /// Appends what the tool printed (on stderr if `stderr`), up to the cap.
+    pub fn append(&self, bytes: &[u8], stderr: bool) {
         let mut st = self.state.lock().expect("log lock");
         if st.closed {
             st.dropped += bytes.len() as u64;
@@ -66,6 +101,13 @@ impl OutputLog {
                 st.dropped += bytes.len() as u64;
                 return;
             }
+            if stderr {
+                let at = st.len;
+                self.stderr
+                    .lock()
+                    .expect("log lock")
+                    .add(at..at + keep as u64);
+            }
             st.len += keep as u64;
             st.kept += keep as u64;
         }
@@ -84,6 +126,11 @@ impl OutputLog {
         if self.file.write_all_at(marker.as_bytes(), st.len).is_ok() {
             st.len += marker.len() as u64;
         }
+    }
+
+    /// Which bytes of `within` came from stderr.
+    pub fn stderr_within(&self, within: Range<u64>) -> Vec<Range<u64>> {
+        self.stderr.lock().expect("log lock").within(within)
     }
 
     /// Bytes readers can read (kept output and markers).
@@ -166,8 +213,8 @@ mod tests {
     #[test]
     fn appends_and_reads_back_in_pieces() {
         let (_dir, log) = log(1000);
-        log.append(b"hello ");
-        log.append(b"world\n");
+        log.append(b"hello ", false);
+        log.append(b"world\n", false);
         assert_eq!(log.read_all(), b"hello world\n");
         assert_eq!(log.read(6, log.len(), 3), b"wor");
         assert_eq!(log.read(6, 8, 100), b"wo", "never past `until`");
@@ -178,9 +225,9 @@ mod tests {
     #[test]
     fn output_past_the_cap_is_counted_and_marked_once() {
         let (_dir, log) = log(10);
-        log.append(b"0123456");
-        log.append(b"789abc");
-        log.append(b"more");
+        log.append(b"0123456", false);
+        log.append(b"789abc", false);
+        log.append(b"more", false);
         let text = String::from_utf8(log.read_all()).unwrap();
         assert!(
             text.starts_with("0123456789\n[ftw: output cut here: it reached max_output (10 bytes)")
@@ -192,18 +239,32 @@ mod tests {
     #[test]
     fn the_file_has_no_name() {
         let (dir, log) = log(100);
-        log.append(b"secret output");
+        log.append(b"secret output", false);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
     #[test]
     fn the_tail_starts_on_a_whole_line() {
         let (_dir, log) = log(1000);
-        log.append(b"aaaa\nbbbb\ncccc\n");
+        log.append(b"aaaa\nbbbb\ncccc\n", false);
         assert_eq!(log.tail_start(100), 0);
         assert_eq!(log.tail_start(7), 10, "after the break inside the window");
         let (_dir, long) = self::log(1000);
-        long.append(&[b'x'; 50]);
+        long.append(&[b'x'; 50], false);
         assert_eq!(long.tail_start(10), 40, "no break: cut mid-line");
+    }
+
+    #[test]
+    fn stderr_ranges_merge_and_cut_to_the_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = OutputLog::create(dir.path(), 1000).unwrap();
+        log.append(b"out1\n", false);
+        log.append(b"err1\n", true);
+        log.append(b"err2\n", true);
+        log.append(b"out2\n", false);
+        log.append(b"err3\n", true);
+        assert_eq!(log.stderr_within(0..25), [5..15, 20..25]);
+        assert_eq!(log.stderr_within(7..22), [7..15, 20..22]);
+        assert!(log.stderr_within(15..20).is_empty());
     }
 }

@@ -27,7 +27,7 @@ use indexmap::IndexMap;
 use tokio::sync::{Semaphore, watch};
 
 use crate::audit::Audit;
-use crate::exec::{self, Ending, OutputSink, Plan, Stop};
+use crate::exec::{self, Ending, Exit, OutputSink, Plan, Stop, Stream};
 use crate::manifest::Value;
 use crate::metrics::Metrics;
 
@@ -49,8 +49,10 @@ pub enum Status {
     Succeeded,
     Failed(i32),
     Killed(i32),
-    TimedOut,
-    Cancelled,
+    /// It ran past its timeout and was stopped; how it ended then.
+    TimedOut(Exit),
+    /// Someone cancelled it: how it ended, or `None` when it had not started yet.
+    Cancelled(Option<Exit>),
     /// It could not start; the message says why.
     Error(String),
 }
@@ -68,34 +70,45 @@ impl Status {
             Status::Succeeded => "succeeded",
             Status::Failed(_) => "failed",
             Status::Killed(_) => "killed",
-            Status::TimedOut => "timed-out",
-            Status::Cancelled => "cancelled",
+            Status::TimedOut(_) => "timed-out",
+            Status::Cancelled(_) => "cancelled",
             Status::Error(_) => "error",
         }
     }
 
-    pub fn exit_code(&self) -> Option<i32> {
+    /// How the program itself ended, if it ran and has ended.
+    pub fn exit(&self) -> Option<Exit> {
         match self {
-            Status::Succeeded => Some(0),
-            Status::Failed(code) => Some(*code),
+            Status::Succeeded => Some(Exit::Code(0)),
+            Status::Failed(code) => Some(Exit::Code(*code)),
+            Status::Killed(signal) => Some(Exit::Signal(*signal)),
+            Status::TimedOut(exit) => Some(*exit),
+            Status::Cancelled(exit) => *exit,
+            Status::Queued | Status::Running | Status::Error(_) => None,
+        }
+    }
+
+    pub fn exit_code(&self) -> Option<i32> {
+        match self.exit() {
+            Some(Exit::Code(code)) => Some(code),
             _ => None,
         }
     }
 
     pub fn signal(&self) -> Option<i32> {
-        match self {
-            Status::Killed(signal) => Some(*signal),
+        match self.exit() {
+            Some(Exit::Signal(signal)) => Some(signal),
             _ => None,
         }
     }
 
     fn from_ending(ending: Ending) -> Status {
         match ending {
-            Ending::Exited(0) => Status::Succeeded,
-            Ending::Exited(code) => Status::Failed(code),
-            Ending::Signalled(signal) => Status::Killed(signal),
-            Ending::TimedOut => Status::TimedOut,
-            Ending::Cancelled => Status::Cancelled,
+            Ending::Exited(Exit::Code(0)) => Status::Succeeded,
+            Ending::Exited(Exit::Code(code)) => Status::Failed(code),
+            Ending::Exited(Exit::Signal(signal)) => Status::Killed(signal),
+            Ending::TimedOut(exit) => Status::TimedOut(exit),
+            Ending::Cancelled(exit) => Status::Cancelled(Some(exit)),
             Ending::NotStarted(why) => Status::Error(why),
         }
     }
@@ -153,8 +166,8 @@ pub struct Snapshot {
 }
 
 impl OutputSink for Run {
-    fn push(&self, bytes: &[u8]) {
-        self.output.append(bytes);
+    fn push(&self, stream: Stream, bytes: &[u8]) {
+        self.output.append(bytes, stream == Stream::Stderr);
         self.version.send_modify(|v| *v += 1);
     }
 }
@@ -208,6 +221,11 @@ impl Run {
         let bytes = self.output.read(from, len, CHUNK);
         let caught_up = from + bytes.len() as u64 >= len;
         (bytes, finished && caught_up)
+    }
+
+    /// Which bytes of output in `within` came from stderr.
+    pub fn stderr_within(&self, within: std::ops::Range<u64>) -> Vec<std::ops::Range<u64>> {
+        self.output.stderr_within(within)
     }
 
     /// A handle for streaming the whole output, and how long it is now.
@@ -444,7 +462,9 @@ impl Runs {
         };
         self.queued.fetch_sub(1, Ordering::SeqCst);
         let Some(_permits) = permits else {
-            run.set_status(Status::Cancelled);
+            // Cancelled while it waited: it never ran, and it ends here all the same.
+            run.set_status(Status::Cancelled(None));
+            self.record_end(&run);
             return;
         };
         run.set_status(Status::Running);
@@ -452,6 +472,11 @@ impl Runs {
         let ending = exec::execute(&plan, run.as_ref(), stop).await;
         self.running.fetch_sub(1, Ordering::SeqCst);
         run.set_status(Status::from_ending(ending));
+        self.record_end(&run);
+    }
+
+    /// The metrics and the audit record of a run that has ended.
+    fn record_end(&self, run: &Run) {
         let status = run.status();
         self.metrics.run_finished(
             &run.tool_id,

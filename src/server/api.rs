@@ -156,7 +156,10 @@ pub async fn cancel(id: String, state: Arc<State>, ctx: Ctx) -> Result<Response,
     let caller = state.caller(&ctx)?;
     caller.may_write(&state, &ctx, None)?;
     let run = visible_run(&state, &caller, &id)?;
-    super::launch::cancel(&state, &ctx, &caller, &run);
+    if super::launch::cancel(&state, &ctx, &caller, &run).await {
+        return Ok(ok(StatusCode::OK, run_json(&state, &run, false), &caller));
+    }
+    // Still stopping (a tool that takes its time over SIGTERM): say so.
     let body = json!({ "id": run.id, "status": run.status().word() });
     Ok(ok(StatusCode::ACCEPTED, body, &caller))
 }

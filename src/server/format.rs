@@ -3,6 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use crate::exec::Exit;
 use crate::runs::{RunArg, Status};
 
 pub fn status_text(status: &Status) -> String {
@@ -12,9 +13,18 @@ pub fn status_text(status: &Status) -> String {
         Status::Succeeded => "succeeded (exit code 0)".into(),
         Status::Failed(code) => format!("failed (exit code {code})"),
         Status::Killed(signal) => format!("killed by signal {signal} ({})", signal_name(*signal)),
-        Status::TimedOut => "timed out".into(),
-        Status::Cancelled => "cancelled".into(),
+        Status::TimedOut(exit) => format!("timed out ({})", then(*exit)),
+        Status::Cancelled(None) => "cancelled before it started".into(),
+        Status::Cancelled(Some(exit)) => format!("cancelled ({})", then(*exit)),
         Status::Error(why) => format!("could not start: {why}"),
+    }
+}
+
+/// How a stopped program ended: "stopped by SIGTERM", "it exited with code 3".
+fn then(exit: Exit) -> String {
+    match exit {
+        Exit::Signal(signal) => format!("stopped by {}", signal_name(signal)),
+        Exit::Code(code) => format!("it exited with code {code}"),
     }
 }
 

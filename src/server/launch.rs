@@ -106,9 +106,14 @@ fn audit_args(
     serde_json::Value::Object(map)
 }
 
-/// Asks a run to stop (SIGTERM to its group, SIGKILL after the grace) and audits who
-/// asked.
-pub fn cancel(state: &State, ctx: &Ctx, authed: &Authed, run: &Run) {
+/// How long a cancel waits for the run to end before it answers: the kill grace and a
+/// moment, so the answer (and the page it leads to) usually shows how the run ended.
+pub const CANCEL_WAIT: std::time::Duration =
+    crate::exec::KILL_GRACE.saturating_add(std::time::Duration::from_secs(1));
+
+/// Asks a run to stop (SIGTERM to its group, SIGKILL after the grace), audits who
+/// asked, and waits at most `CANCEL_WAIT` for it to end. Returns whether it has.
+pub async fn cancel(state: &State, ctx: &Ctx, authed: &Authed, run: &Run) -> bool {
     run.cancel();
     state.audit.record(
         "cancel",
@@ -120,4 +125,7 @@ pub fn cancel(state: &State, ctx: &Ctx, authed: &Authed, run: &Run) {
             "run": run.id,
         }),
     );
+    tokio::time::timeout(CANCEL_WAIT, run.finished())
+        .await
+        .is_ok()
 }

@@ -74,9 +74,11 @@ pub fn document(state: &State, title: &str, tools: &[&Tool]) -> Json {
         json!([{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }]);
     // The routes of one run: the answer when it exists for this caller, else 404.
     let mut run_route =
-        |path: &str, method: &str, summary: &str, operation: &str, ok: (&str, Json)| {
+        |path: &str, method: &str, summary: &str, operation: &str, ok: Vec<(&str, Json)>| {
             let mut responses = serde_json::Map::new();
-            responses.insert(ok.0.into(), ok.1);
+            for (status, response) in ok {
+                responses.insert(status.into(), response);
+            }
             responses.insert(
                 "404".into(),
                 json_response("No such run for this caller", error.clone()),
@@ -94,41 +96,48 @@ pub fn document(state: &State, title: &str, tools: &[&Tool]) -> Json {
         "get",
         "A run: status, exit code, output, files",
         "getRun",
-        (
+        vec![(
             "200",
             json_response("The run", json!({ "$ref": "#/components/schemas/Run" })),
-        ),
+        )],
     );
     run_route(
         "/api/runs/{id}/events",
         "get",
         "Server-Sent Events: snapshot, output and status events, then end",
         "runEvents",
-        ("200", text_response("An event stream", "text/event-stream")),
+        vec![("200", text_response("An event stream", "text/event-stream"))],
     );
     run_route(
         "/api/runs/{id}/output",
         "get",
         "The whole output as text (up to the tool's max_output)",
         "runOutput",
-        ("200", text_response("The output", "text/plain")),
+        vec![("200", text_response("The output", "text/plain"))],
     );
+    let stopping = json!({
+        "type": "object",
+        "properties": { "id": { "type": "string" }, "status": { "type": "string" } },
+        "required": ["id", "status"]
+    });
     run_route(
         "/api/runs/{id}/cancel",
         "post",
-        "Stop a run (SIGTERM to its process group, SIGKILL after 5 s); answers the status it ended with",
+        "Stop a run (SIGTERM to its process group, SIGKILL after 5 s); waits up to 6 s and answers how it ended",
         "cancelRun",
-        (
-            "202",
-            json_response(
-                "Asked to stop",
-                json!({
-                    "type": "object",
-                    "properties": { "id": { "type": "string" }, "status": { "type": "string" } },
-                    "required": ["id", "status"]
-                }),
+        vec![
+            (
+                "200",
+                json_response(
+                    "It ended: the run, without its output",
+                    json!({ "$ref": "#/components/schemas/Run" }),
+                ),
             ),
-        ),
+            (
+                "202",
+                json_response("Asked to stop; still stopping", stopping),
+            ),
+        ],
     );
     schemas.insert(
         "Error".into(),

@@ -84,7 +84,7 @@ pub async fn show(id: String, state: Arc<State>, ctx: Ctx) -> Result<Response, R
             .collect(),
         skipped: tail,
         rerun_query: rerun_query(&run.args),
-        output_html: AnsiHtml::convert(&run.output_since(tail).0),
+        output_html: sse::output_html(&mut AnsiHtml::new(), &run, tail, &run.output_since(tail).0),
         dropped: snap.dropped,
         files: snap.files,
     };
@@ -127,7 +127,7 @@ pub async fn cancel(
 ) -> Result<Response, Rejection> {
     let (authed, run) = signed_in_run(&state, &ctx, &id)?;
     authed.may_write(&state, &ctx, field(&fields, CSRF_FIELD))?;
-    super::launch::cancel(&state, &ctx, &authed, &run);
+    super::launch::cancel(&state, &ctx, &authed, &run).await;
     Ok(authed.finish(see_other(&format!("{}runs/{}", state.base, run.id))))
 }
 

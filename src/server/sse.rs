@@ -54,10 +54,27 @@ struct Viewer {
     base: String,
 }
 
+/// Output that starts at byte `from` of the run's log, as escaped HTML with stderr's
+/// parts in their own class.
+pub fn output_html(ansi: &mut AnsiHtml, run: &Run, from: u64, bytes: &[u8]) -> String {
+    let end = from + bytes.len() as u64;
+    let slice = |a: u64, b: u64| &bytes[(a - from) as usize..(b - from) as usize];
+    let mut html = String::new();
+    let mut at = from;
+    for err in run.stderr_within(from..end) {
+        html.push_str(&ansi.push_stream(slice(at, err.start), false));
+        html.push_str(&ansi.push_stream(slice(err.start, err.end), true));
+        at = err.end;
+    }
+    html.push_str(&ansi.push_stream(slice(at, end), false));
+    html
+}
+
 impl Viewer {
-    fn render(&mut self, bytes: &[u8]) -> String {
+    /// `bytes` of output from byte `from`, in this stream's format.
+    fn render(&mut self, from: u64, bytes: &[u8]) -> String {
         match self.format {
-            Format::Html => self.ansi.push(bytes),
+            Format::Html => output_html(&mut self.ansi, &self.run, from, bytes),
             Format::Text => {
                 self.carry.extend_from_slice(bytes);
                 let valid = match std::str::from_utf8(&self.carry) {
@@ -129,6 +146,7 @@ async fn next_event(v: &mut Viewer) -> Option<Event> {
                     Format::Text => 0,
                 };
                 let (bytes, _) = v.run.output_since(start);
+                let html = v.render(start, &bytes);
                 v.offset = start + bytes.len() as u64;
                 // The page may have been rendered while the run was still queued: the
                 // first live step always reports the status, whatever it is now.
@@ -136,7 +154,7 @@ async fn next_event(v: &mut Viewer) -> Option<Event> {
                 return Some(
                     Event::default()
                         .event("snapshot")
-                        .data(sse_data(&v.render(&bytes)))
+                        .data(sse_data(&html))
                         .id(v.offset.to_string()),
                 );
             }
@@ -155,11 +173,12 @@ async fn next_event(v: &mut Viewer) -> Option<Event> {
                 }
                 let (bytes, finished) = v.run.output_since(v.offset);
                 if !bytes.is_empty() {
+                    let text = v.render(v.offset, &bytes);
                     v.offset += bytes.len() as u64;
                     return Some(
                         Event::default()
                             .event("output")
-                            .data(sse_data(&v.render(&bytes)))
+                            .data(sse_data(&text))
                             .id(v.offset.to_string()),
                     );
                 }

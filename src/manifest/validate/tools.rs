@@ -13,7 +13,9 @@ use crate::manifest::diagnostic::{quoted, suggestion};
 use crate::manifest::names;
 use crate::manifest::raw::RawCommand;
 use crate::manifest::template::Template;
-use crate::manifest::{DEFAULT_MAX_OUTPUT, DEFAULT_TIMEOUT, Principal, Tool, io_reason};
+use crate::manifest::{
+    DEFAULT_MAX_OUTPUT, DEFAULT_TIMEOUT, Principal, StderrMode, Tool, io_reason,
+};
 
 use super::{Checker, Declared};
 
@@ -53,6 +55,19 @@ impl Checker<'_> {
             .and_then(|c| self.command(c, &args, &arg_names, &workdir));
         let timeout = self.duration(raw.timeout, "timeout", DEFAULT_TIMEOUT);
         let max_output = self.size(raw.max_output, "max_output", DEFAULT_MAX_OUTPUT);
+        let stderr = match raw.stderr.as_ref().map(|s| (s, s.get_ref().as_str())) {
+            None | Some((_, "merged")) => StderrMode::Merged,
+            Some((_, "separate")) => StderrMode::Separate,
+            Some((value, other)) => {
+                let hint = suggestion(other, ["merged", "separate"], |s| format!("\"{s}\""));
+                self.error_help(
+                    value.span(),
+                    format!("`stderr` {} is not a way to capture it{hint}", quoted(other)),
+                    "\"merged\" (with stdout, in exact order) or \"separate\" (tinted; order between the two not kept)".into(),
+                );
+                StderrMode::Merged
+            }
+        };
         let allow = raw.allow.map(|list| self.allow(&id, list, declared));
         if let Some(n) = &raw.max_concurrent
             && *n.get_ref() == 0
@@ -80,6 +95,7 @@ impl Checker<'_> {
             allow,
             max_concurrent: raw.max_concurrent.map(Spanned::into_inner),
             max_output,
+            stderr,
             env,
             args: args.into_iter().map(|(_, a)| a).collect(),
         })
