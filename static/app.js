@@ -46,7 +46,23 @@
   const duration = main.querySelector("[data-duration]");
   const cancel = main.querySelector("[data-cancel]");
   const files = main.querySelector("[data-files]");
+  const problem = main.querySelector("[data-problem]");
+  const nothing = main.querySelector("[data-no-output]");
+  const download = main.querySelector("[data-download]");
   let stickToBottom = true;
+
+  // A live "running for" while it runs, counted from what the server measured.
+  const human = (ms) => {
+    const s = Math.floor(ms / 1000);
+    return s < 60 ? s + " s" : Math.floor(s / 60) + " min " + String(s % 60).padStart(2, "0") + " s";
+  };
+  let timer = null;
+  if (duration.dataset.runningMs) {
+    const base = Number(duration.dataset.runningMs) - performance.now();
+    const tick = () => { duration.textContent = "running for " + human(base + performance.now()); };
+    tick();
+    timer = setInterval(tick, 1000);
+  }
   output.addEventListener("scroll", () => {
     stickToBottom = output.scrollTop + output.clientHeight >= output.scrollHeight - 8;
   });
@@ -62,13 +78,30 @@
   events.addEventListener("status", (e) => {
     const s = JSON.parse(e.data);
     setStatus(s.status, s.text);
+    if (s.status === "running" && timer === null) {
+      const begun = performance.now();
+      const tick = () => { duration.textContent = "running for " + human(performance.now() - begun); };
+      tick();
+      timer = setInterval(tick, 1000);
+    }
   });
   events.addEventListener("end", (e) => {
     events.close();
     const end = JSON.parse(e.data);
+    if (timer !== null) clearInterval(timer);
     setStatus(end.status, end.text);
-    if (end.duration) duration.textContent = "took " + end.duration;
+    duration.textContent = end.duration ? "took " + end.duration : "";
     if (cancel) cancel.remove();
+    if (end.problem) {
+      main.classList.add("problem");
+      problem.textContent = "This run " + end.text + ".";
+      problem.hidden = false;
+    }
+    if (end.output_bytes === 0) {
+      output.hidden = true;
+      if (download) download.hidden = true;
+      if (end.status !== "error") nothing.hidden = false;
+    }
     if (files && end.files.length) {
       files.replaceChildren();
       const heading = document.createElement("h2");

@@ -125,8 +125,20 @@ impl Walk {
         }
     }
 
+    /// The visible text of `selector`. The live output replaces its HTML when the event
+    /// stream's snapshot arrives, so an element found a moment before can go stale: look
+    /// it up again then.
     async fn text(&self, selector: &str) -> String {
-        self.css(selector).await.text().await.unwrap()
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.css(selector).await.text().await {
+                Ok(text) => return text,
+                Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("no text for {selector}: {e}"),
+            }
+        }
     }
 
     /// The run's output exactly as the page holds it (WebDriver's visible text folds
@@ -255,7 +267,7 @@ async fn a_user_walks_through_the_example_in_chromium() {
         .find_all(Locator::Css("[data-tool]"))
         .await
         .unwrap();
-    assert_eq!(cards.len(), 5);
+    assert_eq!(cards.len(), 6);
     walk.shot("index").await;
     walk.css("[data-tool-search]")
         .await
@@ -271,6 +283,31 @@ async fn a_user_walks_through_the_example_in_chromium() {
         .await
         .unwrap();
     assert_eq!(visible, json!(1));
+
+    // A tool without arguments runs from the index with one click (a POST with the
+    // CSRF token); its stderr is tinted.
+    walk.goto("/").await;
+    walk.css("[data-tool] form button")
+        .await
+        .click()
+        .await
+        .unwrap();
+    walk.wait_text("[data-status]", "status finishes", |s| {
+        s.contains("succeeded")
+    })
+    .await;
+    assert!(walk.path().await.starts_with("/runs/"));
+    let tinted = walk.text("[data-output] .e").await;
+    assert!(
+        tinted.contains("warning: this is an example tool"),
+        "{tinted}"
+    );
+    walk.shot("status-run").await;
+
+    // A form says its constraints in words and marks what is required.
+    walk.goto("/tools/disk-usage").await;
+    let rules = walk.text("#field-top .rules").await;
+    assert_eq!(rules, "A whole number, from 1 to 50, in steps of 1.");
 
     // greet: text, select, number, checkbox, colour; the output arrives on the run page.
     walk.goto("/tools/greet").await;
@@ -456,6 +493,10 @@ async fn a_user_walks_through_the_example_in_chromium() {
         o.contains("tick 2 of 30")
     })
     .await;
+    walk.wait_text("[data-duration]", "a live timer", |d| {
+        d.starts_with("running for ") && !d.ends_with(" 0 s")
+    })
+    .await;
     let green = walk
         .client
         .find_all(Locator::Css("[data-output] span"))
@@ -470,10 +511,53 @@ async fn a_user_walks_through_the_example_in_chromium() {
         .await
         .unwrap();
     walk.wait_text("[data-status]", "the run is cancelled", |s| {
-        s.contains("cancel")
+        s.contains("cancelled (stopped by SIGTERM)")
     })
     .await;
     walk.shot("slow-counter-cancelled").await;
+
+    // On a phone (390 px wide): nothing is wider than the screen, and long output
+    // lines wrap instead of scrolling sideways.
+    walk.client.set_window_size(390, 844).await.unwrap();
+    for page in ["/", "/runs", "/tools/report", run_page.as_str()] {
+        walk.goto(page).await;
+        let overflow = walk
+            .client
+            .execute(
+                "return document.documentElement.scrollWidth - document.documentElement.clientWidth",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(overflow, json!(0), "{page} is wider than the screen");
+    }
+    let wraps = walk
+        .client
+        .execute(
+            "const o = document.querySelector('[data-output]'); \
+             o.append('x'.repeat(400) + ' ' + 'y'.repeat(300)); \
+             return o.scrollWidth <= o.clientWidth",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(wraps, json!(true), "long output lines wrap");
+    let header = walk
+        .client
+        .execute(
+            "return document.querySelector('header.bar').getBoundingClientRect().height",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        header.as_f64().unwrap() < 100.0,
+        "the header stays compact: {header}"
+    );
+    walk.shot("phone-run").await;
+    walk.goto("/runs").await;
+    walk.shot("phone-runs").await;
+    walk.client.set_window_size(1100, 900).await.unwrap();
 
     // Sign out: the old pages are locked, going back included.
     walk.css("header .who button[type=submit]")

@@ -916,14 +916,14 @@ required = false
     let body = &page.body;
     for expected in [
         "enctype=\"multipart/form-data\"",
-        "<input id=\"f-name\" name=\"name\" type=\"text\" value=\"bo\" placeholder=\"ada\" minlength=\"2\" maxlength=\"10\" pattern=\"[a-z]+\" required>",
-        "<input id=\"f-n\" name=\"n\" type=\"number\" value=\"5\" min=\"1\" max=\"9\" step=\"2\">",
-        "<input id=\"f-x\" name=\"x\" type=\"number\" step=\"any\" required>",
+        "<input id=\"f-name\" name=\"name\" type=\"text\" class=\"w-medium\" value=\"bo\" placeholder=\"ada\" minlength=\"2\" maxlength=\"10\" pattern=\"[a-z]+\" required>",
+        "<input id=\"f-n\" name=\"n\" type=\"number\" class=\"w-narrow\" value=\"5\" min=\"1\" max=\"9\" step=\"2\">",
+        "<input id=\"f-x\" name=\"x\" type=\"number\" class=\"w-narrow\" step=\"any\" required>",
         "<option value=\"b\" selected>b</option>",
         "<input type=\"checkbox\" name=\"tags\" value=\"t2\" checked>",
         "<input type=\"checkbox\" id=\"f-on\" name=\"on\" value=\"true\" checked>",
-        "<input id=\"f-day\" name=\"day\" type=\"date\" min=\"2026-01-01\" required>",
-        "<input id=\"f-doc\" name=\"doc\" type=\"file\" accept=\".txt\">",
+        "<input id=\"f-day\" name=\"day\" type=\"date\" class=\"w-narrow\" min=\"2026-01-01\" required>",
+        "<input id=\"f-doc\" name=\"doc\" type=\"file\" class=\"w-wide\" accept=\".txt\">",
         "<span class=\"help\">Lower case.</span>",
     ] {
         assert!(body.contains(expected), "missing {expected}\n{body}");
@@ -934,7 +934,7 @@ required = false
     assert!(
         plain
             .body
-            .contains("name=\"n\" type=\"number\" value=\"3\"")
+            .contains("name=\"n\" type=\"number\" class=\"w-narrow\" value=\"3\"")
     );
 }
 
@@ -967,4 +967,91 @@ async fn the_run_page_works_without_javascript() {
         "no refresh once finished"
     );
     assert!(done.body.contains("cancelled"));
+}
+
+#[tokio::test]
+async fn a_run_that_could_not_start_looks_like_an_error_with_nothing_to_download() {
+    let app = app(
+        "[tools.gone]\ncommand = [\"./gone.sh\"]\n",
+        &[("gone.sh", "#!/bin/sh\necho hi\n")],
+    );
+    std::fs::remove_file(app.dir.path().join("gone.sh")).unwrap();
+    let mut b = alice(&app).await;
+    let id = Browser::run_id(&b.run_tool("gone", &[]).await);
+    app.finished(&id).await;
+    let page = b.get(&format!("/runs/{id}")).await.body;
+    assert!(page.contains(r#"<main class="run problem""#), "{page}");
+    assert!(
+        page.contains("This run could not start: cannot start"),
+        "{page}"
+    );
+    assert!(page.contains(r#"<pre class="output" data-output aria-live="polite" hidden>"#));
+    assert!(page.contains(r#"data-download hidden>Download output"#));
+    assert!(
+        page.contains(r#"data-no-output hidden>"#),
+        "no 'printed nothing' either"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_run_is_marked_and_a_silent_success_says_so() {
+    let app = app(
+        "[tools.fail]\ncommand = [\"/bin/sh\", \"-c\", \"echo oops >&2; exit 4\"]\n\n[tools.quiet]\ncommand = [\"/bin/true\"]\n",
+        &[],
+    );
+    let mut b = alice(&app).await;
+    let id = Browser::run_id(&b.run_tool("fail", &[]).await);
+    app.finished(&id).await;
+    let page = b.get(&format!("/runs/{id}")).await.body;
+    assert!(page.contains(r#"<main class="run problem""#));
+    assert!(page.contains("This run failed (exit code 4)."), "{page}");
+    assert!(page.contains("oops"));
+
+    let id = Browser::run_id(&b.run_tool("quiet", &[]).await);
+    app.finished(&id).await;
+    let page = b.get(&format!("/runs/{id}")).await.body;
+    assert!(page.contains(r#"<main class="run""#));
+    assert!(page.contains(r#"data-problem hidden>"#));
+    assert!(page.contains(r#"<p class="empty" data-no-output>The tool printed nothing.</p>"#));
+}
+
+#[tokio::test]
+async fn forms_say_their_constraints_and_mark_what_is_required() {
+    let app = app(
+        r#"
+[tools.t]
+command = ["/bin/echo", "{n}", "{tags}", "{label}"]
+[tools.t.args.n]
+type = "int"
+min = 1
+max = 60
+step = 5
+[tools.t.args.tags]
+type = "multiselect"
+options = ["a", "b", "c"]
+max = 2
+required = false
+[tools.t.args.label]
+type = "text"
+min_length = 2
+max_length = 8
+required = false
+"#,
+        &[],
+    );
+    let mut b = alice(&app).await;
+    let page = b.get("/tools/t").await.body;
+    assert!(
+        page.contains(r#"<span class="rules">A whole number, from 1 to 60, in steps of 5.</span>"#),
+        "{page}"
+    );
+    assert!(page.contains(r#"<span class="rules">Choose at most 2.</span>"#));
+    assert!(page.contains(r#"<span class="rules">2 to 8 characters.</span>"#));
+    assert!(page.contains(r#"class="w-narrow""#) && page.contains(r#"class="w-medium""#));
+    // n is required (no default): marked, and the legend explains the mark.
+    assert!(
+        page.contains(r#"N <span class="req" aria-hidden="true">*</span></label>"#),
+        "{page}"
+    );
+    assert!(page.contains(r#"<p class="legend">"#));
 }

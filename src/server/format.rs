@@ -20,6 +20,15 @@ pub fn status_text(status: &Status) -> String {
     }
 }
 
+/// Whether a finished run went wrong (failed, killed, timed out, could not start), so
+/// its page looks like an error. A cancelled run is someone's choice, not a failure.
+pub fn is_problem(status: &Status) -> bool {
+    matches!(
+        status,
+        Status::Failed(_) | Status::Killed(_) | Status::TimedOut(_) | Status::Error(_)
+    )
+}
+
 /// How a stopped program ended: "stopped by SIGTERM", "it exited with code 3".
 fn then(exit: Exit) -> String {
     match exit {

@@ -9,6 +9,7 @@ mod assets;
 mod body;
 pub mod context;
 mod download;
+mod form_view;
 mod format;
 pub mod identity;
 mod intake;

@@ -57,6 +57,8 @@ struct Card<'a> {
     description: Option<&'a str>,
     /// Lower-case text the search box matches against.
     search: String,
+    /// It takes no arguments, so the index can run it with one click.
+    one_click: bool,
 }
 
 /// GET /: the tools this user may run, grouped, filtered by `?q=`.
@@ -85,6 +87,7 @@ pub async fn index(
                 tool.group.as_deref().unwrap_or("")
             )
             .to_lowercase(),
+            one_click: tool.args.is_empty(),
         };
         if !card.search.contains(&needle) {
             continue;

@@ -14,14 +14,14 @@ use super::State;
 use super::access::{may_see, visible_run};
 use super::context::Ctx;
 use super::download;
-use super::format::{human_duration, human_time, rerun_query, status_text};
+use super::format::{human_duration, human_time, is_problem, rerun_query, status_text};
 use super::identity::Authed;
 use super::pages::{Fields, field, require};
 use super::respond::{Page, html, see_other};
 use super::sse::{self, Format, PAGE_TAIL};
 use crate::ansi::AnsiHtml;
 use crate::form::CSRF_FIELD;
-use crate::runs::{OutputFile, Run};
+use crate::runs::{OutputFile, Run, Status};
 
 /// A signed-in user and a run they may see, or the login redirect / 404.
 fn signed_in_run(state: &State, ctx: &Ctx, id: &str) -> Result<(Authed, Arc<Run>), Rejection> {
@@ -39,10 +39,20 @@ struct RunPage<'a> {
     tool_title: &'a str,
     user: &'a str,
     started: String,
+    /// How long it has been running, in milliseconds, for the live timer (the browser
+    /// counts on from here, so its clock does not matter).
+    running_ms: Option<u128>,
+    /// "took 2.1 s" once finished, "running for 12 s" while it runs.
     duration: Option<String>,
     status_word: &'static str,
     status_text: String,
     finished: bool,
+    /// It went wrong: the page looks like an error.
+    problem: bool,
+    /// Why it could not start, if it could not.
+    error: Option<&'a str>,
+    /// No output at all (yet).
+    no_output: bool,
     /// (label, value as shown) of each argument.
     shown_args: Vec<(&'a str, &'a str)>,
     /// Bytes of output before the part shown (only the last `PAGE_TAIL` are).
@@ -63,6 +73,18 @@ pub async fn show(id: String, state: Arc<State>, ctx: Ctx) -> Result<Response, R
     let mut page = Page::new(&state, &manifest.title, &run.tool_title, Some(&authed));
     page.nav = "runs";
     let finished = snap.status.is_finished();
+    let duration = snap.duration.map(|d| {
+        let d = human_duration(d);
+        if finished {
+            format!("took {d}")
+        } else {
+            format!("running for {d}")
+        }
+    });
+    let error = match &snap.status {
+        Status::Error(why) => Some(why.as_str()),
+        _ => None,
+    };
     let body = RunPage {
         page,
         id: &run.id,
@@ -70,13 +92,17 @@ pub async fn show(id: String, state: Arc<State>, ctx: Ctx) -> Result<Response, R
         tool_title: &run.tool_title,
         user: &run.user,
         started: human_time(run.created),
-        duration: finished
+        running_ms: (!finished)
             .then_some(snap.duration)
             .flatten()
-            .map(human_duration),
+            .map(|d| d.as_millis()),
+        duration,
         status_word: snap.status.word(),
         status_text: status_text(&snap.status),
         finished,
+        problem: is_problem(&snap.status),
+        error,
+        no_output: snap.output_len == 0,
         shown_args: run
             .args
             .iter()

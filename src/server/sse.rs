@@ -14,7 +14,7 @@ use warp::reply::{Reply, Response};
 use warp::sse::Event;
 
 use super::download::files_json;
-use super::format::{human_duration, status_text};
+use super::format::{human_duration, is_problem, status_text};
 use crate::ansi::AnsiHtml;
 use crate::runs::{Run, Status};
 
@@ -207,6 +207,8 @@ fn end_event(run: &Run, status: &Status, base: &str) -> Event {
         "duration_ms": snap.duration.map(|d| d.as_millis() as u64),
         "duration": snap.duration.map(human_duration),
         "dropped": snap.dropped,
+        "output_bytes": snap.output_len,
+        "problem": is_problem(status),
         "files": files,
     });
     Event::default().event("end").data(data.to_string())
