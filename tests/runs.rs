@@ -689,11 +689,16 @@ async fn uploads_land_inside_their_run_folder_whatever_their_name() {
         let name = path.file_name().unwrap().to_str().unwrap();
         assert!(name.len() <= 30 && !name.contains(".."), "{name}");
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&run.dir.path)
+        let mode = std::fs::metadata(run.dir.uploads())
             .unwrap()
             .permissions()
             .mode();
-        assert_eq!(mode & 0o777, 0o700, "run folder is private");
+        assert_eq!(mode & 0o777, 0o700, "the uploads folder is private");
+        let mode = std::fs::metadata(run.dir.output())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700, "the output folder is private");
     }
     // A NUL in the part's header is not valid multipart at all.
     let runs_before = app.state.runs.list().len();
@@ -811,7 +816,7 @@ async fn history_keeps_the_newest_runs_and_removes_the_folders_of_older_ones() {
     for _ in 0..23 {
         let id = Browser::run_id(&b.run_tool("t", &[]).await);
         let run = app.finished(&id).await;
-        ids.push((id, run.dir.path.clone()));
+        ids.push((id, run.dir.output().to_path_buf()));
     }
     // keep_runs is 20 in the test app; the last run's trim is done once all are idle.
     tokio::time::timeout(Duration::from_secs(30), app.state.runs.idle())

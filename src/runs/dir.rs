@@ -1,6 +1,8 @@
 //! Where runs keep their files: one private root per server (mode 0700, random name,
-//! cleaned up after a crash), and in it one folder per run with `uploads/` and
-//! `output/`. The tool runs as ftw's user and could swap `output/` for a symlink, so
+//! cleaned up after a crash), and in it, per run, the output folder the tool writes
+//! into (`ID/`, its `FTW_OUTPUT_DIR`) and, only for runs that take uploads,
+//! `ID.uploads/`. Each folder is an inode made and later freed; a trivial run makes
+//! one. The tool runs as ftw's user and could swap its output folder for a symlink, so
 //! every read of it goes through a descriptor that was checked to be the folder ftw
 //! made, and never follows a link.
 
@@ -19,29 +21,43 @@ pub struct OutputFile {
     pub image: bool,
 }
 
-/// A run's private folder: `uploads/` and `output/`. Removed with the run.
+/// A run's private folders: the output folder, and the uploads folder once an upload
+/// arrives. Removed with the run.
 #[derive(Debug)]
 pub struct RunDir {
-    pub path: PathBuf,
-    /// (device, inode) of `output/` as ftw made it. The tool runs as ftw's user and can
-    /// swap the folder for a symlink; every later use checks it is still this one.
+    output: PathBuf,
+    uploads: PathBuf,
+    /// (device, inode) of the output folder as ftw made it. The tool runs as ftw's user
+    /// and can swap the folder for a symlink; every later use checks it is still this.
     output_id: (u64, u64),
 }
 
 impl RunDir {
-    pub fn uploads(&self) -> PathBuf {
-        self.path.join("uploads")
+    /// Where uploads are stored (it exists once `make_uploads` made it).
+    pub fn uploads(&self) -> &Path {
+        &self.uploads
     }
 
-    pub fn output(&self) -> PathBuf {
-        self.path.join("output")
+    /// Makes the uploads folder (0700) if it is not there yet.
+    pub fn make_uploads(&self) -> std::io::Result<&Path> {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.mode(0o700);
+        match builder.create(&self.uploads) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
+            _ => Ok(&self.uploads),
+        }
+    }
+
+    /// The folder the tool writes its files into (`FTW_OUTPUT_DIR`).
+    pub fn output(&self) -> &Path {
+        &self.output
     }
 
     /// The output folder, opened without following a symlink, if it is still the
     /// folder ftw made.
     fn open_output(&self) -> Option<OwnedFd> {
         use std::os::unix::fs::MetadataExt;
-        let path = CString::new(self.output().into_os_string().into_vec()).ok()?;
+        let path = CString::new(self.output.clone().into_os_string().into_vec()).ok()?;
         // SAFETY: a plain open(2) of a NUL-terminated path; the result is owned below.
         let fd = unsafe {
             libc::open(
@@ -132,9 +148,11 @@ impl Drop for RunDir {
     /// blocking pool, never on the threads that answer requests. Whatever is still
     /// there when ftw stops goes with the private root.
     fn drop(&mut self) {
-        let path = std::mem::take(&mut self.path);
+        let output = std::mem::take(&mut self.output);
+        let uploads = std::mem::take(&mut self.uploads);
         let remove = move || {
-            let _ = std::fs::remove_dir_all(&path);
+            let _ = std::fs::remove_dir_all(&output);
+            let _ = std::fs::remove_dir_all(&uploads);
         };
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => drop(runtime.spawn_blocking(remove)),
@@ -144,18 +162,17 @@ impl Drop for RunDir {
 }
 
 impl RunDir {
-    /// Makes `root/id` with its `uploads/` and `output/` (all 0700).
+    /// Makes the output folder `root/id` (0700); uploads go to `root/id.uploads`.
     pub fn create(root: &Path, id: &str) -> std::io::Result<RunDir> {
-        let path = root.join(id);
+        let output = root.join(id);
         let mut builder = std::fs::DirBuilder::new();
         builder.mode(0o700);
-        builder.create(&path)?;
-        builder.create(path.join("uploads"))?;
-        builder.create(path.join("output"))?;
+        builder.create(&output)?;
         use std::os::unix::fs::MetadataExt;
-        let meta = std::fs::symlink_metadata(path.join("output"))?;
+        let meta = std::fs::symlink_metadata(&output)?;
         Ok(RunDir {
-            path,
+            uploads: root.join(format!("{id}.uploads")),
+            output,
             output_id: (meta.dev(), meta.ino()),
         })
     }

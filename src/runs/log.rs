@@ -1,32 +1,45 @@
-//! A run's output, kept on disk instead of in memory: an unnamed file (`O_TMPFILE`) in
-//! the run's private folder, so no tool and no other user can open it by name, and it
-//! is gone the moment the run is dropped. Memory stays flat however much a tool prints
-//! or however many finished runs the history keeps; the kernel's page cache does the
-//! buffering.
+//! A run's output: in memory while it is small, then on disk in an unnamed file
+//! (`O_TMPFILE`) in the runs' private folder, so no tool and no other user can open it
+//! by name, and it is gone the moment the run is dropped. Most runs print a few lines;
+//! they cost no file at all (a file per run is an inode made and freed per run, which
+//! on ext4 was the largest cost of a trivial run). Past `SPILL_AT` the output moves to
+//! the file and memory stays flat however much a tool prints; the kernel's page cache
+//! does the buffering.
 //!
-//! Writes append under a lock; reads are positional (`pread`) below the length seen
-//! under that lock, and the file only grows, so any number of readers need no lock while
-//! they read. Output beyond `max_output` is counted, not kept, and a marker line says
-//! where it was cut. If the disk refuses a write, the same happens with a marker that
-//! says so: the program keeps running either way.
+//! Writes append under a lock; reads copy (from memory) or `pread` (from the file)
+//! below the length seen under that lock, and the log only grows. Output beyond
+//! `max_output` is counted, not kept, and a marker line says where it was cut. If the
+//! disk refuses a write, the same happens with a marker that says so: the program keeps
+//! running either way.
 
 use std::fs::File;
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+
+/// Output up to this size stays in memory.
+pub const SPILL_AT: usize = 64 * 1024;
 
 #[derive(Debug)]
 pub struct OutputLog {
-    file: File,
+    /// Where the file goes when the output outgrows memory.
+    spill_dir: PathBuf,
     max_kept: u64,
     state: Mutex<State>,
     stderr: Mutex<Stderr>,
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug)]
+enum Store {
+    Memory(Vec<u8>),
+    File(File),
+}
+
+#[derive(Debug)]
 struct State {
-    /// Bytes in the file: the kept output and any marker line.
+    store: Store,
+    /// Bytes in the store: the kept output and any marker line.
     len: u64,
     /// Bytes of the tool's own output kept.
     kept: u64,
@@ -69,12 +82,19 @@ impl Stderr {
 }
 
 impl OutputLog {
-    /// A new, empty log in `dir` that keeps at most `max_kept` bytes of output.
-    pub fn create(dir: &Path, max_kept: u64) -> std::io::Result<OutputLog> {
+    /// A new, empty log that keeps at most `max_kept` bytes of output, and puts its file
+    /// (if it ever needs one) in `spill_dir`.
+    pub fn create(spill_dir: &Path, max_kept: u64) -> std::io::Result<OutputLog> {
         Ok(OutputLog {
-            file: tempfile::tempfile_in(dir)?,
+            spill_dir: spill_dir.to_path_buf(),
             max_kept,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                store: Store::Memory(Vec::new()),
+                len: 0,
+                kept: 0,
+                dropped: 0,
+                closed: false,
+            }),
             stderr: Mutex::new(Stderr::default()),
         })
     }
@@ -89,7 +109,7 @@ impl OutputLog {
         let room = self.max_kept.saturating_sub(st.kept);
         let keep = bytes.len().min(usize::try_from(room).unwrap_or(usize::MAX));
         if keep > 0 {
-            if let Err(e) = self.file.write_all_at(&bytes[..keep], st.len) {
+            if let Err(e) = self.write(&mut st, &bytes[..keep]) {
                 tracing::warn!("cannot store a run's output: {e}");
                 self.close(
                     &mut st,
@@ -121,9 +141,28 @@ impl OutputLog {
         }
     }
 
+    /// Writes at the end of the store (`len` is the caller's to advance), moving it to
+    /// a file first when memory would grow past `SPILL_AT`.
+    fn write(&self, st: &mut State, bytes: &[u8]) -> std::io::Result<()> {
+        let len = st.len;
+        if let Store::Memory(buf) = &mut st.store {
+            if buf.len() + bytes.len() <= SPILL_AT {
+                buf.extend_from_slice(bytes);
+                return Ok(());
+            }
+            let file = tempfile::tempfile_in(&self.spill_dir)?;
+            file.write_all_at(buf, 0)?;
+            st.store = Store::File(file);
+        }
+        match &st.store {
+            Store::File(file) => file.write_all_at(bytes, len),
+            Store::Memory(_) => unreachable!("moved to a file above"),
+        }
+    }
+
     fn close(&self, st: &mut State, marker: &str) {
         st.closed = true;
-        if self.file.write_all_at(marker.as_bytes(), st.len).is_ok() {
+        if self.write(st, marker.as_bytes()).is_ok() {
             st.len += marker.len() as u64;
         }
     }
@@ -151,15 +190,33 @@ impl OutputLog {
     /// Up to `max` bytes from offset `from`, no further than `until` (a length seen
     /// earlier, so a reader can pair it with other state read at that moment).
     pub fn read(&self, from: u64, until: u64, max: usize) -> Vec<u8> {
-        let until = until.min(self.len());
-        if from >= until {
-            return Vec::new();
-        }
-        let want = usize::try_from(until - from).unwrap_or(usize::MAX).min(max);
+        let file = {
+            let st = self.state.lock().expect("log lock");
+            let until = until.min(st.len);
+            if from >= until {
+                return Vec::new();
+            }
+            let want = usize::try_from(until - from).unwrap_or(usize::MAX).min(max);
+            match &st.store {
+                Store::Memory(buf) => {
+                    let at = from as usize;
+                    return buf[at..at + want].to_vec();
+                }
+                // Read outside the lock: the bytes below `len` never change.
+                Store::File(file) => file.try_clone().map(|f| (f, want)),
+            }
+        };
+        let (file, want) = match file {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::warn!("cannot read a run's output: {e}");
+                return Vec::new();
+            }
+        };
         let mut buf = vec![0u8; want];
         let mut got = 0;
         while got < want {
-            match self.file.read_at(&mut buf[got..], from + got as u64) {
+            match file.read_at(&mut buf[got..], from + got as u64) {
                 Ok(0) => break,
                 Ok(n) => got += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -192,11 +249,6 @@ impl OutputLog {
             Some(i) => from + i as u64 + 1,
             None => from,
         }
-    }
-
-    /// A second handle on the file, for streaming a download without holding the run.
-    pub fn reader(&self) -> std::io::Result<File> {
-        self.file.try_clone()
     }
 }
 
@@ -237,10 +289,21 @@ mod tests {
     }
 
     #[test]
-    fn the_file_has_no_name() {
-        let (dir, log) = log(100);
+    fn small_output_needs_no_file_and_large_output_a_nameless_one() {
+        let (dir, log) = log(10 * SPILL_AT as u64);
         log.append(b"secret output", false);
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        let big = vec![b'y'; SPILL_AT];
+        log.append(&big, true);
+        log.append(b"tail", false);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no name");
+        let all = log.read_all();
+        assert_eq!(all.len(), 13 + SPILL_AT + 4);
+        assert!(all.starts_with(b"secret output") && all.ends_with(b"ytail"));
+        assert_eq!(
+            log.read(13 + SPILL_AT as u64 - 2, log.len(), 100),
+            b"yytail"
+        );
+        assert_eq!(log.stderr_within(0..log.len()), [13..13 + SPILL_AT as u64]);
     }
 
     #[test]

@@ -228,9 +228,14 @@ impl Run {
         self.output.stderr_within(within)
     }
 
-    /// A handle for streaming the whole output, and how long it is now.
-    pub fn output_reader(&self) -> std::io::Result<(std::fs::File, u64)> {
-        Ok((self.output.reader()?, self.output.len()))
+    /// Up to `max` bytes of output from byte `from`, no further than `until`.
+    pub fn read_output(&self, from: u64, until: u64, max: usize) -> Vec<u8> {
+        self.output.read(from, until, max)
+    }
+
+    /// Bytes of output readers can read now.
+    pub fn output_len(&self) -> u64 {
+        self.output.len()
     }
 
     /// How long it ran (or has been running).
@@ -398,7 +403,7 @@ impl Runs {
         if self.stopping.load(Ordering::SeqCst) {
             return Err(Refusal::ShuttingDown);
         }
-        let output = OutputLog::create(&new.dir.path, new.max_output).map_err(|e| {
+        let output = OutputLog::create(&self.root, new.max_output).map_err(|e| {
             Refusal::Storage(format!(
                 "cannot store the run's output: {}",
                 crate::manifest::io_reason(&e)

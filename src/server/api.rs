@@ -133,7 +133,7 @@ pub const INLINE_OUTPUT: u64 = 1024 * 1024;
 pub async fn output(id: String, state: Arc<State>, ctx: Ctx) -> Result<Response, Rejection> {
     let caller = state.caller(&ctx)?;
     let run = visible_run(&state, &caller, &id)?;
-    Ok(caller.finish(download::output(&run)?))
+    Ok(caller.finish(download::output(run)))
 }
 
 /// GET /api/runs/{id}

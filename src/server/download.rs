@@ -4,7 +4,6 @@
 //! inline, and are sandboxed by their own CSP, so nothing a tool wrote can run as a
 //! page of this site.
 
-use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
@@ -18,17 +17,16 @@ use super::problem::Problem;
 use crate::runs::{OutputFile, Run};
 
 /// GET .../output: the run's output as it is now, as a text attachment.
-pub fn output(run: &Run) -> Result<Response, Problem> {
-    let (file, len) = run
-        .output_reader()
-        .map_err(|e| Problem::Internal(format!("cannot read the run's output: {e}")))?;
+pub fn output(run: Arc<Run>) -> Response {
+    let len = run.output_len();
     let name = format!("{}-{}.txt", run.tool_id, run.id);
-    Ok(attachment(
-        file,
+    let read = move |at: u64, want: usize| Ok(run.read_output(at, len, want));
+    attachment(
+        read,
         len,
         "text/plain; charset=utf-8",
         &content_disposition(&name, false),
-    ))
+    )
 }
 
 /// GET .../files/{name}: a file the run left, by its listed name only (never a path),
@@ -43,34 +41,39 @@ pub fn file(run: &Run, name: &str) -> Result<Response, Problem> {
     } else {
         "application/octet-stream"
     };
+    let read = move |at: u64, want: usize| {
+        let mut buf = vec![0u8; want];
+        file.read_exact_at(&mut buf, at).map(|()| buf)
+    };
     Ok(attachment(
-        file,
+        read,
         len,
         content_type,
         &content_disposition(name, listed.image),
     ))
 }
 
-/// The first `len` bytes of `file`, read on the blocking pool a chunk at a time.
-fn attachment(file: File, len: u64, content_type: &'static str, disposition: &str) -> Response {
-    let file = Arc::new(file);
+/// `len` bytes from `read(at, want)`, a chunk at a time on the blocking pool.
+fn attachment<R>(read: R, len: u64, content_type: &'static str, disposition: &str) -> Response
+where
+    R: Fn(u64, usize) -> std::io::Result<Vec<u8>> + Send + Sync + 'static,
+{
+    let read = Arc::new(read);
     let chunks = stream::unfold(0u64, move |at| {
-        let file = Arc::clone(&file);
+        let read = Arc::clone(&read);
         async move {
             if at >= len {
                 return None;
             }
             let want = (len - at).min(crate::runs::CHUNK as u64) as usize;
-            let read = tokio::task::spawn_blocking(move || {
-                let mut buf = vec![0u8; want];
-                file.read_exact_at(&mut buf, at).map(|()| buf)
-            })
-            .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-            Some(match read {
-                Ok(buf) => (Ok::<_, std::io::Error>(buf), at + want as u64),
-                // The file shrank or the disk failed: end the body (its length says it
-                // was cut short).
+            let chunk = tokio::task::spawn_blocking(move || read(at, want))
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+            Some(match chunk {
+                Ok(buf) if buf.len() == want => (Ok::<_, std::io::Error>(buf), at + want as u64),
+                // The source shrank or the disk failed: end the body (its length says
+                // it was cut short).
+                Ok(_) => (Err(std::io::ErrorKind::UnexpectedEof.into()), len),
                 Err(e) => (Err(e), len),
             })
         }

@@ -115,7 +115,7 @@ pub async fn intake(
     let content_type = ctx.header(CONTENT_TYPE.as_str()).unwrap_or("");
     let body = body::with_idle_timeout(body, state.config.client_timeout);
     let submission = if content_type.starts_with("multipart/form-data") {
-        read_multipart(tool, content_type, body, limit, &dir.uploads()).await?
+        read_multipart(tool, content_type, body, limit, &dir).await?
     } else {
         let bytes = body::read_all(body, FORM_LIMIT).await?;
         let json = bodies == Bodies::Api
@@ -267,7 +267,7 @@ async fn read_multipart<S>(
     content_type: &str,
     body: S,
     limit: u64,
-    uploads_dir: &std::path::Path,
+    dir: &RunDir,
 ) -> Result<Submission, Refused>
 where
     S: futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + Unpin + 'static,
@@ -347,6 +347,8 @@ where
             while field.chunk().await.map_err(unread)?.is_some() {}
             continue;
         }
+        // The folder is made for the first upload: most runs take none.
+        let uploads_dir = dir.make_uploads().map_err(store_error)?;
         let stored = uploads_dir.join(format!(
             "{}{}",
             crate::auth::b64(&crate::auth::random::<12>()),

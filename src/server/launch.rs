@@ -39,7 +39,7 @@ pub fn start(
         &checked.values,
         &RunInfo {
             id: &run_id,
-            output_dir: &dir.output(),
+            output_dir: dir.output(),
             file_names: &file_names,
         },
     );

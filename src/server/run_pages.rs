@@ -127,7 +127,7 @@ pub async fn events(id: String, state: Arc<State>, ctx: Ctx) -> Result<Response,
 /// GET /runs/{id}/output: everything the tool printed (up to `max_output`).
 pub async fn output(id: String, state: Arc<State>, ctx: Ctx) -> Result<Response, Rejection> {
     let (authed, run) = signed_in_run(&state, &ctx, &id)?;
-    Ok(authed.finish(download::output(&run)?))
+    Ok(authed.finish(download::output(run)))
 }
 
 /// GET /runs/{id}/files/{name}: a file the run wrote.
