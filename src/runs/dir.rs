@@ -3,14 +3,16 @@
 //! into (`ID/`, its `FTW_OUTPUT_DIR`) and, only for runs that take uploads,
 //! `ID.uploads/`. Each folder is an inode made and later freed; a trivial run makes
 //! one. The tool runs as ftw's user and could swap its output folder for a symlink, so
-//! every read of it goes through a descriptor that was checked to be the folder ftw
-//! made, and never follows a link.
+//! every read of it goes through the descriptor ftw opened when it made the folder,
+//! and never follows a link.
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// A file the tool left in its output folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,9 +29,11 @@ pub struct OutputFile {
 pub struct RunDir {
     output: PathBuf,
     uploads: PathBuf,
-    /// (device, inode) of the output folder as ftw made it. The tool runs as ftw's user
-    /// and can swap the folder for a symlink; every later use checks it is still this.
-    output_id: (u64, u64),
+    /// The output folder as ftw made it, held open for the run's life. The tool runs as
+    /// ftw's user and can swap the folder for a symlink; every listing and every file
+    /// read goes through this descriptor, so it always reads the folder ftw made.
+    dir: OwnedFd,
+    sweeper: Arc<Sweeper>,
 }
 
 impl RunDir {
@@ -53,42 +57,13 @@ impl RunDir {
         &self.output
     }
 
-    /// The output folder, opened without following a symlink, if it is still the
-    /// folder ftw made.
-    fn open_output(&self) -> Option<OwnedFd> {
-        use std::os::unix::fs::MetadataExt;
-        let path = CString::new(self.output.clone().into_os_string().into_vec()).ok()?;
-        // SAFETY: a plain open(2) of a NUL-terminated path; the result is owned below.
-        let fd = unsafe {
-            libc::open(
-                path.as_ptr(),
-                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            )
-        };
-        if fd < 0 {
-            return None;
-        }
-        // SAFETY: fd was just opened and is owned by nothing else.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let meta = std::fs::File::from(fd.try_clone().ok()?).metadata().ok()?;
-        ((meta.dev(), meta.ino()) == self.output_id).then_some(fd)
-    }
-
     /// Regular files directly inside the output folder: no folders, no symlinks, UTF-8
     /// names only.
     pub(super) fn list_output(&self) -> Vec<OutputFile> {
-        let Some(dir) = self.open_output() else {
-            return Vec::new();
-        };
-        // Reading through the descriptor, not the path: the folder checked is the folder read.
-        let Ok(entries) = std::fs::read_dir(format!("/proc/self/fd/{}", dir.as_raw_fd())) else {
-            return Vec::new();
-        };
-        let mut files: Vec<OutputFile> = entries
-            .filter_map(Result::ok)
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                let (is_file, size) = stat_at(&dir, &name)?;
+        let mut files: Vec<OutputFile> = entry_names(&self.dir)
+            .into_iter()
+            .filter_map(|name| {
+                let (is_file, size) = stat_at(&self.dir, &name)?;
                 if !is_file {
                     return None;
                 }
@@ -105,12 +80,11 @@ impl RunDir {
 
     /// A regular file of the output folder, opened without following symlinks.
     pub fn open_output_file(&self, name: &str) -> Option<std::fs::File> {
-        let dir = self.open_output()?;
         let c_name = CString::new(name).ok()?;
         // SAFETY: openat(2) relative to a directory descriptor we own.
         let fd = unsafe {
             libc::openat(
-                dir.as_raw_fd(),
+                self.dir.as_raw_fd(),
                 c_name.as_ptr(),
                 libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC,
             )
@@ -122,6 +96,41 @@ impl RunDir {
         let file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
         file.metadata().ok()?.is_file().then_some(file)
     }
+}
+
+/// The UTF-8 names in a folder, read through its descriptor (not `.` and `..`).
+fn entry_names(dir: &OwnedFd) -> Vec<String> {
+    let mut names = Vec::new();
+    // SAFETY: fdopendir takes ownership of a fresh duplicate of our descriptor (closed by
+    // closedir); readdir's entries are valid until the next readdir on that stream.
+    unsafe {
+        let fd = libc::fcntl(dir.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0);
+        if fd < 0 {
+            return names;
+        }
+        let stream = libc::fdopendir(fd);
+        if stream.is_null() {
+            libc::close(fd);
+            return names;
+        }
+        // A duplicate shares the read position: start from the beginning every time.
+        libc::rewinddir(stream);
+        loop {
+            let entry = libc::readdir(stream);
+            if entry.is_null() {
+                break;
+            }
+            let name = std::ffi::CStr::from_ptr((*entry).d_name.as_ptr());
+            if let Ok(name) = name.to_str()
+                && name != "."
+                && name != ".."
+            {
+                names.push(name.to_string());
+            }
+        }
+        libc::closedir(stream);
+    }
+    names
 }
 
 /// (is a regular file, size) of `name` in `dir`, without following a symlink.
@@ -144,36 +153,93 @@ fn stat_at(dir: &OwnedFd, name: &str) -> Option<(bool, u64)> {
 }
 
 impl Drop for RunDir {
-    /// Removing a folder blocks on the disk, so inside the server it happens on the
-    /// blocking pool, never on the threads that answer requests. Whatever is still
-    /// there when ftw stops goes with the private root.
+    /// Removing a folder blocks on the disk, so it never happens on the threads that
+    /// answer requests: the sweeper removes it a moment later. Whatever is still there
+    /// when ftw stops goes with the private root.
     fn drop(&mut self) {
         let output = std::mem::take(&mut self.output);
         let uploads = std::mem::take(&mut self.uploads);
-        let remove = move || {
-            let _ = std::fs::remove_dir_all(&output);
-            let _ = std::fs::remove_dir_all(&uploads);
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => drop(runtime.spawn_blocking(remove)),
-            Err(_) => remove(),
+        self.sweeper.bury([output, uploads]);
+    }
+}
+
+/// Folders of runs that left the history, removed in batches by a thread of their own
+/// every `SWEEP_EVERY`: one wake-up per batch instead of one blocking task per run.
+#[derive(Debug, Default)]
+pub struct Sweeper {
+    queue: Mutex<Vec<PathBuf>>,
+}
+
+const SWEEP_EVERY: Duration = Duration::from_millis(500);
+
+impl Sweeper {
+    /// A sweeper and its thread, which ends once the sweeper is dropped.
+    pub fn start() -> Arc<Sweeper> {
+        let sweeper = Arc::new(Sweeper::default());
+        let weak = Arc::downgrade(&sweeper);
+        let spawned = std::thread::Builder::new()
+            .name("ftw-sweeper".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(SWEEP_EVERY);
+                    let Some(sweeper) = weak.upgrade() else {
+                        return;
+                    };
+                    let batch = std::mem::take(&mut *sweeper.queue.lock().expect("sweep lock"));
+                    drop(sweeper);
+                    remove_all(&batch);
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(
+                "cannot start the thread that removes old run folders ({e}); they go when ftw stops"
+            );
         }
+        sweeper
+    }
+
+    fn bury(&self, paths: impl IntoIterator<Item = PathBuf>) {
+        self.queue.lock().expect("sweep lock").extend(paths);
+    }
+}
+
+impl Drop for Sweeper {
+    fn drop(&mut self) {
+        remove_all(self.queue.get_mut().expect("sweep lock"));
+    }
+}
+
+fn remove_all(paths: &[PathBuf]) {
+    for path in paths {
+        let _ = std::fs::remove_dir_all(path);
     }
 }
 
 impl RunDir {
     /// Makes the output folder `root/id` (0700); uploads go to `root/id.uploads`.
-    pub fn create(root: &Path, id: &str) -> std::io::Result<RunDir> {
+    pub fn create(root: &Path, id: &str, sweeper: &Arc<Sweeper>) -> std::io::Result<RunDir> {
         let output = root.join(id);
         let mut builder = std::fs::DirBuilder::new();
         builder.mode(0o700);
         builder.create(&output)?;
-        use std::os::unix::fs::MetadataExt;
-        let meta = std::fs::symlink_metadata(&output)?;
+        let path = CString::new(output.clone().into_os_string().into_vec())
+            .map_err(std::io::Error::other)?;
+        // SAFETY: a plain open(2) of a NUL-terminated path; the result is owned below.
+        let fd = unsafe {
+            libc::open(
+                path.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
         Ok(RunDir {
             uploads: root.join(format!("{id}.uploads")),
             output,
-            output_id: (meta.dev(), meta.ino()),
+            // SAFETY: fd was just opened and is owned by nothing else.
+            dir: unsafe { OwnedFd::from_raw_fd(fd) },
+            sweeper: Arc::clone(sweeper),
         })
     }
 }

@@ -31,7 +31,7 @@ use crate::exec::{self, Ending, Exit, OutputSink, Plan, Stop, Stream};
 use crate::manifest::Value;
 use crate::metrics::Metrics;
 
-pub use dir::{OutputFile, RunDir, private_root};
+pub use dir::{OutputFile, RunDir, Sweeper, private_root};
 pub use log::OutputLog;
 
 /// The most output one read hands a viewer (one event of a live stream).
@@ -339,6 +339,8 @@ pub struct Runs {
     active: watch::Sender<usize>,
     stopping: std::sync::atomic::AtomicBool,
     root: PathBuf,
+    /// Removes the folders of runs that left the history.
+    sweeper: Arc<Sweeper>,
 }
 
 impl Runs {
@@ -362,12 +364,13 @@ impl Runs {
             active: watch::channel(0).0,
             stopping: std::sync::atomic::AtomicBool::new(false),
             root,
+            sweeper: Sweeper::start(),
         }
     }
 
     /// A fresh private folder for a run (before it exists: uploads land here first).
     pub fn new_dir(&self, id: &str) -> std::io::Result<RunDir> {
-        RunDir::create(&self.root, id)
+        RunDir::create(&self.root, id, &self.sweeper)
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Run>> {
