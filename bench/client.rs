@@ -204,23 +204,18 @@ pub fn start(conn: &mut Conn, cookie: &str, csrf: &str, tool: &str) -> String {
 
 /// Starts the trivial tool and reads its event stream until the run has ended.
 pub fn run_and_wait(conn: &mut Conn, cookie: &str, csrf: &str) {
-    let run = start(conn, cookie, csrf, "true");
+    let run = start(conn, cookie, csrf, "echo");
     let events = conn.request("GET", &format!("{run}/events"), &[("Cookie", cookie)], "");
     assert!(events.body.contains("\"exit_code\":0"), "{}", events.body);
 }
 
 /// Starts the trivial tool through the API and waits for it in the same request
-/// (`?wait=true`): one round trip from POST to exit code.
-pub fn api_run_and_wait(conn: &mut Conn, token: &str) {
-    let r = conn.request(
-        "POST",
-        "/api/tools/true/runs?wait=true",
-        &[
-            ("Authorization", &format!("Bearer {token}")),
-            ("Content-Type", "application/json"),
-        ],
-        "{\"args\":{}}",
-    );
+/// (`?wait=true`): one round trip from POST to exit code. `auth` are the headers that
+/// say who calls (a session cookie and its CSRF token, or a bearer token).
+pub fn api_run_and_wait(conn: &mut Conn, auth: &[(&str, &str)]) {
+    let mut headers = auth.to_vec();
+    headers.push(("Content-Type", "application/json"));
+    let r = conn.request("POST", "/api/tools/echo/runs?wait=true", &headers, "{}");
     assert_eq!(r.status, 201, "{}", r.body);
     assert!(r.body.contains("\"exit_code\":0"), "{}", r.body);
 }
@@ -229,7 +224,7 @@ pub fn api_run_and_wait(conn: &mut Conn, token: &str) {
 pub fn csrf(conn: &mut Conn, cookie: &str) -> String {
     csrf_of(
         &conn
-            .request("GET", "/tools/true", &[("Cookie", cookie)], "")
+            .request("GET", "/tools/echo", &[("Cookie", cookie)], "")
             .body,
     )
 }

@@ -108,127 +108,6 @@ pub fn page_rate(
     percentiles(samples, start.elapsed())
 }
 
-pub fn direct_spawn(n: usize) -> Latency {
-    let start = Instant::now();
-    let samples = (0..n)
-        .map(|_| {
-            let t = Instant::now();
-            let status = Command::new("/bin/true").status().unwrap();
-            assert!(status.success());
-            t.elapsed()
-        })
-        .collect();
-    percentiles(samples, start.elapsed())
-}
-
-pub fn run_latency(server: &Server, cookie: &str, n: usize) -> Latency {
-    let mut conn = Conn::open(server.port);
-    let csrf = client::csrf(&mut conn, cookie);
-    let start = Instant::now();
-    let samples = (0..n)
-        .map(|_| {
-            let t = Instant::now();
-            client::run_and_wait(&mut conn, cookie, &csrf);
-            t.elapsed()
-        })
-        .collect();
-    percentiles(samples, start.elapsed())
-}
-
-/// The trivial tool through the API, one request per run (`?wait=true`).
-pub fn api_run_latency(server: &Server, n: usize) -> Latency {
-    let mut conn = Conn::open(server.port);
-    let start = Instant::now();
-    let samples = (0..n)
-        .map(|_| {
-            let t = Instant::now();
-            client::api_run_and_wait(&mut conn, &server.token);
-            t.elapsed()
-        })
-        .collect();
-    percentiles(samples, start.elapsed())
-}
-
-/// Runs per second with `clients` concurrent clients, through the API (one request
-/// per run) or the form (POST, then the event stream to the exit code).
-pub fn run_rate(
-    server: &Server,
-    cookie: &str,
-    api: bool,
-    clients: usize,
-    for_how_long: Duration,
-) -> f64 {
-    let done = Arc::new(AtomicU64::new(0));
-    let start = Instant::now();
-    let workers: Vec<_> = (0..clients)
-        .map(|_| {
-            let (port, cookie, token, done) = (
-                server.port,
-                cookie.to_string(),
-                server.token.clone(),
-                Arc::clone(&done),
-            );
-            std::thread::spawn(move || {
-                let mut conn = Conn::open(port);
-                let csrf = client::csrf(&mut conn, &cookie);
-                while start.elapsed() < for_how_long {
-                    if api {
-                        client::api_run_and_wait(&mut conn, &token);
-                    } else {
-                        client::run_and_wait(&mut conn, &cookie, &csrf);
-                    }
-                    done.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        })
-        .collect();
-    for w in workers {
-        w.join().unwrap();
-    }
-    done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
-}
-
-/// `/bin/true` through tokio's process API as ftw starts a tool (output on a pipe, in
-/// its own process group, reaped asynchronously) on a 2-thread runtime: what any async
-/// server pays before its own work.
-pub fn tokio_spawn(n: usize) -> Latency {
-    use tokio::io::AsyncReadExt;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let start = Instant::now();
-    let samples = runtime.block_on(async {
-        let mut samples = Vec::with_capacity(n);
-        for _ in 0..n {
-            let t = Instant::now();
-            tokio::spawn(async {
-                let (reader, writer) = std::io::pipe().unwrap();
-                let mut command = tokio::process::Command::new("/bin/true");
-                command
-                    .env_clear()
-                    .stdin(std::process::Stdio::null())
-                    .stderr(writer.try_clone().unwrap())
-                    .stdout(writer)
-                    .process_group(0);
-                let mut child = command.spawn().unwrap();
-                drop(command);
-                let mut reader =
-                    tokio::net::unix::pipe::Receiver::from_owned_fd(reader.into()).unwrap();
-                let mut buf = [0u8; 1024];
-                while reader.read(&mut buf).await.unwrap() > 0 {}
-                assert!(child.wait().await.unwrap().success());
-            })
-            .await
-            .unwrap();
-            samples.push(t.elapsed());
-        }
-        samples
-    });
-    percentiles(samples, start.elapsed())
-}
-
 /// Form page latency from one client while `clients` others sign in as fast as they
 /// can: (sign-ins per second, page latency).
 pub fn page_during_login_flood(
@@ -244,7 +123,7 @@ pub fn page_during_login_flood(
         let pages = page_rate(
             server,
             cookie,
-            "/tools/true",
+            "/tools/echo",
             1,
             for_how_long - Duration::from_millis(400),
         );

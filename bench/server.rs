@@ -33,8 +33,9 @@ impl Server {
 hash = "{token_hash}"
 user = "{USER}"
 
-[tools.true]
-command = ["/bin/true"]
+# The trivial tool of every run measure.
+[tools.echo]
+command = ["/bin/echo", "x"]
 
 # One line every 100 ms for a minute: the run 1,000 live pages watch.
 [tools.ticker]
@@ -60,9 +61,11 @@ max_output = "1100MB"
                 "100",
             ])
             .current_dir(dir)
-            .env("RUST_LOG", "warn")
+            // Default logging: the audit records go to the log (stderr), here a file,
+            // as journald would keep them.
+            .env_remove("RUST_LOG")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("ftw.log")).expect("the log file"))
             .spawn()
             .expect("start ftw serve");
         use std::io::BufRead;
@@ -90,6 +93,11 @@ max_output = "1100MB"
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// CPU time ftw itself has used (user and system, not its tools').
+    pub fn cpu(&self) -> std::time::Duration {
+        own_cpu(&std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default())
     }
 
     /// Resident set size now, in KiB.
@@ -120,6 +128,18 @@ pub fn status_kib(pid: u32, field: &str) -> u64 {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
+}
+
+/// utime + stime of a `/proc/PID/stat` line (fields 14 and 15, after the name in
+/// parentheses), at 100 ticks per second.
+pub fn own_cpu(stat: &str) -> std::time::Duration {
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<u64> = after_name
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
+    std::time::Duration::from_millis(ticks * 10)
 }
 
 /// KiB as MB with one decimal.
