@@ -380,7 +380,7 @@ _ftw() {
             return 0
             ;;
         ftw__subcmd__serve)
-            opts="-h -V --host --port --tls-cert --tls-key --secret-key-file --audit-log --max-runs --client-timeout --max-connections --keep-runs --shutdown-grace --help --version"
+            opts="-h -V --host --port --tls-cert --tls-key --secret-key-file --audit-log --max-runs --client-timeout --max-connections --state-dir --keep-runs --keep-for --max-state-size --max-runs-per-user --shutdown-grace --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -466,7 +466,26 @@ _ftw() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --state-dir)
+                    COMPREPLY=()
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o plusdirs
+                    fi
+                    return 0
+                    ;;
                 --keep-runs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --keep-for)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-state-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-runs-per-user)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -45,7 +45,11 @@ complete -c ftw -n "__fish_ftw_using_subcommand serve" -l audit-log -d 'Append o
 complete -c ftw -n "__fish_ftw_using_subcommand serve" -l max-runs -d 'Runs that may execute at once, over all tools (more wait in a short queue)' -r
 complete -c ftw -n "__fish_ftw_using_subcommand serve" -l client-timeout -d 'How long a client may take to send its request headers, or pause while sending a body, before ftw drops it' -r
 complete -c ftw -n "__fish_ftw_using_subcommand serve" -l max-connections -d 'Open connections at most (live output pages count); more wait to be accepted' -r
-complete -c ftw -n "__fish_ftw_using_subcommand serve" -l keep-runs -d 'Finished runs kept in the history (with their output and files)' -r
+complete -c ftw -n "__fish_ftw_using_subcommand serve" -l state-dir -d 'Folder for ftw\'s database, runs, their output and files (made mode 0700) [default: [server] state_dir, else $STATE_DIRECTORY (systemd), else $XDG_STATE_HOME/ftw, else ~/.local/state/ftw]' -r -f -a "(__fish_complete_directories)"
+complete -c ftw -n "__fish_ftw_using_subcommand serve" -l keep-runs -d 'Finished runs kept in the history, with their output and files [default: [server] keep_runs, else 10000]' -r
+complete -c ftw -n "__fish_ftw_using_subcommand serve" -l keep-for -d 'Remove finished runs older than this, e.g. "30d" [default: [server] keep_for, else keep them]' -r
+complete -c ftw -n "__fish_ftw_using_subcommand serve" -l max-state-size -d 'The most the state folder may take; the oldest runs go first [default: [server] max_state_size, else 5GB]' -r
+complete -c ftw -n "__fish_ftw_using_subcommand serve" -l max-runs-per-user -d 'Runs one user may have queued or running at once [default: [server] max_runs_per_user, else 8]' -r
 complete -c ftw -n "__fish_ftw_using_subcommand serve" -l shutdown-grace -d 'On SIGINT/SIGTERM, how long running tools may finish before they are killed' -r
 complete -c ftw -n "__fish_ftw_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ftw -n "__fish_ftw_using_subcommand serve" -s V -l version -d 'Print version'

@@ -141,10 +141,28 @@ pub struct ServeArgs {
     #[arg(long, env = "FTW_MAX_CONNECTIONS", value_name = "N", default_value_t = 4096,
           value_parser = clap::value_parser!(u32).range(16..))]
     pub max_connections: u32,
-    /// Finished runs kept in the history (with their output and files)
-    #[arg(long, env = "FTW_KEEP_RUNS", value_name = "N", default_value_t = crate::runs::DEFAULT_KEEP_RUNS,
-          value_parser = clap::value_parser!(u32))]
-    pub keep_runs: u32,
+    /// Folder for ftw's database, runs, their output and files (made mode 0700)
+    /// [default: [server] state_dir, else $STATE_DIRECTORY (systemd), else
+    /// $XDG_STATE_HOME/ftw, else ~/.local/state/ftw]
+    #[arg(long, env = "FTW_STATE_DIR", value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
+    pub state_dir: Option<PathBuf>,
+    /// Finished runs kept in the history, with their output and files [default:
+    /// [server] keep_runs, else 10000]
+    #[arg(long, env = "FTW_KEEP_RUNS", value_name = "N")]
+    pub keep_runs: Option<u32>,
+    /// Remove finished runs older than this, e.g. "30d" [default: [server] keep_for, else
+    /// keep them]
+    #[arg(long, env = "FTW_KEEP_FOR", value_name = "DURATION", value_parser = parse_duration)]
+    pub keep_for: Option<Duration>,
+    /// The most the state folder may take; the oldest runs go first [default: [server]
+    /// max_state_size, else 5GB]
+    #[arg(long, env = "FTW_MAX_STATE_SIZE", value_name = "SIZE", value_parser = parse_size)]
+    pub max_state_size: Option<u64>,
+    /// Runs one user may have queued or running at once [default: [server]
+    /// max_runs_per_user, else 8]
+    #[arg(long, env = "FTW_MAX_RUNS_PER_USER", value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_runs_per_user: Option<u16>,
     /// On SIGINT/SIGTERM, how long running tools may finish before they are killed
     #[arg(long, env = "FTW_SHUTDOWN_GRACE", value_name = "DURATION", default_value = "10s",
           value_parser = parse_duration)]
@@ -180,6 +198,15 @@ pub struct CertArgs {
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text)
         .map_err(|e| format!("{e}; write a duration such as \"10s\", \"2m\" or \"1h\""))
+}
+
+/// Parses "500MB", "5GB", "2GiB" for size flags.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    match parse_size::parse_size(text) {
+        Ok(0) => Err("must be larger than zero".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{e}; write a size such as \"500MB\" or \"5GB\"")),
+    }
 }
 
 /// The clap command tree, for completions and the man page.

@@ -19,6 +19,8 @@ use crate::manifest::{self, Manifest, TlsFiles, User, ZERO_CONFIG_USER};
 use crate::password;
 
 pub const DEFAULT_PORT: u16 = 8000;
+/// The state folder's size budget unless one is given: 5 GB.
+pub const DEFAULT_MAX_STATE_SIZE: u64 = 5_000_000_000;
 
 #[derive(Debug)]
 pub struct Config {
@@ -31,7 +33,12 @@ pub struct Config {
     pub shutdown_grace: Duration,
     pub audit_log: Option<PathBuf>,
     pub max_runs: usize,
-    pub keep_runs: usize,
+    /// Where the database, the runs and their files live.
+    pub state_dir: PathBuf,
+    pub keep_runs: u64,
+    pub keep_for: Option<Duration>,
+    pub max_state_size: u64,
+    pub max_runs_per_user: usize,
     pub max_connections: usize,
     pub client_timeout: Duration,
     /// Set when the manifest has no users: the password of the one-time `admin`.
@@ -100,6 +107,10 @@ impl Config {
             None
         };
 
+        let state_dir = match args.state_dir.or(manifest.server.state_dir.clone()) {
+            Some(dir) => dir,
+            None => default_state_dir()?,
+        };
         let config = Config {
             manifest_path: args.manifest,
             base_path: manifest.server.base_path.clone(),
@@ -109,7 +120,22 @@ impl Config {
             keys,
             shutdown_grace: args.shutdown_grace,
             max_runs: args.max_runs.into(),
-            keep_runs: args.keep_runs as usize,
+            state_dir,
+            keep_runs: args
+                .keep_runs
+                .or(manifest.server.keep_runs)
+                .unwrap_or(crate::runs::DEFAULT_KEEP_RUNS)
+                .into(),
+            keep_for: args.keep_for.or(manifest.server.keep_for),
+            max_state_size: args
+                .max_state_size
+                .or(manifest.server.max_state_size)
+                .unwrap_or(DEFAULT_MAX_STATE_SIZE),
+            max_runs_per_user: args
+                .max_runs_per_user
+                .or(manifest.server.max_runs_per_user)
+                .unwrap_or(crate::runs::DEFAULT_MAX_RUNS_PER_USER)
+                .into(),
             max_connections: args.max_connections as usize,
             client_timeout: args.client_timeout,
             one_time_password,
@@ -200,6 +226,30 @@ fn scrub_env_value(name: &str) {
     }
 }
 
+/// Where state lives when neither a flag nor the manifest says: systemd's
+/// `$STATE_DIRECTORY` (its first entry), else `$XDG_STATE_HOME/ftw`, else
+/// `~/.local/state/ftw` (the XDG default).
+fn default_state_dir() -> Result<PathBuf> {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(dirs) = var("STATE_DIRECTORY")
+        && let Some(first) = std::env::split_paths(&dirs).next()
+    {
+        return Ok(first);
+    }
+    if let Some(xdg) = var("XDG_STATE_HOME").map(PathBuf::from)
+        && xdg.is_absolute()
+    {
+        return Ok(xdg.join("ftw"));
+    }
+    match var("HOME").map(PathBuf::from) {
+        Some(home) if home.is_absolute() => Ok(home.join(".local/state/ftw")),
+        _ => Err(Error::usage(
+            "cannot tell where to keep ftw's state: HOME is not set. Pick a folder with \
+             --state-dir (or FTW_STATE_DIR, or [server] state_dir)",
+        )),
+    }
+}
+
 /// An IP address, or `localhost` (which means 127.0.0.1).
 fn parse_host(host: &str) -> Result<IpAddr> {
     if host == "localhost" {
@@ -234,7 +284,11 @@ mod tests {
             shutdown_grace: Duration::from_secs(1),
             audit_log: None,
             max_runs: 1,
+            state_dir: "state".into(),
             keep_runs: 1,
+            keep_for: None,
+            max_state_size: DEFAULT_MAX_STATE_SIZE,
+            max_runs_per_user: 1,
             max_connections: 16,
             client_timeout: Duration::from_secs(1),
             one_time_password: None,

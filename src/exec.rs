@@ -131,8 +131,10 @@ pub enum Ending {
     Exited(Exit),
     /// It ran past its timeout and was stopped; how it ended then.
     TimedOut(Exit),
-    /// Someone cancelled it (or ftw shut down); how it ended then.
+    /// Someone cancelled it; how it ended then.
     Cancelled(Exit),
+    /// ftw shut down while it ran; how it ended then.
+    ShutDown(Exit),
     /// It never started (program missing, not executable, arguments too long, ...).
     NotStarted(String),
 }
@@ -143,6 +145,8 @@ pub enum Stop {
     Running,
     /// SIGTERM, then SIGKILL after the grace period.
     Cancel,
+    /// ftw is shutting down: SIGTERM now; `Kill` follows after the shutdown grace.
+    Shutdown,
     /// SIGKILL now (shutdown after its grace period).
     Kill,
 }
@@ -159,6 +163,9 @@ pub enum Stream {
 /// ftw (the program's own writes to two pipes carry no common clock).
 pub trait OutputSink: Send + Sync {
     fn push(&self, stream: Stream, bytes: &[u8]);
+
+    /// The program started as process (and process group) `pid`.
+    fn started(&self, _pid: u32) {}
 }
 
 /// Runs `plan` to its end; `stop` can cancel it. Returns how it ended.
@@ -172,6 +179,9 @@ pub async fn execute(
         Err(e) => return Ending::NotStarted(spawn_error(plan, &e)),
     };
     let pgid = child.id().map(|id| id as i32);
+    if let Some(pid) = child.id() {
+        sink.started(pid);
+    }
     // A stop requested before the program started is acted on at once.
     if *stop.borrow() != Stop::Running {
         stop.mark_changed();
@@ -219,20 +229,27 @@ pub async fn execute(
                 kill_at.as_mut().reset(tokio::time::Instant::now() + KILL_GRACE);
                 kill_armed = true;
             },
-            changed = stop.changed(), if stopped.is_none() && stop_open => {
+            changed = stop.changed(), if stop_open => {
                 stop_open = changed.is_ok();
                 let request = if stop_open { *stop.borrow() } else { Stop::Running };
                 match request {
                     Stop::Running => {}
                     Stop::Cancel => {
-                        stopped = Some(Ending::Cancelled);
+                        if stopped.is_none() {
+                            stopped = Some(Ending::Cancelled);
+                            signal_group(libc::SIGTERM);
+                            kill_at.as_mut().reset(tokio::time::Instant::now() + KILL_GRACE);
+                            kill_armed = true;
+                        }
+                    }
+                    Stop::Shutdown => {
+                        stopped.get_or_insert(Ending::ShutDown);
                         signal_group(libc::SIGTERM);
-                        kill_at.as_mut().reset(tokio::time::Instant::now() + KILL_GRACE);
-                        kill_armed = true;
                     }
                     Stop::Kill => {
-                        stopped = Some(Ending::Cancelled);
+                        stopped.get_or_insert(Ending::ShutDown);
                         signal_group(libc::SIGKILL);
+                        stop_open = false;
                     }
                 }
             },

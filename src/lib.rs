@@ -20,6 +20,8 @@ pub mod metrics;
 pub mod password;
 pub mod runs;
 pub mod server;
+pub mod state_dir;
+pub mod store;
 pub mod tls;
 
 use std::process::ExitCode;

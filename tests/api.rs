@@ -314,7 +314,7 @@ async fn cancel_through_the_api() {
     let api = api("");
     let (_, started) = api.run("slow", json!({}), false).await;
     let id = started["id"].as_str().unwrap().to_string();
-    let live = api.app.state.runs.get(&id).unwrap();
+    let live = api.app.state.runs.get(&id).await.unwrap();
     let mut changes = live.watch();
     let running = async {
         while live.status() != ftw::runs::Status::Running {
@@ -384,7 +384,7 @@ async fn invalid_arguments_are_422_with_a_message_per_field() {
         )
         .await;
     assert_eq!(r.status, 400, "{body}");
-    assert!(api.app.state.runs.list().is_empty());
+    assert!(api.app.all_runs().await.is_empty());
 }
 
 #[tokio::test]
@@ -537,6 +537,7 @@ async fn the_openapi_description_matches_real_responses() {
     );
     for (path, method, ok) in [
         ("/api/tools", "get", "200"),
+        ("/api/runs", "get", "200"),
         ("/api/runs/{id}", "get", "200"),
         ("/api/runs/{id}/events", "get", "200"),
         ("/api/runs/{id}/output", "get", "200"),
@@ -593,6 +594,22 @@ async fn the_openapi_description_matches_real_responses() {
         .map(|e| e.to_string())
         .collect();
     assert!(errors.is_empty(), "{errors:?}\n{run}");
+
+    let list_schema = jsonschema::validator_for(&with_defs(
+        &doc["paths"]["/api/runs"]["get"]["responses"]["200"]["content"]["application/json"]
+            ["schema"],
+    ))
+    .unwrap();
+    let (_, list) = api
+        .call("GET", "/api/runs", Some(&api.bob_token), None)
+        .await;
+    let errors: Vec<String> = list_schema
+        .iter_errors(&list)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}\n{list}");
+    assert_eq!(list["runs"][0]["id"], id);
+    assert_eq!(list["runs"][0]["args"]["name"], "Ada");
 }
 
 // ---- metrics ----

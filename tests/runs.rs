@@ -127,7 +127,7 @@ async fn nul_is_refused_with_422_and_nothing_runs() {
         "{}",
         r.body
     );
-    assert!(app.state.runs.list().is_empty(), "nothing ran");
+    assert!(app.all_runs().await.is_empty(), "nothing ran");
 }
 
 #[tokio::test]
@@ -244,7 +244,7 @@ min_length = 8
     // Values are kept, except the password.
     assert!(r.body.contains("value=\"abcd\"") && r.body.contains("value=\"11\""));
     assert!(!r.body.contains("short"), "a password is never echoed back");
-    assert!(app.state.runs.list().is_empty());
+    assert!(app.all_runs().await.is_empty());
 }
 
 #[tokio::test]
@@ -259,7 +259,7 @@ async fn undeclared_fields_are_refused() {
         "{}",
         r.body
     );
-    assert!(app.state.runs.list().is_empty());
+    assert!(app.all_runs().await.is_empty());
 }
 
 #[tokio::test]
@@ -276,7 +276,7 @@ async fn the_form_needs_its_csrf_token_and_same_origin() {
         .post_with("/tools/t", &[], &[("x-csrf-token", &csrf)])
         .await;
     assert_eq!(r.status, 303, "the header works for fetch");
-    assert_eq!(app.state.runs.list().len(), 1);
+    assert_eq!(app.all_runs().await.len(), 1);
 }
 
 // ---- 24: environment and process groups ----
@@ -412,7 +412,7 @@ async fn cancel_ends_the_process_group() {
     );
     let mut b = alice(&app).await;
     let id = Browser::run_id(&b.run_tool("t", &[]).await);
-    let run = app.state.runs.get(&id).unwrap();
+    let run = app.state.runs.get(&id).await.unwrap();
     let mut changes = run.watch();
     while !String::from_utf8_lossy(&run.output()).contains("waiting") {
         changes.changed().await.unwrap();
@@ -701,7 +701,7 @@ async fn uploads_land_inside_their_run_folder_whatever_their_name() {
         assert_eq!(mode & 0o777, 0o700, "the output folder is private");
     }
     // A NUL in the part's header is not valid multipart at all.
-    let runs_before = app.state.runs.list().len();
+    let runs_before = app.all_runs().await.len();
     let csrf = b.get("/tools/up").await.csrf();
     let body = multipart(
         "XyZ",
@@ -711,7 +711,7 @@ async fn uploads_land_inside_their_run_folder_whatever_their_name() {
         ],
     );
     assert_eq!(b.post_multipart("/tools/up", "XyZ", body).await.status, 400);
-    assert_eq!(app.state.runs.list().len(), runs_before, "nothing ran");
+    assert_eq!(app.all_runs().await.len(), runs_before, "nothing ran");
 }
 
 #[tokio::test]
@@ -739,7 +739,7 @@ async fn uploads_over_max_size_are_413() {
         .post_multipart("/tools/up", "B", multipart("B", &parts))
         .await;
     assert_eq!(r.status, 413);
-    assert!(app.state.runs.list().is_empty());
+    assert!(app.all_runs().await.is_empty());
 }
 
 #[tokio::test]
@@ -818,15 +818,15 @@ async fn history_keeps_the_newest_runs_and_removes_the_folders_of_older_ones() {
         let run = app.finished(&id).await;
         ids.push((id, run.dir.output().to_path_buf()));
     }
-    // keep_runs is 20 in the test app; the last run's trim is done once all are idle.
-    tokio::time::timeout(Duration::from_secs(30), app.state.runs.idle())
-        .await
-        .expect("idle within 30 s");
-    assert_eq!(app.state.runs.list().len(), 20);
+    // keep_runs is 20 in the test app; older runs go in the background.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while app.all_runs().await.len() > 20 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(app.all_runs().await.len(), 20);
     for (id, dir) in &ids[..3] {
-        assert!(app.state.runs.get(id).is_none());
-        // Folders are removed on the blocking pool, off the request threads.
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        assert!(app.state.runs.get(id).await.is_none());
+        // Folders are removed by the sweeper, off the request threads.
         while dir.exists() && std::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -837,35 +837,93 @@ async fn history_keeps_the_newest_runs_and_removes_the_folders_of_older_ones() {
     assert!(page.contains(&ids[22].0) && !page.contains(&ids[0].0));
 }
 
+/// Waits (at most 30 s) until the run is running.
+async fn until_running(app: &App, id: &str) {
+    let run = app.state.runs.get(id).await.unwrap();
+    let mut changes = run.watch();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while run.status() != ftw::runs::Status::Running {
+            changes.changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("running within 30 s");
+}
+
 #[tokio::test]
-async fn max_concurrent_queues_runs_and_a_full_queue_is_429() {
+async fn one_tools_backlog_fills_only_its_own_queue() {
     let app = app(
-        "[tools.t]\ncommand = [\"/bin/sleep\", \"30\"]\nmax_concurrent = 1\n",
+        "[tools.t]\ncommand = [\"/bin/sleep\", \"30\"]\nmax_concurrent = 1\n\n\
+         [tools.quick]\ncommand = [\"/bin/echo\", \"done\"]\n\n\
+         [server]\nmax_runs_per_user = 100\n",
         &[],
     );
     let mut b = alice(&app).await;
     let first = Browser::run_id(&b.run_tool("t", &[]).await);
-    let second = Browser::run_id(&b.run_tool("t", &[]).await);
-    let run1 = app.state.runs.get(&first).unwrap();
-    let mut changes = run1.watch();
-    while run1.status() != ftw::runs::Status::Running {
-        changes.changed().await.unwrap();
+    until_running(&app, &first).await;
+    let mut ids = vec![first];
+    for _ in 0..ftw::runs::MAX_QUEUED {
+        ids.push(Browser::run_id(&b.run_tool("t", &[]).await));
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(
-        app.state.runs.get(&second).unwrap().status(),
-        ftw::runs::Status::Queued
+        app.state.runs.get(&ids[1]).await.unwrap().status(),
+        ftw::runs::Status::Queued,
+        "max_concurrent = 1: the second waits"
     );
-    let mut last = None;
-    for _ in 0..ftw::runs::MAX_QUEUED + 2 {
-        last = Some(b.run_tool("t", &[]).await);
+    let refused = b.run_tool("t", &[]).await;
+    assert_eq!(refused.status, 429, "t's queue is full");
+    assert!(!refused.header("retry-after").is_empty());
+    assert!(
+        refused.body.contains("waiting to start"),
+        "{}",
+        refused.body
+    );
+    // Global slots are free: another tool runs at once, backlog or not.
+    let quick = Browser::run_id(&b.run_tool("quick", &[]).await);
+    let run = app.finished(&quick).await;
+    assert_eq!(run.status(), ftw::runs::Status::Succeeded);
+    for id in &ids {
+        app.state.runs.get(id).await.unwrap().cancel();
     }
-    let last = last.unwrap();
-    assert_eq!(last.status, 429);
-    assert!(!last.header("retry-after").is_empty());
-    for run in app.state.runs.list() {
-        run.cancel();
+}
+
+#[tokio::test]
+async fn a_user_has_at_most_max_runs_per_user_runs_at_once() {
+    let app = app(
+        "[tools.t]\ncommand = [\"/bin/sleep\", \"30\"]\n\n[server]\nmax_runs_per_user = 3\n",
+        &[],
+    );
+    let mut a = alice(&app).await;
+    let ids: Vec<String> = start_runs(&mut a, 3).await;
+    let refused = a.run_tool("t", &[]).await;
+    assert_eq!(refused.status, 429);
+    assert!(
+        refused.body.contains("max_runs_per_user"),
+        "{}",
+        refused.body
+    );
+    let mut b = bob(&app).await;
+    let bobs = Browser::run_id(&b.run_tool("t", &[]).await);
+    // One of alice's ends: she may start another.
+    let one = app.state.runs.get(&ids[0]).await.unwrap();
+    one.cancel();
+    tokio::time::timeout(Duration::from_secs(30), one.finished())
+        .await
+        .expect("cancelled within 30 s");
+    let again = a.run_tool("t", &[]).await;
+    assert_eq!(again.status, 303, "{}", again.body);
+    for id in ids.iter().chain([&bobs, &Browser::run_id(&again)]) {
+        app.state.runs.get(id).await.unwrap().cancel();
     }
+}
+
+/// Starts `n` runs of `t`, one after another.
+async fn start_runs(b: &mut Browser<'_>, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        ids.push(Browser::run_id(&b.run_tool("t", &[]).await));
+    }
+    ids
 }
 
 // ---- the form page ----
@@ -964,7 +1022,7 @@ async fn the_run_page_works_without_javascript() {
             .contains("<noscript><meta http-equiv=\"refresh\" content=\"2\"></noscript>")
     );
     assert!(page.body.contains("action=\"/runs/") && page.body.contains("/cancel\""));
-    app.state.runs.get(&id).unwrap().cancel();
+    app.state.runs.get(&id).await.unwrap().cancel();
     app.finished(&id).await;
     let done = b.get(&format!("/runs/{id}")).await;
     assert!(

@@ -6,18 +6,31 @@
 //! this user issued at or before T are over"). That signs the user out on their other
 //! devices too, which is the safe way to fail; the floor map holds at most one entry per
 //! user, and only users who can sign in can log out.
+//!
+//! Every revocation and floor is also written to the state database, and read back at
+//! start-up, so a restart does not bring a logged-out cookie back. Checks stay in
+//! memory: they run on every request.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::session::Session;
+use crate::store::{Revocation, Store};
 
 pub const DEFAULT_CAPACITY: usize = 100_000;
 
-#[derive(Debug)]
 pub struct Revoked {
     inner: Mutex<Inner>,
     capacity: usize,
+    store: Option<Arc<dyn Store>>,
+}
+
+impl std::fmt::Debug for Revoked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Revoked")
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -29,15 +42,42 @@ struct Inner {
 }
 
 impl Revoked {
+    /// Revocations kept in memory only (unit tests).
     pub fn new(capacity: usize) -> Revoked {
         Revoked {
             inner: Mutex::new(Inner::default()),
             capacity: capacity.max(1),
+            store: None,
         }
     }
 
-    /// Revokes `session`, which would have expired at `expires`.
-    pub fn revoke(&self, session: &Session, expires: u64, now: u64) {
+    /// Revocations written to `store`, starting from those it kept.
+    pub fn restore(capacity: usize, store: Arc<dyn Store>, kept: Vec<Revocation>) -> Revoked {
+        let revoked = Revoked::new(capacity);
+        {
+            let mut inner = revoked.inner.lock().expect("revocation lock");
+            for r in kept {
+                match r.id {
+                    Some(id) => {
+                        inner.ids.insert(id, (r.user, r.issued, r.expires));
+                    }
+                    None => {
+                        let floor = inner.floors.entry(r.user).or_insert(0);
+                        *floor = (*floor).max(r.issued);
+                    }
+                }
+            }
+        }
+        Revoked {
+            store: Some(store),
+            ..revoked
+        }
+    }
+
+    /// Revokes `session`, which would have expired at `expires`. Resolves once the
+    /// revocation is stored (at once without a store).
+    pub fn revoke(&self, session: &Session, expires: u64, now: u64) -> crate::store::Pending<()> {
+        let mut folded = None;
         let mut inner = self.inner.lock().expect("revocation lock");
         if inner.ids.len() >= self.capacity {
             inner.ids.retain(|_, &mut (_, _, exp)| exp > now);
@@ -47,16 +87,35 @@ impl Revoked {
                 .ids
                 .iter()
                 .min_by_key(|(_, (_, _, exp))| *exp)
-                .map(|(id, (user, issued, _))| (*id, user.clone(), *issued));
-            if let Some((id, user, issued)) = oldest {
+                .map(|(id, (user, issued, exp))| (*id, user.clone(), *issued, *exp));
+            if let Some((id, user, issued, exp)) = oldest {
                 inner.ids.remove(&id);
-                let floor = inner.floors.entry(user).or_insert(0);
+                let floor = inner.floors.entry(user.clone()).or_insert(0);
                 *floor = (*floor).max(issued);
+                folded = Some(Revocation {
+                    id: None,
+                    user,
+                    issued,
+                    expires: exp,
+                });
             }
         }
         inner
             .ids
             .insert(session.id, (session.user.clone(), session.issued, expires));
+        drop(inner);
+        let Some(store) = &self.store else {
+            return Box::pin(async { Ok(()) });
+        };
+        if let Some(floor) = folded {
+            drop(store.revoke_session(floor));
+        }
+        store.revoke_session(Revocation {
+            id: Some(session.id),
+            user: session.user.clone(),
+            issued: session.issued,
+            expires,
+        })
     }
 
     pub fn is_revoked(&self, session: &Session) -> bool {
@@ -86,7 +145,7 @@ mod tests {
         let r = Revoked::new(10);
         let s = Session::new("alice", [0; 16], 100);
         assert!(!r.is_revoked(&s));
-        r.revoke(&s, 200, 100);
+        drop(r.revoke(&s, 200, 100));
         assert!(r.is_revoked(&s));
         assert!(
             !r.is_revoked(&Session::new("alice", [0; 16], 100)),
@@ -101,7 +160,7 @@ mod tests {
             .map(|i| Session::new("bob", [0; 16], 100 + i))
             .collect();
         for (i, s) in sessions.iter().enumerate() {
-            r.revoke(s, 1000 + i as u64, 150);
+            drop(r.revoke(s, 1000 + i as u64, 150));
         }
         assert_eq!(r.len(), 3);
         for s in &sessions {
@@ -113,10 +172,10 @@ mod tests {
     #[test]
     fn expired_entries_make_room() {
         let r = Revoked::new(2);
-        r.revoke(&Session::new("a", [0; 16], 1), 10, 5);
-        r.revoke(&Session::new("a", [0; 16], 2), 10, 5);
+        drop(r.revoke(&Session::new("a", [0; 16], 1), 10, 5));
+        drop(r.revoke(&Session::new("a", [0; 16], 2), 10, 5));
         let fresh = Session::new("a", [0; 16], 50);
-        r.revoke(&fresh, 500, 100);
+        drop(r.revoke(&fresh, 500, 100));
         assert_eq!(r.len(), 1);
         assert!(r.is_revoked(&fresh));
     }

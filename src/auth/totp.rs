@@ -4,7 +4,7 @@
 //! shoulder or in a proxy log cannot be replayed while it is still valid.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use totp_rs::{Algorithm, Builder, Totp};
 
@@ -57,13 +57,29 @@ pub fn uri(secret: &[u8], account: &str, issuer: &str) -> Result<String, String>
         .map_err(|e| format!("cannot make the otpauth URI: {e}"))
 }
 
-/// The last step each user signed in with; a step is never accepted twice.
-#[derive(Debug, Default)]
+/// The last step each user signed in with; a step is never accepted twice, not even
+/// across a restart (each accepted step is written to the state database).
+#[derive(Default)]
 pub struct Replays {
     last: Mutex<HashMap<String, u64>>,
+    store: Option<Arc<dyn crate::store::Store>>,
+}
+
+impl std::fmt::Debug for Replays {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replays").finish_non_exhaustive()
+    }
 }
 
 impl Replays {
+    /// Steps written to `store`, starting from those it kept.
+    pub fn restore(store: Arc<dyn crate::store::Store>, kept: Vec<(String, u64)>) -> Replays {
+        Replays {
+            last: Mutex::new(kept.into_iter().collect()),
+            store: Some(store),
+        }
+    }
+
     /// Records `step` for `user`; false if that step (or a later one) was used already.
     pub fn accept(&self, user: &str, step: u64) -> bool {
         let mut last = self.last.lock().expect("replay lock");
@@ -71,6 +87,9 @@ impl Replays {
             Some(&used) if step <= used => false,
             _ => {
                 last.insert(user.to_string(), step);
+                if let Some(store) = &self.store {
+                    drop(store.totp_used(user, step));
+                }
                 true
             }
         }

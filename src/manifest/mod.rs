@@ -48,6 +48,14 @@ pub struct Server {
     pub metrics_allow: Vec<ipnet::IpNet>,
     /// ... and requests with this bearer token (its SHA-256). Neither set: no /metrics.
     pub metrics_token: Option<[u8; 32]>,
+    /// The state folder (flags and the environment come first).
+    pub state_dir: Option<PathBuf>,
+    /// Retention: finished runs kept, their age, the state folder's size.
+    pub keep_runs: Option<u32>,
+    pub keep_for: Option<Duration>,
+    pub max_state_size: Option<u64>,
+    /// Runs one user may have queued or running at once.
+    pub max_runs_per_user: Option<u16>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

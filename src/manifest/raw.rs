@@ -31,6 +31,12 @@ pub struct RawServer {
     pub audit_log: Option<PathText>,
     pub metrics_allow: Option<Vec<Spanned<String>>>,
     pub metrics_token: Option<Spanned<String>>,
+    /// Where runs, their output and ftw's database live.
+    pub state_dir: Option<PathText>,
+    pub keep_runs: Option<Spanned<u32>>,
+    pub keep_for: Option<DurationText>,
+    pub max_state_size: Option<SizeText>,
+    pub max_runs_per_user: Option<Spanned<u16>>,
 }
 
 /// `[auth]` without its `users` table, which is decoded entry by entry.

@@ -1,16 +1,20 @@
-//! Where runs keep their files: one private root per server (mode 0700, random name,
-//! cleaned up after a crash), and in it, per run, the output folder the tool writes
-//! into (`ID/`, its `FTW_OUTPUT_DIR`) and, only for runs that take uploads,
-//! `ID.uploads/`. Each folder is an inode made and later freed; a trivial run makes
-//! one. The tool runs as ftw's user and could swap its output folder for a symlink, so
-//! every read of it goes through the descriptor ftw opened when it made the folder,
-//! and never follows a link.
+//! Where runs keep their files: `runs/` in the state folder (mode 0700), and in it,
+//! per run, the output folder the tool writes into (`ID/`, its `FTW_OUTPUT_DIR`),
+//! only for runs that take uploads `ID.uploads/`, and only for long output `ID.log`.
+//! Each is an inode made and later freed; a trivial run makes one. They stay as long
+//! as the run stays in the history, and retention removes them with its record.
+//!
+//! The tool runs as ftw's user and could swap its output folder for a symlink, so
+//! every read of it goes through the descriptor ftw opened when it made the folder (or,
+//! for a run from the history, opened without following links), and never follows a
+//! link.
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,7 +28,8 @@ pub struct OutputFile {
 }
 
 /// A run's private folders: the output folder, and the uploads folder once an upload
-/// arrives. Removed with the run.
+/// arrives. A folder made for a submission that never became a run is removed when
+/// this is dropped; a run's folders stay until retention removes the run.
 #[derive(Debug)]
 pub struct RunDir {
     output: PathBuf,
@@ -32,7 +37,10 @@ pub struct RunDir {
     /// The output folder as ftw made it, held open for the run's life. The tool runs as
     /// ftw's user and can swap the folder for a symlink; every listing and every file
     /// read goes through this descriptor, so it always reads the folder ftw made.
-    dir: OwnedFd,
+    /// `None` for a run from the history whose folder is gone.
+    dir: Option<OwnedFd>,
+    /// Kept with the run (set when the run is stored).
+    kept: AtomicBool,
     sweeper: Arc<Sweeper>,
 }
 
@@ -57,13 +65,39 @@ impl RunDir {
         &self.output
     }
 
+    /// Where the run's output goes once it outgrows memory (`ID.log`).
+    pub fn log_path(&self) -> PathBuf {
+        self.output.with_extension("log")
+    }
+
+    /// The folders stay with the run (until retention removes it).
+    pub fn keep(&self) {
+        self.kept.store(true, Ordering::SeqCst);
+    }
+
+    /// Bytes of the uploads the run received.
+    pub fn uploads_size(&self) -> u64 {
+        let Ok(entries) = std::fs::read_dir(&self.uploads) else {
+            return 0;
+        };
+        entries
+            .filter_map(Result::ok)
+            .filter_map(|e| e.metadata().ok())
+            .filter(|m| m.is_file())
+            .map(|m| m.len())
+            .sum()
+    }
+
     /// Regular files directly inside the output folder: no folders, no symlinks, UTF-8
     /// names only.
     pub(super) fn list_output(&self) -> Vec<OutputFile> {
-        let mut files: Vec<OutputFile> = entry_names(&self.dir)
+        let Some(dir) = &self.dir else {
+            return Vec::new();
+        };
+        let mut files: Vec<OutputFile> = entry_names(dir)
             .into_iter()
             .filter_map(|name| {
-                let (is_file, size) = stat_at(&self.dir, &name)?;
+                let (is_file, size) = stat_at(dir, &name)?;
                 if !is_file {
                     return None;
                 }
@@ -81,10 +115,11 @@ impl RunDir {
     /// A regular file of the output folder, opened without following symlinks.
     pub fn open_output_file(&self, name: &str) -> Option<std::fs::File> {
         let c_name = CString::new(name).ok()?;
+        let dir = self.dir.as_ref()?;
         // SAFETY: openat(2) relative to a directory descriptor we own.
         let fd = unsafe {
             libc::openat(
-                self.dir.as_raw_fd(),
+                dir.as_raw_fd(),
                 c_name.as_ptr(),
                 libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC,
             )
@@ -153,13 +188,16 @@ fn stat_at(dir: &OwnedFd, name: &str) -> Option<(bool, u64)> {
 }
 
 impl Drop for RunDir {
-    /// Removing a folder blocks on the disk, so it never happens on the threads that
-    /// answer requests: the sweeper removes it a moment later. Whatever is still there
-    /// when ftw stops goes with the private root.
+    /// A folder that never became a run goes. Removing a folder blocks on the disk, so
+    /// it never happens on the threads that answer requests: the sweeper removes it a
+    /// moment later.
     fn drop(&mut self) {
-        let output = std::mem::take(&mut self.output);
-        let uploads = std::mem::take(&mut self.uploads);
-        self.sweeper.bury([output, uploads]);
+        if !self.kept.load(Ordering::SeqCst) {
+            let log = self.log_path();
+            let output = std::mem::take(&mut self.output);
+            let uploads = std::mem::take(&mut self.uploads);
+            self.sweeper.bury([output, uploads, log]);
+        }
     }
 }
 
@@ -198,7 +236,8 @@ impl Sweeper {
         sweeper
     }
 
-    fn bury(&self, paths: impl IntoIterator<Item = PathBuf>) {
+    /// Removes these files and folders a moment later, on the sweeper's thread.
+    pub fn bury(&self, paths: impl IntoIterator<Item = PathBuf>) {
         self.queue.lock().expect("sweep lock").extend(paths);
     }
 }
@@ -211,8 +250,24 @@ impl Drop for Sweeper {
 
 fn remove_all(paths: &[PathBuf]) {
     for path in paths {
-        let _ = std::fs::remove_dir_all(path);
+        let removed = match std::fs::symlink_metadata(path) {
+            Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(path),
+            Ok(_) => std::fs::remove_file(path),
+            Err(_) => Ok(()),
+        };
+        if let Err(e) = removed {
+            tracing::warn!("cannot remove {}: {e}", path.display());
+        }
     }
+}
+
+/// Everything a run keeps on disk under `root`: its output folder, uploads and log.
+pub fn run_paths(root: &Path, id: &str) -> [PathBuf; 3] {
+    [
+        root.join(id),
+        root.join(format!("{id}.uploads")),
+        root.join(format!("{id}.log")),
+    ]
 }
 
 impl RunDir {
@@ -238,49 +293,48 @@ impl RunDir {
             uploads: root.join(format!("{id}.uploads")),
             output,
             // SAFETY: fd was just opened and is owned by nothing else.
-            dir: unsafe { OwnedFd::from_raw_fd(fd) },
+            dir: Some(unsafe { OwnedFd::from_raw_fd(fd) }),
+            kept: AtomicBool::new(false),
             sweeper: Arc::clone(sweeper),
         })
     }
-}
 
-const ROOT_PREFIX: &str = "ftw-runs-";
-const ROOT_PID_FILE: &str = "ftw.pid";
-
-/// Makes the private folder that holds every run's folder (mode 0700, random name), and
-/// removes those a crashed ftw left behind (their `ftw.pid` names a dead process).
-pub fn private_root() -> std::io::Result<PathBuf> {
-    remove_stale_roots(&std::env::temp_dir());
-    let dir = tempfile::Builder::new()
-        .prefix(ROOT_PREFIX)
-        .permissions(std::fs::Permissions::from_mode(0o700))
-        .tempdir()?
-        .keep();
-    std::fs::write(dir.join(ROOT_PID_FILE), std::process::id().to_string())?;
-    Ok(dir)
-}
-
-fn remove_stale_roots(tmp: &std::path::Path) {
-    let Ok(entries) = std::fs::read_dir(tmp) else {
-        return;
-    };
-    for entry in entries.filter_map(Result::ok) {
-        let name = entry.file_name();
-        if !name.to_string_lossy().starts_with(ROOT_PREFIX) {
-            continue;
-        }
-        let Ok(pid) = std::fs::read_to_string(entry.path().join(ROOT_PID_FILE)) else {
-            continue;
-        };
-        let Ok(pid) = pid.trim().parse::<i32>() else {
-            continue;
-        };
-        // SAFETY: signal 0 only asks whether the process exists.
-        let alive = unsafe { libc::kill(pid, 0) } == 0
-            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
-        if !alive {
-            tracing::info!("removing {} left by a stopped ftw", entry.path().display());
-            let _ = std::fs::remove_dir_all(entry.path());
+    /// The folders of a run from the history, opened without following a symlink
+    /// (the folder may be gone: then it lists no files).
+    pub fn existing(root: &Path, id: &str, sweeper: &Arc<Sweeper>) -> RunDir {
+        let output = root.join(id);
+        let dir = CString::new(output.clone().into_os_string().into_vec())
+            .ok()
+            .and_then(|path| {
+                // SAFETY: a plain open(2) of a NUL-terminated path; owned below.
+                let fd = unsafe {
+                    libc::open(
+                        path.as_ptr(),
+                        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                    )
+                };
+                // SAFETY: fd was just opened and is owned by nothing else.
+                (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+            });
+        RunDir {
+            uploads: root.join(format!("{id}.uploads")),
+            output,
+            dir,
+            kept: AtomicBool::new(true),
+            sweeper: Arc::clone(sweeper),
         }
     }
+}
+
+/// Makes (or opens) `runs/` in the state folder, mode 0700.
+pub fn runs_root(state_dir: &Path) -> std::io::Result<PathBuf> {
+    let root = state_dir.join("runs");
+    let mut builder = std::fs::DirBuilder::new();
+    builder.mode(0o700);
+    match builder.create(&root) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+        _ => {}
+    }
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700))?;
+    Ok(root)
 }

@@ -1,52 +1,80 @@
-//! A run's output: in memory while it is small, then on disk in an unnamed file
-//! (`O_TMPFILE`) in the runs' private folder, so no tool and no other user can open it
-//! by name, and it is gone the moment the run is dropped. Most runs print a few lines;
-//! they cost no file at all (a file per run is an inode made and freed per run, which
-//! on ext4 was the largest cost of a trivial run). Past `SPILL_AT` the output moves to
-//! the file and memory stays flat however much a tool prints; the kernel's page cache
-//! does the buffering.
+//! A run's output: in memory while it is small, then in a file in the runs' folder
+//! (`ID.log`, mode 0600, beside the tool's output folder, so the tool cannot list or
+//! replace it from there). Most runs print a few lines; they cost no file at all (a
+//! file per run is an inode made and freed per run, which on ext4 was the largest cost
+//! of a trivial run): while in memory, each piece is also queued to the state database
+//! as a chunk, so a crash loses none of it. Past `SPILL_AT` the output moves to the
+//! file and memory stays flat however much a tool prints; the kernel's page cache does
+//! the buffering, and a killed ftw loses nothing written.
 //!
 //! Writes append under a lock; reads copy (from memory) or `pread` (from the file)
 //! below the length seen under that lock, and the log only grows. Output beyond
 //! `max_output` is counted, not kept, and a marker line says where it was cut. If the
 //! disk refuses a write, the same happens with a marker that says so: the program keeps
-//! running either way.
+//! running either way, and the run says why its output was cut.
 
 use std::fs::File;
 use std::ops::Range;
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use crate::store::{Chunk, Store};
 
 /// Output up to this size stays in memory.
 pub const SPILL_AT: usize = 64 * 1024;
 
-#[derive(Debug)]
 pub struct OutputLog {
-    /// Where the file goes when the output outgrows memory.
-    spill_dir: PathBuf,
+    /// The file the output moves to when it outgrows memory.
+    path: PathBuf,
     max_kept: u64,
     state: Mutex<State>,
     stderr: Mutex<Stderr>,
+    /// Where chunks kept in memory are also stored, and the run they belong to.
+    persist: Option<(Arc<dyn Store>, String)>,
+}
+
+impl std::fmt::Debug for OutputLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutputLog")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a log holds, for the page, the API and the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Facts {
+    /// Bytes readers can read (kept output and markers).
+    pub len: u64,
+    /// Bytes of the tool's own output kept, and not kept.
+    pub kept: u64,
+    pub dropped: u64,
+    /// Why output was cut, when it was.
+    pub cut: Option<String>,
+    /// The output is in the log file.
+    pub in_file: bool,
+    /// Bytes the log file takes.
+    pub disk_bytes: u64,
 }
 
 #[derive(Debug)]
-enum Store {
+enum Place {
     Memory(Vec<u8>),
     File(File),
 }
 
 #[derive(Debug)]
 struct State {
-    store: Store,
+    store: Place,
     /// Bytes in the store: the kept output and any marker line.
     len: u64,
     /// Bytes of the tool's own output kept.
     kept: u64,
     /// Bytes the tool wrote that were not kept.
     dropped: u64,
-    /// Kept bytes stop here (the cap, or a failed write).
-    closed: bool,
+    /// Kept bytes stop here (the cap, or a failed write): why.
+    cut: Option<String>,
 }
 
 /// Where stderr's bytes are in the log: adjacent pieces merged, at most `MAX_SWITCHES`
@@ -82,39 +110,102 @@ impl Stderr {
 }
 
 impl OutputLog {
-    /// A new, empty log that keeps at most `max_kept` bytes of output, and puts its file
-    /// (if it ever needs one) in `spill_dir`.
-    pub fn create(spill_dir: &Path, max_kept: u64) -> std::io::Result<OutputLog> {
-        Ok(OutputLog {
-            spill_dir: spill_dir.to_path_buf(),
+    /// A new, empty log that keeps at most `max_kept` bytes of output, moves to the
+    /// file `path` if it outgrows memory, and stores its chunks in `persist` until then.
+    pub fn create(
+        path: PathBuf,
+        max_kept: u64,
+        persist: Option<(Arc<dyn Store>, String)>,
+    ) -> OutputLog {
+        OutputLog {
+            path,
             max_kept,
             state: Mutex::new(State {
-                store: Store::Memory(Vec::new()),
+                store: Place::Memory(Vec::new()),
                 len: 0,
                 kept: 0,
                 dropped: 0,
-                closed: false,
+                cut: None,
             }),
             stderr: Mutex::new(Stderr::default()),
-        })
+            persist,
+        }
+    }
+
+    /// A finished run's log read back from stored chunks.
+    pub fn from_chunks(chunks: Vec<Chunk>, dropped: u64, cut: Option<String>) -> OutputLog {
+        let mut bytes = Vec::new();
+        let mut stderr = Stderr::default();
+        for chunk in chunks {
+            // Chunks are contiguous; anything else is damage, and is skipped.
+            if chunk.offset != bytes.len() as u64 {
+                continue;
+            }
+            let at = bytes.len() as u64;
+            if chunk.stderr {
+                stderr.add(at..at + chunk.bytes.len() as u64);
+            }
+            bytes.extend_from_slice(&chunk.bytes);
+        }
+        let len = bytes.len() as u64;
+        OutputLog::finished(Place::Memory(bytes), len, dropped, cut, stderr)
+    }
+
+    /// A finished run's log read back from its file (the first `len` bytes of it).
+    pub fn from_file(
+        file: File,
+        len: u64,
+        dropped: u64,
+        cut: Option<String>,
+        stderr: Vec<Range<u64>>,
+    ) -> OutputLog {
+        OutputLog::finished(
+            Place::File(file),
+            len,
+            dropped,
+            cut,
+            Stderr { ranges: stderr },
+        )
+    }
+
+    fn finished(
+        store: Place,
+        len: u64,
+        dropped: u64,
+        cut: Option<String>,
+        stderr: Stderr,
+    ) -> OutputLog {
+        OutputLog {
+            path: PathBuf::new(),
+            max_kept: len,
+            state: Mutex::new(State {
+                store,
+                len,
+                kept: len,
+                dropped,
+                cut,
+            }),
+            stderr: Mutex::new(stderr),
+            persist: None,
+        }
     }
 
     /// Appends what the tool printed (on stderr if `stderr`), up to the cap.
     pub fn append(&self, bytes: &[u8], stderr: bool) {
         let mut st = self.state.lock().expect("log lock");
-        if st.closed {
+        if st.cut.is_some() {
             st.dropped += bytes.len() as u64;
             return;
         }
         let room = self.max_kept.saturating_sub(st.kept);
         let keep = bytes.len().min(usize::try_from(room).unwrap_or(usize::MAX));
         if keep > 0 {
-            if let Err(e) = self.write(&mut st, &bytes[..keep]) {
+            if let Err(e) = self.write(&mut st, &bytes[..keep], stderr) {
                 tracing::warn!("cannot store a run's output: {e}");
                 self.close(
                     &mut st,
-                    &format!(
-                        "\n[ftw: output cut here: it could not be stored ({}); the program keeps running]\n",
+                    format!(
+                        "it could not be stored ({})",
                         crate::manifest::io_reason(&e)
                     ),
                 );
@@ -132,38 +223,66 @@ impl OutputLog {
             st.kept += keep as u64;
         }
         if keep < bytes.len() {
-            let marker = format!(
-                "\n[ftw: output cut here: it reached max_output ({} bytes); the program keeps running]\n",
-                self.max_kept
+            self.close(
+                &mut st,
+                format!("it reached max_output ({} bytes)", self.max_kept),
             );
-            self.close(&mut st, &marker);
             st.dropped += (bytes.len() - keep) as u64;
         }
     }
 
     /// Writes at the end of the store (`len` is the caller's to advance), moving it to
-    /// a file first when memory would grow past `SPILL_AT`.
-    fn write(&self, st: &mut State, bytes: &[u8]) -> std::io::Result<()> {
+    /// the file first when memory would grow past `SPILL_AT`.
+    fn write(&self, st: &mut State, bytes: &[u8], stderr: bool) -> std::io::Result<()> {
         let len = st.len;
-        if let Store::Memory(buf) = &mut st.store {
+        if let Place::Memory(buf) = &mut st.store {
             if buf.len() + bytes.len() <= SPILL_AT {
                 buf.extend_from_slice(bytes);
+                if let Some((store, run)) = &self.persist {
+                    let chunk = Chunk {
+                        offset: len,
+                        stderr,
+                        bytes: bytes.to_vec(),
+                    };
+                    drop(store.append_output(run, chunk));
+                }
                 return Ok(());
             }
-            let file = tempfile::tempfile_in(&self.spill_dir)?;
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&self.path)?;
             file.write_all_at(buf, 0)?;
-            st.store = Store::File(file);
+            st.store = Place::File(file);
         }
         match &st.store {
-            Store::File(file) => file.write_all_at(bytes, len),
-            Store::Memory(_) => unreachable!("moved to a file above"),
+            Place::File(file) => file.write_all_at(bytes, len),
+            Place::Memory(_) => unreachable!("moved to a file above"),
         }
     }
 
-    fn close(&self, st: &mut State, marker: &str) {
-        st.closed = true;
-        if self.write(st, marker.as_bytes()).is_ok() {
+    fn close(&self, st: &mut State, why: String) {
+        let marker = format!("\n[ftw: output cut here: {why}; the program keeps running]\n");
+        st.cut = Some(why);
+        if self.write(st, marker.as_bytes(), false).is_ok() {
             st.len += marker.len() as u64;
+        }
+    }
+
+    /// What the log holds now.
+    pub fn facts(&self) -> Facts {
+        let st = self.state.lock().expect("log lock");
+        let in_file = matches!(st.store, Place::File(_));
+        Facts {
+            len: st.len,
+            kept: st.kept,
+            dropped: st.dropped,
+            cut: st.cut.clone(),
+            in_file,
+            disk_bytes: if in_file { st.len } else { 0 },
         }
     }
 
@@ -181,12 +300,6 @@ impl OutputLog {
         self.len() == 0
     }
 
-    /// (kept, dropped) bytes of the tool's own output.
-    pub fn counts(&self) -> (u64, u64) {
-        let st = self.state.lock().expect("log lock");
-        (st.kept, st.dropped)
-    }
-
     /// Up to `max` bytes from offset `from`, no further than `until` (a length seen
     /// earlier, so a reader can pair it with other state read at that moment).
     pub fn read(&self, from: u64, until: u64, max: usize) -> Vec<u8> {
@@ -198,12 +311,12 @@ impl OutputLog {
             }
             let want = usize::try_from(until - from).unwrap_or(usize::MAX).min(max);
             match &st.store {
-                Store::Memory(buf) => {
+                Place::Memory(buf) => {
                     let at = from as usize;
                     return buf[at..at + want].to_vec();
                 }
                 // Read outside the lock: the bytes below `len` never change.
-                Store::File(file) => file.try_clone().map(|f| (f, want)),
+                Place::File(file) => file.try_clone().map(|f| (f, want)),
             }
         };
         let (file, want) = match file {
@@ -258,8 +371,13 @@ mod tests {
 
     fn log(max: u64) -> (tempfile::TempDir, OutputLog) {
         let dir = tempfile::tempdir().unwrap();
-        let log = OutputLog::create(dir.path(), max).unwrap();
+        let log = OutputLog::create(dir.path().join("run.log"), max, None);
         (dir, log)
+    }
+
+    fn counts(log: &OutputLog) -> (u64, u64) {
+        let facts = log.facts();
+        (facts.kept, facts.dropped)
     }
 
     #[test]
@@ -271,7 +389,7 @@ mod tests {
         assert_eq!(log.read(6, log.len(), 3), b"wor");
         assert_eq!(log.read(6, 8, 100), b"wo", "never past `until`");
         assert_eq!(log.read(50, 60, 10), b"");
-        assert_eq!(log.counts(), (12, 0));
+        assert_eq!(counts(&log), (12, 0));
     }
 
     #[test]
@@ -285,17 +403,36 @@ mod tests {
             text.starts_with("0123456789\n[ftw: output cut here: it reached max_output (10 bytes)")
         );
         assert_eq!(text.matches("[ftw:").count(), 1);
-        assert_eq!(log.counts(), (10, 7));
+        assert_eq!(counts(&log), (10, 7));
+        assert_eq!(
+            log.facts().cut.as_deref(),
+            Some("it reached max_output (10 bytes)")
+        );
     }
 
     #[test]
-    fn small_output_needs_no_file_and_large_output_a_nameless_one() {
+    fn small_output_needs_no_file_and_large_output_a_private_one() {
         let (dir, log) = log(10 * SPILL_AT as u64);
         log.append(b"secret output", false);
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "no file yet"
+        );
+        assert!(!log.facts().in_file);
         let big = vec![b'y'; SPILL_AT];
         log.append(&big, true);
         log.append(b"tail", false);
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no name");
+        let path = dir.path().join("run.log");
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            meta.len(),
+            13 + SPILL_AT as u64 + 4,
+            "all of it, from the start"
+        );
+        assert!(log.facts().in_file);
         let all = log.read_all();
         assert_eq!(all.len(), 13 + SPILL_AT + 4);
         assert!(all.starts_with(b"secret output") && all.ends_with(b"ytail"));
@@ -321,8 +458,7 @@ mod tests {
 
     #[test]
     fn stderr_ranges_merge_and_cut_to_the_window() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = OutputLog::create(dir.path(), 1000).unwrap();
+        let (_dir, log) = log(1000);
         log.append(b"out1\n", false);
         log.append(b"err1\n", true);
         log.append(b"err2\n", true);

@@ -1,317 +1,82 @@
-//! Live and finished runs: their status, their output, their files, and who may see
-//! them. One `Runs` per server.
+//! Live and finished runs: starting them within the caps, driving them to their end,
+//! and finding them again, whether they are running now or in the stored history.
 //!
-//! Output lives once, in the run's log on disk (`log`); any number of viewers read it at
-//! their own pace. A viewer waits on a version counter (`watch`) and then reads what is
-//! new, at most `CHUNK` at a time, so a thousand live pages of one run cost a thousand
-//! offsets, not a thousand copies, and memory stays flat whatever a tool prints. Output
-//! beyond the tool's `max_output` is counted but not kept; the program still runs to its
-//! end.
+//! Every run is in the state database from the moment it is accepted (`store`), and
+//! the answer that names its id is only sent once that record is committed. While a
+//! run is queued or running it is also in memory (`live`), where its output grows;
+//! how it ended is committed before anyone is told it ended, and then it leaves
+//! memory. A run asked for later, or after a restart, is read back from the database
+//! as the same `Run` type, so pages and the API treat both alike.
 //!
-//! Each run has a private folder (mode 0700, see `dir`) for its uploads and its output
-//! files; it is removed when the run leaves the history (`--keep-runs`) or the server
-//! stops.
-//! Concurrency is capped per tool (`max_concurrent`) and overall (`--max-runs`); runs
-//! beyond the caps wait in a short queue, and a full queue is refused.
+//! Output lives once, in the run's log (`log`); any number of viewers read it at their
+//! own pace, each waiting on a version counter (`watch`), so a thousand live pages of
+//! one run cost a thousand offsets, not a thousand copies.
+//!
+//! Caps: `--max-runs` overall, `max_concurrent` per tool, `max_runs_per_user` runs
+//! queued or running per user, and `MAX_QUEUED` waiting per tool. A run waiting for
+//! its own tool's slot holds no overall slot, so one tool's backlog never keeps other
+//! tools waiting while slots are free.
 
 mod dir;
 mod log;
+mod process;
+mod recover;
+mod retention;
+mod run;
+mod status;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
-use indexmap::IndexMap;
 use tokio::sync::{Semaphore, watch};
 
 use crate::audit::Audit;
-use crate::exec::{self, Ending, Exit, OutputSink, Plan, Stop, Stream};
-use crate::manifest::Value;
+use crate::exec::{self, Plan, Stop};
 use crate::metrics::Metrics;
+use crate::store::{RunQuery, RunRecord, Store, StoreError};
 
-pub use dir::{OutputFile, RunDir, Sweeper, private_root};
+pub use dir::{OutputFile, RunDir, Sweeper, run_paths, runs_root};
 pub use log::OutputLog;
+pub use retention::Retention;
+pub use run::{Run, RunArg, Snapshot};
+pub use status::{Cause, Status};
 
 /// The most output one read hands a viewer (one event of a live stream).
 pub const CHUNK: usize = 256 * 1024;
 
 pub const DEFAULT_MAX_RUNS: u16 = 16;
-pub const DEFAULT_KEEP_RUNS: u32 = 100;
-/// Runs that may wait for a free slot before new ones are refused with 429.
+pub const DEFAULT_KEEP_RUNS: u32 = 10_000;
+pub const DEFAULT_MAX_RUNS_PER_USER: u16 = 8;
+/// Runs of one tool that may wait for a free slot before new ones are refused (429).
 pub const MAX_QUEUED: usize = 32;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Status {
-    Queued,
-    Running,
-    Succeeded,
-    Failed(i32),
-    Killed(i32),
-    /// It ran past its timeout and was stopped; how it ended then.
-    TimedOut(Exit),
-    /// Someone cancelled it: how it ended, or `None` when it had not started yet.
-    Cancelled(Option<Exit>),
-    /// It could not start; the message says why.
-    Error(String),
+/// A new run id: 128 random bits, URL-safe base64 (22 characters).
+pub fn new_id() -> String {
+    crate::auth::b64(&crate::auth::random::<16>())
 }
 
-impl Status {
-    pub fn is_finished(&self) -> bool {
-        !matches!(self, Status::Queued | Status::Running)
-    }
-
-    /// A short word for the page and for CSS classes.
-    pub fn word(&self) -> &'static str {
-        match self {
-            Status::Queued => "queued",
-            Status::Running => "running",
-            Status::Succeeded => "succeeded",
-            Status::Failed(_) => "failed",
-            Status::Killed(_) => "killed",
-            Status::TimedOut(_) => "timed-out",
-            Status::Cancelled(_) => "cancelled",
-            Status::Error(_) => "error",
-        }
-    }
-
-    /// How the program itself ended, if it ran and has ended.
-    pub fn exit(&self) -> Option<Exit> {
-        match self {
-            Status::Succeeded => Some(Exit::Code(0)),
-            Status::Failed(code) => Some(Exit::Code(*code)),
-            Status::Killed(signal) => Some(Exit::Signal(*signal)),
-            Status::TimedOut(exit) => Some(*exit),
-            Status::Cancelled(exit) => *exit,
-            Status::Queued | Status::Running | Status::Error(_) => None,
-        }
-    }
-
-    pub fn exit_code(&self) -> Option<i32> {
-        match self.exit() {
-            Some(Exit::Code(code)) => Some(code),
-            _ => None,
-        }
-    }
-
-    pub fn signal(&self) -> Option<i32> {
-        match self.exit() {
-            Some(Exit::Signal(signal)) => Some(signal),
-            _ => None,
-        }
-    }
-
-    fn from_ending(ending: Ending) -> Status {
-        match ending {
-            Ending::Exited(Exit::Code(0)) => Status::Succeeded,
-            Ending::Exited(Exit::Code(code)) => Status::Failed(code),
-            Ending::Exited(Exit::Signal(signal)) => Status::Killed(signal),
-            Ending::TimedOut(exit) => Status::TimedOut(exit),
-            Ending::Cancelled(exit) => Status::Cancelled(Some(exit)),
-            Ending::NotStarted(why) => Status::Error(why),
-        }
-    }
-}
-
-#[derive(Debug)]
-struct Progress {
-    status: Status,
-    started: Option<Instant>,
-    duration: Option<Duration>,
-    files: Vec<OutputFile>,
-}
-
-/// One run of one tool.
-#[derive(Debug)]
-pub struct Run {
-    pub id: String,
-    pub tool_id: String,
-    pub tool_title: String,
-    pub user: String,
-    pub created: SystemTime,
-    /// The arguments, in the tool's order.
-    pub args: Vec<RunArg>,
-    pub dir: RunDir,
-    progress: Mutex<Progress>,
-    output: OutputLog,
-    version: watch::Sender<u64>,
-    stop: watch::Sender<Stop>,
-}
-
-/// One argument as a run keeps it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RunArg {
-    pub name: String,
-    pub label: String,
-    /// As people see it: passwords `***`, an upload by its client name and size, lists
-    /// joined by commas, checkboxes `yes`/`no`; empty when it was left out.
-    pub shown: String,
-    /// The value that fills the form again ("Run again"); `None` for passwords and
-    /// uploads, which are never put back.
-    pub again: Option<Value>,
-}
-
-/// What a page needs to show a run, copied out under the lock.
-#[derive(Debug, Clone)]
-pub struct Snapshot {
-    pub status: Status,
-    pub duration: Option<Duration>,
-    pub files: Vec<OutputFile>,
-    /// Bytes of output readers can read (kept output and any cut marker).
-    pub output_len: u64,
-    pub dropped: u64,
-    /// The output version this snapshot includes.
-    pub version: u64,
-}
-
-impl OutputSink for Run {
-    fn push(&self, stream: Stream, bytes: &[u8]) {
-        self.output.append(bytes, stream == Stream::Stderr);
-        self.version.send_modify(|v| *v += 1);
-    }
-}
-
-impl Run {
-    pub fn status(&self) -> Status {
-        self.progress.lock().expect("progress lock").status.clone()
-    }
-
-    pub fn snapshot(&self) -> Snapshot {
-        let version = *self.version.borrow();
-        let progress = self.progress.lock().expect("progress lock");
-        Snapshot {
-            status: progress.status.clone(),
-            duration: progress
-                .duration
-                .or_else(|| progress.started.map(|s| s.elapsed())),
-            files: progress.files.clone(),
-            output_len: self.output.len(),
-            dropped: self.output.counts().1,
-            version,
-        }
-    }
-
-    /// All output kept so far (at most `max_output` and a marker).
-    pub fn output(&self) -> Vec<u8> {
-        self.output.read_all()
-    }
-
-    /// The first `len` bytes of output (all of it if there is less): what a snapshot
-    /// that saw `output_len == len` describes, even if more arrived since.
-    pub fn output_upto(&self, len: u64) -> Vec<u8> {
-        self.output
-            .read(0, len, usize::try_from(len).unwrap_or(usize::MAX))
-    }
-
-    /// Where a page starts showing output so that it shows at most the last `max`
-    /// bytes, from a line start where one is near.
-    pub fn tail_start(&self, max: u64) -> u64 {
-        self.output.tail_start(max)
-    }
-
-    /// Output from byte `from` on (at most `CHUNK`), and whether the run has finished
-    /// and this is the last of it (read together, so a viewer that sees "finished" has
-    /// also seen all output).
-    pub fn output_since(&self, from: u64) -> (Vec<u8>, bool) {
-        let (finished, len) = {
-            let progress = self.progress.lock().expect("progress lock");
-            (progress.status.is_finished(), self.output.len())
-        };
-        let bytes = self.output.read(from, len, CHUNK);
-        let caught_up = from + bytes.len() as u64 >= len;
-        (bytes, finished && caught_up)
-    }
-
-    /// Which bytes of output in `within` came from stderr.
-    pub fn stderr_within(&self, within: std::ops::Range<u64>) -> Vec<std::ops::Range<u64>> {
-        self.output.stderr_within(within)
-    }
-
-    /// Up to `max` bytes of output from byte `from`, no further than `until`.
-    pub fn read_output(&self, from: u64, until: u64, max: usize) -> Vec<u8> {
-        self.output.read(from, until, max)
-    }
-
-    /// Bytes of output readers can read now.
-    pub fn output_len(&self) -> u64 {
-        self.output.len()
-    }
-
-    /// How long it ran (or has been running).
-    pub fn duration(&self) -> Option<Duration> {
-        let p = self.progress.lock().expect("progress lock");
-        p.duration.or_else(|| p.started.map(|s| s.elapsed()))
-    }
-
-    pub fn dropped(&self) -> u64 {
-        self.output.counts().1
-    }
-
-    /// Returns once the run has finished (at once if it has).
-    pub async fn finished(&self) {
-        let mut changes = self.watch();
-        while !self.status().is_finished() {
-            if changes.changed().await.is_err() {
-                return;
-            }
-        }
-    }
-
-    /// Wakes when output or status changes.
-    pub fn watch(&self) -> watch::Receiver<u64> {
-        self.version.subscribe()
-    }
-
-    /// Asks the run to stop: SIGTERM to its group, SIGKILL after the grace period.
-    pub fn cancel(&self) {
-        self.stop.send_if_modified(|s| {
-            if *s == Stop::Running {
-                *s = Stop::Cancel;
-                true
-            } else {
-                false
-            }
-        });
-    }
-
-    fn kill(&self) {
-        self.stop.send_replace(Stop::Kill);
-    }
-
-    fn set_status(&self, status: Status) {
-        let mut p = self.progress.lock().expect("progress lock");
-        if status == Status::Running {
-            p.started = Some(Instant::now());
-        }
-        if status.is_finished() {
-            p.duration = p.started.map(|s| s.elapsed());
-            p.files = self.dir.list_output();
-        }
-        p.status = status;
-        drop(p);
-        self.version.send_modify(|v| *v += 1);
-    }
-
-    /// A file of the output folder by its listed name: only what was listed when the
-    /// run ended can be fetched, never a path, and never through a symlink.
-    pub fn file(&self, name: &str) -> Option<(OutputFile, std::fs::File)> {
-        let listed = {
-            let p = self.progress.lock().expect("progress lock");
-            p.files.iter().find(|f| f.name == name)?.clone()
-        };
-        let file = self.dir.open_output_file(name)?;
-        Some((listed, file))
-    }
+/// Whether `text` has the shape of a run id (so nothing else reaches the database or
+/// becomes a file name).
+pub fn is_id(text: &str) -> bool {
+    text.len() == 22
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Why a run was not accepted.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Refusal {
+    /// The tool's queue is full.
     QueueFull,
+    /// The user has this many runs queued or running already.
+    UserBusy(usize),
     ShuttingDown,
-    /// The output log could not be made (the disk is full or read-only).
-    Storage(String),
+    /// The run could not be recorded (the disk is full or the database failed).
+    Storage(StoreError),
 }
 
 /// Everything needed to start a run.
@@ -319,6 +84,8 @@ pub struct NewRun {
     pub tool_id: String,
     pub tool_title: String,
     pub user: String,
+    /// How it was started: `session`, `forward-auth`, `token:NAME`.
+    pub via: String,
     pub args: Vec<RunArg>,
     pub dir: RunDir,
     pub max_output: u64,
@@ -326,45 +93,66 @@ pub struct NewRun {
     pub plan: Plan,
 }
 
+/// The caps on runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Runs executing at once, over all tools.
+    pub max_runs: usize,
+    /// Runs queued or running at once, per user.
+    pub per_user: usize,
+}
+
+/// Runs waiting and running, by tool and by user.
+#[derive(Debug, Default)]
+struct Counters {
+    queued: usize,
+    running: usize,
+    queued_by_tool: HashMap<String, usize>,
+    active_by_user: HashMap<String, usize>,
+}
+
 pub struct Runs {
+    store: Arc<dyn Store>,
     audit: Arc<Audit>,
     metrics: Arc<Metrics>,
-    running: AtomicUsize,
-    runs: Mutex<IndexMap<String, Arc<Run>>>,
-    keep: usize,
+    /// Runs queued or running, by id.
+    live: Mutex<HashMap<String, Arc<Run>>>,
+    limits: Limits,
     global: Arc<Semaphore>,
     per_tool: Mutex<HashMap<String, (u32, Arc<Semaphore>)>>,
-    queued: AtomicUsize,
+    counters: Mutex<Counters>,
     /// Runs queued or running; shutdown waits for it to reach zero.
     active: watch::Sender<usize>,
-    stopping: std::sync::atomic::AtomicBool,
+    stopping: AtomicBool,
     root: PathBuf,
-    /// Removes the folders of runs that left the history.
     sweeper: Arc<Sweeper>,
+    retention: Arc<Retention>,
 }
 
 impl Runs {
-    /// `root` must exist and be private to ftw (see `private_root`).
+    /// `root` is `runs/` in the state folder (see `runs_root`).
     pub fn new(
         root: PathBuf,
-        max_runs: usize,
-        keep: usize,
+        store: Arc<dyn Store>,
+        limits: Limits,
+        retention: Retention,
         audit: Arc<Audit>,
         metrics: Arc<Metrics>,
     ) -> Runs {
         Runs {
+            store,
             audit,
             metrics,
-            running: AtomicUsize::new(0),
-            runs: Mutex::new(IndexMap::new()),
-            keep,
-            global: Arc::new(Semaphore::new(max_runs.max(1))),
+            live: Mutex::new(HashMap::new()),
+            limits,
+            global: Arc::new(Semaphore::new(limits.max_runs.max(1))),
             per_tool: Mutex::new(HashMap::new()),
-            queued: AtomicUsize::new(0),
+            counters: Mutex::new(Counters::default()),
             active: watch::channel(0).0,
-            stopping: std::sync::atomic::AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
             root,
             sweeper: Sweeper::start(),
+            retention: Arc::new(retention),
         }
     }
 
@@ -373,68 +161,104 @@ impl Runs {
         RunDir::create(&self.root, id, &self.sweeper)
     }
 
-    pub fn get(&self, id: &str) -> Option<Arc<Run>> {
-        self.runs.lock().expect("runs lock").get(id).cloned()
+    /// A run by id: live, or from the history.
+    pub async fn get(&self, id: &str) -> Option<Arc<Run>> {
+        if let Some(run) = self.live.lock().expect("runs lock").get(id) {
+            return Some(Arc::clone(run));
+        }
+        let record = match self.store.run(id).await {
+            Ok(record) => record?,
+            Err(e) => {
+                tracing::error!("cannot read run {id} from the history: {e}");
+                return None;
+            }
+        };
+        Some(Arc::new(self.restore(record).await))
     }
 
-    /// Runs newest first.
-    pub fn list(&self) -> Vec<Arc<Run>> {
-        self.runs
-            .lock()
-            .expect("runs lock")
-            .values()
-            .rev()
-            .cloned()
-            .collect()
+    /// A run from the history as a `Run`: its folder, and its output from the log file
+    /// or the stored chunks.
+    async fn restore(&self, record: RunRecord) -> Run {
+        let dir = RunDir::existing(&self.root, &record.id, &self.sweeper);
+        let output = if record.in_file {
+            match open_private(&dir.log_path()) {
+                Some(file) => OutputLog::from_file(
+                    file,
+                    record.output_len,
+                    record.dropped,
+                    record.cut.clone(),
+                    record.stderr.clone(),
+                ),
+                None => OutputLog::from_chunks(Vec::new(), record.dropped, record.cut.clone()),
+            }
+        } else {
+            let chunks = self
+                .store
+                .output_chunks(&record.id)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::error!("cannot read the output of run {}: {e}", record.id);
+                    Vec::new()
+                });
+            OutputLog::from_chunks(chunks, record.dropped, record.cut.clone())
+        };
+        Run::restored(record, dir, output)
+    }
+
+    /// A page of the history, newest first; runs that are live show their status now.
+    pub async fn list(&self, query: RunQuery) -> Result<Vec<RunRecord>, StoreError> {
+        let mut rows = self.store.list_runs(query).await?;
+        let live = self.live.lock().expect("runs lock");
+        for row in &mut rows {
+            if let Some(run) = live.get(&row.id) {
+                row.status = run.status();
+                row.duration = run.duration();
+            }
+        }
+        Ok(rows)
     }
 
     pub fn queued(&self) -> usize {
-        self.queued.load(Ordering::SeqCst)
+        self.counters.lock().expect("counters lock").queued
     }
 
     pub fn running(&self) -> usize {
-        self.running.load(Ordering::SeqCst)
+        self.counters.lock().expect("counters lock").running
     }
 
-    /// Returns once no run is queued or running (and the history is trimmed).
+    /// Returns once no run is queued or running.
     pub async fn idle(&self) {
         let _ = self.active.subscribe().wait_for(|n| *n == 0).await;
     }
 
-    /// Accepts a run and starts it as soon as the caps allow.
-    pub fn start(self: &Arc<Self>, id: String, new: NewRun) -> Result<Arc<Run>, Refusal> {
+    /// Accepts a run, records it, and starts it as soon as the caps allow.
+    pub async fn start(self: &Arc<Self>, id: String, new: NewRun) -> Result<Arc<Run>, Refusal> {
         if self.stopping.load(Ordering::SeqCst) {
             return Err(Refusal::ShuttingDown);
         }
-        let output = OutputLog::create(&self.root, new.max_output).map_err(|e| {
-            Refusal::Storage(format!(
-                "cannot store the run's output: {}",
-                crate::manifest::io_reason(&e)
-            ))
-        })?;
-        if self.queued.fetch_add(1, Ordering::SeqCst) >= MAX_QUEUED {
-            self.queued.fetch_sub(1, Ordering::SeqCst);
-            return Err(Refusal::QueueFull);
-        }
-        let run = Arc::new(Run {
+        self.reserve(&new.user, &new.tool_id)?;
+        let output = OutputLog::create(
+            new.dir.log_path(),
+            new.max_output,
+            Some((Arc::clone(&self.store), id.clone())),
+        );
+        let run = Arc::new(Run::fresh(run::Fresh {
             id: id.clone(),
             tool_id: new.tool_id.clone(),
             tool_title: new.tool_title,
-            user: new.user,
-            created: SystemTime::now(),
+            user: new.user.clone(),
+            via: new.via,
             args: new.args,
             dir: new.dir,
-            progress: Mutex::new(Progress {
-                status: Status::Queued,
-                started: None,
-                duration: None,
-                files: Vec::new(),
-            }),
             output,
-            version: watch::channel(0).0,
-            stop: watch::channel(Stop::Running).0,
-        });
-        self.runs
+            store: Arc::clone(&self.store),
+        }));
+        if let Err(e) = self.store.insert_run(&run.record()).await {
+            self.release(&new.user, Some(&new.tool_id));
+            return Err(Refusal::Storage(e));
+        }
+        run.dir.keep();
+        self.live
             .lock()
             .expect("runs lock")
             .insert(id, Arc::clone(&run));
@@ -445,12 +269,34 @@ impl Runs {
         let plan = new.plan;
         tokio::spawn(async move {
             runs.drive(task_run, plan, tool_slots).await;
-            // Trimmed before the run stops counting as active, so `idle` sees the
-            // history as it stays.
-            runs.trim();
-            runs.active.send_modify(|n| *n -= 1);
         });
         Ok(run)
+    }
+
+    /// Counts a new run against its user's and its tool's caps, or refuses it.
+    fn reserve(&self, user: &str, tool: &str) -> Result<(), Refusal> {
+        let mut c = self.counters.lock().expect("counters lock");
+        let active = c.active_by_user.get(user).copied().unwrap_or(0);
+        if active >= self.limits.per_user {
+            return Err(Refusal::UserBusy(active));
+        }
+        if c.queued_by_tool.get(tool).copied().unwrap_or(0) >= MAX_QUEUED {
+            return Err(Refusal::QueueFull);
+        }
+        *c.active_by_user.entry(user.to_string()).or_default() += 1;
+        *c.queued_by_tool.entry(tool.to_string()).or_default() += 1;
+        c.queued += 1;
+        Ok(())
+    }
+
+    /// Gives back a user's place (and the tool's queue place, when still queued).
+    fn release(&self, user: &str, queued_tool: Option<&str>) {
+        let mut c = self.counters.lock().expect("counters lock");
+        decrement(&mut c.active_by_user, user);
+        if let Some(tool) = queued_tool {
+            decrement(&mut c.queued_by_tool, tool);
+            c.queued -= 1;
+        }
     }
 
     async fn drive(&self, run: Arc<Run>, plan: Plan, tool_slots: Option<Arc<Semaphore>>) {
@@ -468,43 +314,56 @@ impl Runs {
             _ = stop.wait_for(|s| *s != Stop::Running) => None,
             permits = slots => permits,
         };
-        self.queued.fetch_sub(1, Ordering::SeqCst);
-        let Some(_permits) = permits else {
-            // Cancelled while it waited: it never ran, and it ends here all the same.
-            run.set_status(Status::Cancelled(None));
-            self.record_end(&run);
-            return;
+        {
+            let mut c = self.counters.lock().expect("counters lock");
+            decrement(&mut c.queued_by_tool, &run.tool_id);
+            c.queued -= 1;
+            if permits.is_some() {
+                c.running += 1;
+            }
+        }
+        let status = match permits {
+            // Stopped while it waited: it never ran, and it ends here all the same.
+            None if *stop.borrow() == Stop::Cancel => Status::Cancelled(None),
+            None => Status::Interrupted(None, Cause::Shutdown),
+            Some(_permits) => {
+                run.set_running();
+                let ending = exec::execute(&plan, run.as_ref(), stop).await;
+                self.counters.lock().expect("counters lock").running -= 1;
+                Status::from_ending(ending)
+            }
         };
-        run.set_status(Status::Running);
-        self.running.fetch_add(1, Ordering::SeqCst);
-        let ending = exec::execute(&plan, run.as_ref(), stop).await;
-        self.running.fetch_sub(1, Ordering::SeqCst);
-        run.set_status(Status::from_ending(ending));
-        self.record_end(&run);
+        self.finish(&run, status).await;
     }
 
-    /// The metrics and the audit record of a run that has ended.
-    fn record_end(&self, run: &Run) {
-        let status = run.status();
+    /// Commits how a run ended, then lets viewers see it, audits it, and lets it go.
+    async fn finish(&self, run: &Run, status: Status) {
+        let end = run.ending(status);
+        if let Err(e) = self.store.finish_run(end.clone()).await {
+            tracing::error!("cannot record how run {} ended: {e}", run.id);
+        }
+        run.set_finished(&end);
         self.metrics.run_finished(
             &run.tool_id,
-            status.word(),
-            run.duration().map(|d| d.as_secs_f64()),
+            end.status.word(),
+            end.duration.map(|d| d.as_secs_f64()),
         );
-        let (kept, dropped) = run.output.counts();
-        self.audit.record(
-            "run-end",
-            serde_json::json!({
-                "user": run.user,
-                "tool": run.tool_id,
-                "run": run.id,
-                "status": status.word(),
-                "exit_code": status.exit_code(),
-                "signal": status.signal(),
-                "duration_ms": run.duration().map(|d| d.as_millis() as u64),
-                "output_bytes": kept + dropped,
-            }),
+        let facts = run.output.facts();
+        audit_end(
+            &self.audit,
+            &RunEnd {
+                user: &run.user,
+                tool: &run.tool_id,
+                id: &run.id,
+                status: &end.status,
+                duration: end.duration,
+                output_bytes: facts.kept + facts.dropped,
+            },
         );
+        self.retention.finished(end.disk_bytes);
+        self.live.lock().expect("runs lock").remove(&run.id);
+        self.release(&run.user, None);
+        self.active.send_modify(|n| *n -= 1);
     }
 
     /// The semaphore for a tool's `max_concurrent` (rebuilt if the limit changed).
@@ -520,33 +379,44 @@ impl Runs {
         Some(Arc::clone(&entry.1))
     }
 
-    /// Drops the oldest finished runs beyond `keep` (their folders go with them).
-    fn trim(&self) {
-        let mut runs = self.runs.lock().expect("runs lock");
-        let finished: Vec<String> = runs
-            .values()
-            .filter(|r| r.status().is_finished())
-            .map(|r| r.id.clone())
-            .collect();
-        let excess = finished.len().saturating_sub(self.keep);
-        for id in finished.into_iter().take(excess) {
-            runs.shift_remove(&id);
-        }
+    /// Keeps the history within its limits and the database tidy, until ftw stops
+    /// (see `retention`).
+    pub async fn upkeep(self: Arc<Self>) {
+        let retention = Arc::clone(&self.retention);
+        retention
+            .upkeep(
+                Arc::clone(&self.store),
+                self.root.clone(),
+                Arc::clone(&self.sweeper),
+            )
+            .await;
     }
 
-    /// Refuses new runs, lets running ones finish for `grace`, then kills what is left,
-    /// and removes every run folder.
+    /// Refuses new runs, sends SIGTERM to every running tool (queued runs end at once),
+    /// gives them `grace` to exit, then SIGKILL, and commits what is left to write.
     pub async fn shutdown(&self, grace: Duration) {
         self.stopping.store(true, Ordering::SeqCst);
+        let live: Vec<Arc<Run>> = self
+            .live
+            .lock()
+            .expect("runs lock")
+            .values()
+            .cloned()
+            .collect();
+        for run in &live {
+            run.shut_down();
+        }
         let mut active = self.active.subscribe();
         if tokio::time::timeout(grace, active.wait_for(|n| *n == 0))
             .await
             .is_err()
         {
             let left: Vec<Arc<Run>> = self
-                .list()
-                .into_iter()
-                .filter(|r| !r.status().is_finished())
+                .live
+                .lock()
+                .expect("runs lock")
+                .values()
+                .cloned()
                 .collect();
             tracing::warn!(
                 "the grace period ended with {} run(s) still going; killing them",
@@ -557,7 +427,55 @@ impl Runs {
             }
             let _ = tokio::time::timeout(exec::KILL_GRACE, active.wait_for(|n| *n == 0)).await;
         }
-        self.runs.lock().expect("runs lock").clear();
-        let _ = std::fs::remove_dir_all(&self.root);
+        if let Err(e) = self.store.flush().await {
+            tracing::error!("cannot commit the last records: {e}");
+        }
     }
+}
+
+fn decrement(map: &mut HashMap<String, usize>, key: &str) {
+    if let Some(n) = map.get_mut(key) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            map.remove(key);
+        }
+    }
+}
+
+/// Opens a run's log file read-only, never through a symlink.
+fn open_private(path: &std::path::Path) -> Option<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .ok()
+}
+
+/// The facts of a run's audit `run-end` record.
+struct RunEnd<'a> {
+    user: &'a str,
+    tool: &'a str,
+    id: &'a str,
+    status: &'a Status,
+    duration: Option<Duration>,
+    output_bytes: u64,
+}
+
+/// Writes the one `run-end` record of a run, however it ended.
+fn audit_end(audit: &Audit, end: &RunEnd) {
+    let mut fields = serde_json::json!({
+        "user": end.user,
+        "tool": end.tool,
+        "run": end.id,
+        "status": end.status.word(),
+        "exit_code": end.status.exit_code(),
+        "signal": end.status.signal(),
+        "duration_ms": end.duration.map(|d| d.as_millis() as u64),
+        "output_bytes": end.output_bytes,
+    });
+    if let Status::Interrupted(_, cause) = end.status {
+        fields["reason"] = serde_json::json!(cause.word());
+    }
+    audit.record("run-end", fields);
 }

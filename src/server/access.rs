@@ -28,9 +28,12 @@ pub fn allowed_tool(state: &State, authed: &Authed, id: &str) -> Result<Tool, Pr
     }
 }
 
-/// The run, if this user may see it; otherwise 404.
-pub fn visible_run(state: &State, authed: &Authed, id: &str) -> Result<Arc<Run>, Problem> {
-    let run = state.runs.get(id).ok_or(Problem::NotFound)?;
+/// The run, live or from the history, if this user may see it; otherwise 404.
+pub async fn visible_run(state: &State, authed: &Authed, id: &str) -> Result<Arc<Run>, Problem> {
+    if !crate::runs::is_id(id) {
+        return Err(Problem::NotFound);
+    }
+    let run = state.runs.get(id).await.ok_or(Problem::NotFound)?;
     if may_see(&state.manifest(), &authed.user, &run) {
         Ok(run)
     } else {

@@ -71,7 +71,7 @@ pub async fn create(
         .map_err(Problem::from)?;
     // Bounded by the tool's timeout (and the kill grace after it).
     let wait_at_most = intake.tool.timeout + crate::exec::KILL_GRACE + Duration::from_secs(5);
-    let run = super::launch::start(&state, &ctx, &caller, intake)?;
+    let run = super::launch::start(&state, &ctx, &caller, intake).await?;
 
     if query.get("wait").is_some_and(|w| w == "true" || w == "1") {
         let limit = wait_at_most;
@@ -103,10 +103,15 @@ pub fn run_json(state: &State, run: &Run, with_output: bool) -> Json {
         "status": snap.status.word(),
         "exit_code": snap.status.exit_code(),
         "signal": snap.status.signal(),
-        "error": match &snap.status { Status::Error(why) => Some(why.clone()), _ => None },
+        "error": match &snap.status {
+            Status::Error(why) => Some(why.clone()),
+            Status::Interrupted(..) => Some(super::format::status_text(&snap.status)),
+            _ => None,
+        },
         "started": rfc3339(run.created),
         "duration_ms": snap.duration.map(|d| d.as_millis() as u64),
-        "output_cut": snap.dropped > 0,
+        "output_cut": snap.cut.is_some(),
+        "output_cut_reason": snap.cut,
         "files": files,
         "url": format!("{}api/runs/{}", state.base, run.id),
         "page": format!("{}runs/{}", state.base, run.id),
@@ -129,24 +134,68 @@ pub fn run_json(state: &State, run: &Run, with_output: bool) -> Json {
 /// and read from `output_url`, so a JSON answer never holds megabytes.
 pub const INLINE_OUTPUT: u64 = 1024 * 1024;
 
+/// GET /api/runs[?tool=&status=&user=&since=&until=&limit=&cursor=]: the runs this
+/// caller may see, newest first; `next` is the cursor of the following page.
+pub async fn list(
+    state: Arc<State>,
+    ctx: Ctx,
+    query: std::collections::HashMap<String, String>,
+) -> Result<Response, Rejection> {
+    let caller = state.caller(&ctx)?;
+    let page = super::history::page(&state, &caller, &query, "cursor").await?;
+    let runs: Vec<Json> = page.rows.iter().map(|r| record_json(&state, r)).collect();
+    let next_url = page.next.as_ref().map(|cursor| {
+        let filters = page.filters.query_string();
+        let sep = if filters.is_empty() { "" } else { "&" };
+        format!("{}api/runs?{filters}{sep}cursor={cursor}", state.base)
+    });
+    let body = json!({ "runs": runs, "next": page.next, "next_url": next_url });
+    Ok(ok(StatusCode::OK, body, &caller))
+}
+
+/// A run of the history as JSON: what `GET /api/runs/{id}` says without its output
+/// and files, plus the arguments as they were shown (passwords `***`).
+fn record_json(state: &State, r: &crate::store::RunRecord) -> Json {
+    let args: serde_json::Map<String, Json> = r
+        .args
+        .iter()
+        .filter(|a| !a.shown.is_empty())
+        .map(|a| (a.name.clone(), json!(a.shown)))
+        .collect();
+    json!({
+        "id": r.id,
+        "tool": r.tool,
+        "user": r.user,
+        "via": r.via,
+        "args": args,
+        "status": r.status.word(),
+        "exit_code": r.status.exit_code(),
+        "signal": r.status.signal(),
+        "started": rfc3339(r.created),
+        "duration_ms": r.duration.map(|d| d.as_millis() as u64),
+        "url": format!("{}api/runs/{}", state.base, r.id),
+        "page": format!("{}runs/{}", state.base, r.id),
+    })
+}
+
 /// GET /api/runs/{id}/output: the whole output as text.
 pub async fn output(id: String, state: Arc<State>, ctx: Ctx) -> Result<Response, Rejection> {
     let caller = state.caller(&ctx)?;
-    let run = visible_run(&state, &caller, &id)?;
+    let run = visible_run(&state, &caller, &id).await?;
     Ok(caller.finish(download::output(run)))
 }
 
 /// GET /api/runs/{id}
 pub async fn get(id: String, state: Arc<State>, ctx: Ctx) -> Result<Response, Rejection> {
     let caller = state.caller(&ctx)?;
-    let run = visible_run(&state, &caller, &id)?;
+    let run = visible_run(&state, &caller, &id).await?;
     Ok(ok(StatusCode::OK, run_json(&state, &run, true), &caller))
 }
 
 /// GET /api/runs/{id}/events: the output as text, then `end`.
 pub async fn events(id: String, state: Arc<State>, ctx: Ctx) -> Result<Response, Rejection> {
     let caller = state.caller(&ctx)?;
-    let run = visible_run(&state, &caller, &id)?;
+    let run = visible_run(&state, &caller, &id).await?;
     let r = sse::event_stream(run, state.base.clone(), Format::Text);
     Ok(caller.finish(r))
 }
@@ -155,7 +204,7 @@ pub async fn events(id: String, state: Arc<State>, ctx: Ctx) -> Result<Response,
 pub async fn cancel(id: String, state: Arc<State>, ctx: Ctx) -> Result<Response, Rejection> {
     let caller = state.caller(&ctx)?;
     caller.may_write(&state, &ctx, None)?;
-    let run = visible_run(&state, &caller, &id)?;
+    let run = visible_run(&state, &caller, &id).await?;
     if super::launch::cancel(&state, &ctx, &caller, &run).await {
         return Ok(ok(StatusCode::OK, run_json(&state, &run, false), &caller));
     }

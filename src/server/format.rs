@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime};
 
 use crate::exec::Exit;
-use crate::runs::{RunArg, Status};
+use crate::runs::{Cause, RunArg, Status};
 
 pub fn status_text(status: &Status) -> String {
     match status {
@@ -17,6 +17,15 @@ pub fn status_text(status: &Status) -> String {
         Status::Cancelled(None) => "cancelled before it started".into(),
         Status::Cancelled(Some(exit)) => format!("cancelled ({})", then(*exit)),
         Status::Error(why) => format!("could not start: {why}"),
+        Status::Interrupted(None, Cause::Shutdown) => {
+            "interrupted: ftw shut down before it started".into()
+        }
+        Status::Interrupted(Some(exit), Cause::Shutdown) => {
+            format!("interrupted: ftw shut down ({})", then(*exit))
+        }
+        Status::Interrupted(_, Cause::Crash) => {
+            "interrupted: ftw stopped while it ran (its output so far is kept)".into()
+        }
     }
 }
 
@@ -25,7 +34,11 @@ pub fn status_text(status: &Status) -> String {
 pub fn is_problem(status: &Status) -> bool {
     matches!(
         status,
-        Status::Failed(_) | Status::Killed(_) | Status::TimedOut(_) | Status::Error(_)
+        Status::Failed(_)
+            | Status::Killed(_)
+            | Status::TimedOut(_)
+            | Status::Error(_)
+            | Status::Interrupted(..)
     )
 }
 

@@ -107,7 +107,7 @@ pub async fn intake(
     if csrf_first {
         authed.may_write(state, ctx, None)?;
     }
-    let run_id = crate::auth::b64(&crate::auth::random::<16>());
+    let run_id = crate::runs::new_id();
     let dir = state
         .runs
         .new_dir(&run_id)

@@ -15,8 +15,8 @@ use crate::form::Submission;
 use crate::manifest::{Kind, Tool, Value};
 use crate::runs::{NewRun, Refusal, Run};
 
-/// Starts the run of an intake: plans it, starts it, audits it.
-pub fn start(
+/// Starts the run of an intake: plans it, records and starts it, audits it.
+pub async fn start(
     state: &State,
     ctx: &Ctx,
     authed: &Authed,
@@ -49,6 +49,7 @@ pub fn start(
         tool_id: tool.id.clone(),
         tool_title: tool.title.clone(),
         user: authed.user.name.clone(),
+        via: authed.via.label(),
         args: checked.args,
         dir,
         max_output: tool.max_output,
@@ -58,10 +59,13 @@ pub fn start(
     let run = state
         .runs
         .start(run_id, new)
+        .await
         .map_err(|refusal| match refusal {
             Refusal::QueueFull => Problem::QueueFull,
+            Refusal::UserBusy(_) => Problem::UserBusy,
             Refusal::ShuttingDown => Problem::ShuttingDown,
-            Refusal::Storage(why) => Problem::Internal(why),
+            Refusal::Storage(e) if e.full => Problem::StorageFull(e.message),
+            Refusal::Storage(e) => Problem::Internal(e.message),
         })?;
     state.audit.record(
         "run-start",

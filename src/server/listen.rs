@@ -72,9 +72,8 @@ pub async fn serve(config: Config, manifest: crate::manifest::Manifest) -> Resul
             .clone()
             .unwrap_or_else(|| addresses.listening.clone()),
     );
-    let root = crate::runs::private_root()
-        .map_err(|e| Error::runtime(format!("cannot make a private folder for runs: {e}")))?;
-    let state = Arc::new(State::assemble(config, manifest, root)?);
+    let state = Arc::new(State::assemble(config, manifest).await?);
+    state.start_upkeep();
     let runs = Arc::clone(&state.runs);
     tokio::spawn(super::reload::watch(Arc::clone(&state), hangups));
     let service = warp::service(routes::routes(state));

@@ -256,9 +256,11 @@ fn start_session(state: &State, ctx: &Ctx, user: &User, next: &str, method: &str
         ..
     }) = state.authenticate(ctx)
     {
-        state
-            .revoked
-            .revoke(&old, old.expires(&state.policy()), auth::now());
+        drop(
+            state
+                .revoked
+                .revoke(&old, old.expires(&state.policy()), auth::now()),
+        );
     }
     state.throttle.succeed(&user.name);
     state.metrics.sign_in("success");
@@ -402,9 +404,13 @@ pub async fn logout(state: Arc<State>, ctx: Ctx, fields: Fields) -> Result<Respo
         // The proxy in front signed this user in; only it can sign them out.
         return Ok(see_other(&state.base));
     };
-    state
+    let stored = state
         .revoked
         .revoke(session, session.expires(&state.policy()), auth::now());
+    if let Err(e) = stored.await {
+        // Refused from now on all the same; only a restart would forget it.
+        tracing::error!("cannot store a sign-out: {e}");
+    }
     state.audit.record(
         "sign-out",
         json!({ "user": authed.user.name, "client": audit::client(ctx.client) }),

@@ -11,6 +11,7 @@ pub mod context;
 mod download;
 mod form_view;
 mod format;
+mod history;
 pub mod identity;
 mod intake;
 mod launch;
@@ -28,7 +29,6 @@ mod schema;
 mod sse;
 mod tools;
 
-use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 pub use context::{ClientAddr, Ctx};
@@ -43,7 +43,9 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
 use crate::metrics::Metrics;
-use crate::runs::Runs;
+use crate::runs::{Limits, Retention, Runs};
+use crate::state_dir::StateDir;
+use crate::store::{Sqlite, Store};
 
 /// Everything the handlers share, built once at start-up by `assemble`.
 pub struct State {
@@ -59,6 +61,9 @@ pub struct State {
     pub verifier: Verifier,
     pub throttle: Throttle,
     pub replays: Replays,
+    pub store: Arc<dyn Store>,
+    /// The state folder, held (locked) while this state lives.
+    pub state_dir: StateDir,
     /// ftw itself serves TLS (HSTS; cookies are `Secure` and `__Host-`).
     pub tls: bool,
     /// The base path with a trailing slash: the prefix of every link.
@@ -66,20 +71,64 @@ pub struct State {
 }
 
 impl State {
-    /// The server's state from its settings and first manifest: the audit log opened,
-    /// runs kept under `runs_root` (which must exist and be private to ftw), and a
+    /// The server's state from its settings and first manifest: the state folder
+    /// taken and its database opened, runs a crashed ftw left closed, what was stored
+    /// (revocations, throttle blocks, TOTP steps) read back, the audit log opened, and a
     /// password verifier sized for this machine whose dummy hash costs as much as the
     /// costliest user's. `ftw serve` and the in-process tests both start here.
-    pub fn assemble(config: Config, manifest: Manifest, runs_root: PathBuf) -> Result<State> {
+    pub async fn assemble(config: Config, manifest: Manifest) -> Result<State> {
+        let (state_dir, warnings) = StateDir::open(&config.state_dir).map_err(Error::runtime)?;
+        for warning in warnings {
+            tracing::warn!("{warning}");
+        }
+        let store: Arc<dyn Store> =
+            Arc::new(Sqlite::open(&state_dir.path).map_err(Error::runtime)?);
+        let stored = |e: crate::store::StoreError| {
+            Error::runtime(format!(
+                "cannot read ftw's state in {}: {e}",
+                state_dir.path.display()
+            ))
+        };
         let audit = Arc::new(Audit::open(config.audit_log.as_deref()).map_err(Error::runtime)?);
         let metrics = Arc::new(Metrics::default());
+        let root = crate::runs::runs_root(&state_dir.path).map_err(|e| {
+            Error::runtime(format!(
+                "cannot make the runs folder in {}: {}",
+                state_dir.path.display(),
+                crate::manifest::io_reason(&e)
+            ))
+        })?;
         let runs = Arc::new(Runs::new(
-            runs_root,
-            config.max_runs,
-            config.keep_runs,
+            root,
+            Arc::clone(&store),
+            Limits {
+                max_runs: config.max_runs,
+                per_user: config.max_runs_per_user,
+            },
+            Retention::new(
+                config.keep_runs,
+                config.keep_for,
+                Some(config.max_state_size),
+            ),
             Arc::clone(&audit),
             Arc::clone(&metrics),
         ));
+        runs.recover().await.map_err(stored)?;
+        let now = crate::auth::now();
+        let revoked = Revoked::restore(
+            revoked::DEFAULT_CAPACITY,
+            Arc::clone(&store),
+            store.revocations(now).await.map_err(stored)?,
+        );
+        let throttle = Throttle::restore(
+            throttle::DEFAULT_CAPACITY,
+            Arc::clone(&store),
+            store.throttle_records().await.map_err(stored)?,
+        );
+        let replays = Replays::restore(
+            Arc::clone(&store),
+            store.totp_steps().await.map_err(stored)?,
+        );
         let verifier = Verifier::for_this_machine();
         verifier.match_cost(
             manifest
@@ -90,10 +139,12 @@ impl State {
         );
         Ok(State {
             sessions: Codec::new(config.keys.session),
-            revoked: Revoked::new(revoked::DEFAULT_CAPACITY),
+            revoked,
             verifier,
-            throttle: Throttle::new(throttle::DEFAULT_CAPACITY),
-            replays: Replays::default(),
+            throttle,
+            replays,
+            store,
+            state_dir,
             audit,
             metrics,
             runs,
@@ -102,6 +153,12 @@ impl State {
             manifest: RwLock::new(Arc::new(manifest)),
             config,
         })
+    }
+
+    /// Starts the background work of a serving ftw: retention, the heartbeat and
+    /// tidying the database (see `runs::Retention`).
+    pub fn start_upkeep(&self) {
+        tokio::spawn(Arc::clone(&self.runs).upkeep());
     }
 
     /// The manifest in force now.

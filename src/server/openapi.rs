@@ -65,11 +65,43 @@ pub fn document(state: &State, title: &str, tools: &[&Tool]) -> Json {
                     "404": json_response("No such tool for this caller", error.clone()),
                     "413": json_response("Body too large", error.clone()),
                     "422": json_response("Invalid arguments", json!({ "$ref": "#/components/schemas/ValidationError" })),
-                    "429": json_response("Queue full or too many failed attempts", error.clone()),
+                    "429": json_response("The tool's queue is full, you have max_runs_per_user runs going, or too many failed attempts", error.clone()),
+                    "507": json_response("The disk that holds ftw's state is full", error.clone()),
                 }
             }}),
         );
     }
+    let query = |name: &str, description: &str| json!({ "name": name, "in": "query", "required": false, "description": description, "schema": { "type": "string" } });
+    paths.insert(
+        "/api/runs".into(),
+        json!({ "get": {
+            "summary": "The runs the caller may see, newest first, a page at a time",
+            "operationId": "listRuns",
+            "parameters": [
+                query("tool", "only runs of this tool"),
+                query("status", "only runs with this status"),
+                query("user", "only runs of this user (admins; others always see their own)"),
+                query("since", "created at or after: a date (2026-12-04) or an RFC 3339 time"),
+                query("until", "created before: an RFC 3339 time, or a date (that whole day included)"),
+                query("limit", "runs per page, 1 to 500 (default 50)"),
+                query("cursor", "the `next` of the previous page"),
+            ],
+            "responses": {
+                "200": json_response("A page of runs", json!({
+                    "type": "object",
+                    "properties": {
+                        "runs": { "type": "array", "items": { "$ref": "#/components/schemas/RunSummary" } },
+                        "next": { "type": ["string", "null"], "description": "the cursor of the next page, null on the last" },
+                        "next_url": { "type": ["string", "null"] }
+                    },
+                    "required": ["runs", "next"],
+                    "additionalProperties": false
+                })),
+                "400": json_response("A filter that cannot be read", error.clone()),
+                "401": json_response("Not signed in", error.clone()),
+            }
+        }}),
+    );
     let run_id =
         json!([{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }]);
     // The routes of one run: the answer when it exists for this caller, else 404.
@@ -180,13 +212,33 @@ pub fn document(state: &State, title: &str, tools: &[&Tool]) -> Json {
             "additionalProperties": false
         }),
     );
+    let statuses = json!({ "enum": crate::runs::Status::WORDS });
+    schemas.insert("RunSummary".into(), json!({
+        "type": "object",
+        "properties": {
+            "id": string,
+            "tool": string,
+            "user": string,
+            "via": { "type": "string", "description": "session, forward-auth or token:NAME" },
+            "args": { "type": "object", "additionalProperties": { "type": "string" }, "description": "each argument given, as shown (passwords ***)" },
+            "status": statuses,
+            "exit_code": { "type": ["integer", "null"] },
+            "signal": { "type": ["integer", "null"] },
+            "started": { "type": "string", "format": "date-time" },
+            "duration_ms": { "type": ["integer", "null"], "minimum": 0 },
+            "url": string,
+            "page": string
+        },
+        "required": ["id", "tool", "user", "via", "args", "status", "exit_code", "signal", "started", "duration_ms", "url", "page"],
+        "additionalProperties": false
+    }));
     schemas.insert("Run".into(), json!({
         "type": "object",
         "properties": {
             "id": { "type": "string" },
             "tool": { "type": "string" },
             "user": { "type": "string" },
-            "status": { "enum": ["queued", "running", "succeeded", "failed", "killed", "timed-out", "cancelled", "error"] },
+            "status": statuses,
             "exit_code": { "type": ["integer", "null"], "description": "0 included; null until the program exits, or when killed" },
             "signal": { "type": ["integer", "null"] },
             "error": { "type": ["string", "null"] },
@@ -196,6 +248,7 @@ pub fn document(state: &State, title: &str, tools: &[&Tool]) -> Json {
             "output_bytes": { "type": "integer", "minimum": 0 },
             "output_url": { "type": "string" },
             "output_cut": { "type": "boolean" },
+            "output_cut_reason": { "type": ["string", "null"], "description": "why output was cut: it reached max_output, or the disk refused it" },
             "files": { "type": "array", "items": {
                 "type": "object",
                 "properties": { "name": { "type": "string" }, "size": { "type": "integer" }, "image": { "type": "boolean" }, "url": { "type": "string" } },

@@ -41,8 +41,12 @@ pub enum Problem {
     MethodNotAllowed,
     /// The client paused too long while sending its body.
     SlowClient,
-    /// The run queue is full.
+    /// The tool's run queue is full.
     QueueFull,
+    /// The user has `max_runs_per_user` runs queued or running.
+    UserBusy,
+    /// The disk that holds ftw's state is full: 507.
+    StorageFull(String),
     ShuttingDown,
     /// Something on the server failed; the message goes to the log, not the client.
     Internal(String),
@@ -56,6 +60,8 @@ pub enum Problem {
     Throttled(std::time::Duration),
     /// API: the body is not the JSON the route takes.
     BadJson,
+    /// History filters that cannot be read: why.
+    BadFilter(String),
     /// API: the arguments did not pass their checks; messages by field.
     Invalid(crate::form::Errors),
     /// API: larger than the tool takes; messages by field (or for the whole body).
@@ -85,7 +91,7 @@ pub fn page(state: &State, rejection: &Rejection) -> Response {
     let page = ErrorPage {
         page: Page::new(state, &manifest.title, heading, None),
         heading,
-        message,
+        message: &message,
         link_text: if status == StatusCode::FORBIDDEN {
             "Reload and try again"
         } else {
@@ -96,7 +102,7 @@ pub fn page(state: &State, rejection: &Rejection) -> Response {
     let mut r = respond::html(status, &page);
     let retry = match status {
         StatusCode::SERVICE_UNAVAILABLE => Some("1"),
-        StatusCode::TOO_MANY_REQUESTS => Some("5"),
+        StatusCode::TOO_MANY_REQUESTS | StatusCode::INSUFFICIENT_STORAGE => Some("5"),
         _ => None,
     };
     if let Some(seconds) = retry {
@@ -112,7 +118,7 @@ pub fn api(rejection: &Rejection) -> Response {
     let (status, message) = match classify(rejection) {
         Classified::Redirect(_) => (
             StatusCode::UNAUTHORIZED,
-            "sign in, or send Authorization: Bearer TOKEN",
+            "sign in, or send Authorization: Bearer TOKEN".to_string(),
         ),
         Classified::Status(status, _, message) => (status, message),
     };
@@ -136,7 +142,7 @@ pub fn api(rejection: &Rejection) -> Response {
             r.headers_mut()
                 .insert(RETRY_AFTER, http::HeaderValue::from(wait.as_secs().max(1)));
         }
-        Some(Problem::QueueFull) => {
+        Some(Problem::QueueFull | Problem::UserBusy) => {
             r.headers_mut()
                 .insert(RETRY_AFTER, http::HeaderValue::from_static("5"));
         }
@@ -151,7 +157,7 @@ pub fn api(rejection: &Rejection) -> Response {
 
 enum Classified {
     Redirect(String),
-    Status(StatusCode, &'static str, &'static str),
+    Status(StatusCode, &'static str, String),
 }
 
 fn classify(rejection: &Rejection) -> Classified {
@@ -192,6 +198,13 @@ impl Problem {
         use StatusCode as S;
         let (status, heading, message) = match self {
             Problem::SignIn { next } => return Classified::Redirect(next.clone()),
+            Problem::BadFilter(why) => {
+                return Classified::Status(
+                    S::BAD_REQUEST,
+                    "Bad filter",
+                    format!("The history cannot be filtered that way: {why}."),
+                );
+            }
             Problem::Unauthorized => return Classified::Redirect(String::new()),
             Problem::CrossSite => (
                 S::FORBIDDEN,
@@ -263,6 +276,19 @@ impl Problem {
                 "Too many runs",
                 "Too many runs are waiting to start. Try again in a moment.",
             ),
+            Problem::UserBusy => (
+                S::TOO_MANY_REQUESTS,
+                "Too many runs of yours",
+                "You have as many runs queued or running as one person may (max_runs_per_user). Start this one when one of them has finished.",
+            ),
+            Problem::StorageFull(why) => {
+                tracing::error!("out of space: {why}");
+                (
+                    S::INSUFFICIENT_STORAGE,
+                    "Disk full",
+                    "The disk that holds ftw's state is full, so this could not be stored. Nothing was run. ftw keeps serving; an administrator must free space (or lower keep_runs / max_state_size).",
+                )
+            }
             Problem::ShuttingDown => (
                 S::SERVICE_UNAVAILABLE,
                 "Shutting down",
@@ -302,6 +328,6 @@ impl Problem {
                 "Some arguments did not pass their checks.",
             ),
         };
-        Classified::Status(status, heading, message)
+        Classified::Status(status, heading, message.to_string())
     }
 }

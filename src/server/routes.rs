@@ -101,7 +101,9 @@ pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
             .and_then(tools::submit),
     ];
     let run_pages = any_of![
-        on!(state, get, "runs").and_then(run_pages::list),
+        on!(state, get, "runs")
+            .and(query())
+            .and_then(run_pages::list),
         on!(state, get, "runs" / String).and_then(run_pages::show),
         on!(state, get, "runs" / String / "events").and_then(run_pages::events),
         on!(state, get, "runs" / String / "output").and_then(run_pages::output),
@@ -125,6 +127,7 @@ pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
             .and_then(api::create),
     ];
     let api_runs = any_of![
+        on!(state, get, "runs").and(query()).and_then(api::list),
         on!(state, get, "runs" / String).and_then(api::get),
         on!(state, get, "runs" / String / "events").and_then(api::events),
         on!(state, post, "runs" / String / "cancel").and_then(api::cancel),

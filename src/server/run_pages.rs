@@ -3,6 +3,7 @@
 //! the files it wrote. Who may see which run is `access`'s rule; the event stream,
 //! downloads and wording are their own modules.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use askama::Template;
@@ -11,10 +12,11 @@ use warp::Rejection;
 use warp::reply::Response;
 
 use super::State;
-use super::access::{may_see, visible_run};
+use super::access::{tools_for, visible_run};
 use super::context::Ctx;
 use super::download;
 use super::format::{human_duration, human_time, is_problem, rerun_query, status_text};
+use super::history::{self, Filters};
 use super::identity::Authed;
 use super::pages::{Fields, field, require};
 use super::respond::{Page, html, see_other};
@@ -24,9 +26,13 @@ use crate::form::CSRF_FIELD;
 use crate::runs::{OutputFile, Run, Status};
 
 /// A signed-in user and a run they may see, or the login redirect / 404.
-fn signed_in_run(state: &State, ctx: &Ctx, id: &str) -> Result<(Authed, Arc<Run>), Rejection> {
+async fn signed_in_run(
+    state: &State,
+    ctx: &Ctx,
+    id: &str,
+) -> Result<(Authed, Arc<Run>), Rejection> {
     let authed = require(state, ctx, &format!("{}runs/{id}", state.base))?;
-    let run = visible_run(state, &authed, id)?;
+    let run = visible_run(state, &authed, id).await?;
     Ok((authed, run))
 }
 
@@ -66,7 +72,7 @@ struct RunPage<'a> {
 
 /// GET /runs/{id}
 pub async fn show(id: String, state: Arc<State>, ctx: Ctx) -> Result<Response, Rejection> {
-    let (authed, run) = signed_in_run(&state, &ctx, &id)?;
+    let (authed, run) = signed_in_run(&state, &ctx, &id).await?;
     let tail = run.tail_start(PAGE_TAIL);
     let snap = run.snapshot();
     let manifest = state.manifest();
@@ -119,14 +125,14 @@ pub async fn show(id: String, state: Arc<State>, ctx: Ctx) -> Result<Response, R
 
 /// GET /runs/{id}/events: the live output as escaped HTML (see `sse`).
 pub async fn events(id: String, state: Arc<State>, ctx: Ctx) -> Result<Response, Rejection> {
-    let (authed, run) = signed_in_run(&state, &ctx, &id)?;
+    let (authed, run) = signed_in_run(&state, &ctx, &id).await?;
     let r = sse::event_stream(run, state.base.clone(), Format::Html);
     Ok(authed.finish(r))
 }
 
 /// GET /runs/{id}/output: everything the tool printed (up to `max_output`).
 pub async fn output(id: String, state: Arc<State>, ctx: Ctx) -> Result<Response, Rejection> {
-    let (authed, run) = signed_in_run(&state, &ctx, &id)?;
+    let (authed, run) = signed_in_run(&state, &ctx, &id).await?;
     Ok(authed.finish(download::output(run)))
 }
 
@@ -137,7 +143,7 @@ pub async fn file(
     state: Arc<State>,
     ctx: Ctx,
 ) -> Result<Response, Rejection> {
-    let (authed, run) = signed_in_run(&state, &ctx, &id)?;
+    let (authed, run) = signed_in_run(&state, &ctx, &id).await?;
     let name = percent_encoding::percent_decode_str(&name)
         .decode_utf8()
         .map_err(|_| super::problem::Problem::NotFound)?;
@@ -151,7 +157,7 @@ pub async fn cancel(
     ctx: Ctx,
     fields: Fields,
 ) -> Result<Response, Rejection> {
-    let (authed, run) = signed_in_run(&state, &ctx, &id)?;
+    let (authed, run) = signed_in_run(&state, &ctx, &id).await?;
     authed.may_write(&state, &ctx, field(&fields, CSRF_FIELD))?;
     super::launch::cancel(&state, &ctx, &authed, &run).await;
     Ok(authed.finish(see_other(&format!("{}runs/{}", state.base, run.id))))
@@ -163,47 +169,89 @@ struct RunsPage<'a> {
     page: Page<'a>,
     admin: bool,
     rows: Vec<Row>,
+    filters: Filters,
+    /// (id, title) of the tools the filter offers.
+    tools: Vec<(String, String)>,
+    statuses: &'static [&'static str],
+    /// The link to the next (older) page, if there is one.
+    older: Option<String>,
+    /// The link back to the newest page when this one is not it.
+    newest: Option<String>,
 }
 
 struct Row {
     id: String,
     tool: String,
     user: String,
+    /// "label: value" for each argument given.
+    args: Vec<String>,
     status_word: &'static str,
     status_text: String,
     started: String,
     took: String,
 }
 
-/// GET /runs: this user's runs (an admin's: everyone's), newest first.
-pub async fn list(state: Arc<State>, ctx: Ctx) -> Result<Response, Rejection> {
+/// GET /runs: this user's runs (an admin's: everyone's), newest first, filtered and in
+/// pages.
+pub async fn list(
+    state: Arc<State>,
+    ctx: Ctx,
+    query: HashMap<String, String>,
+) -> Result<Response, Rejection> {
     let authed = require(&state, &ctx, &format!("{}runs", state.base))?;
+    let history = history::page(&state, &authed, &query, "before").await?;
     let manifest = state.manifest();
-    let admin = manifest.auth.is_admin(&authed.user);
-    let rows = state
-        .runs
-        .list()
-        .into_iter()
-        .filter(|r| may_see(&manifest, &authed.user, r))
-        .map(|r| {
-            let status = r.status();
-            Row {
-                id: r.id.clone(),
-                tool: r.tool_title.clone(),
-                user: r.user.clone(),
-                status_word: status.word(),
-                status_text: status_text(&status),
-                started: human_time(r.created),
-                took: r.duration().map(human_duration).unwrap_or_default(),
-            }
+    let rows = history
+        .rows
+        .iter()
+        .map(|r| Row {
+            id: r.id.clone(),
+            tool: r.tool_title.clone(),
+            user: r.user.clone(),
+            args: r
+                .args
+                .iter()
+                .filter(|a| !a.shown.is_empty())
+                .map(|a| format!("{}: {}", a.label, a.shown))
+                .collect(),
+            status_word: r.status.word(),
+            status_text: status_text(&r.status),
+            started: human_time(r.created),
+            took: r.duration.map(human_duration).unwrap_or_default(),
         })
+        .collect();
+    let filters_query = history.filters.query_string();
+    let link = |extra: &str| {
+        let joined: Vec<&str> = [filters_query.as_str(), extra]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect();
+        format!("{}runs?{}", state.base, joined.join("&"))
+    };
+    let older = history.next.as_ref().map(|c| link(&format!("before={c}")));
+    let newest = query
+        .get("before")
+        .filter(|b| !b.is_empty())
+        .map(|_| link(""));
+    let tools = tools_for(&manifest, &authed.user)
+        .map(|t| (t.id.clone(), t.title.clone()))
         .collect();
     let mut page = Page::new(
         &state,
         &manifest.title,
-        if admin { "All runs" } else { "My runs" },
+        if history.admin { "All runs" } else { "My runs" },
         Some(&authed),
     );
     page.nav = "runs";
-    Ok(authed.finish(html(StatusCode::OK, &RunsPage { page, admin, rows })))
+    let body = RunsPage {
+        page,
+        admin: history.admin,
+        rows,
+        filters: history.filters,
+        tools,
+        statuses: Status::WORDS,
+        older,
+        newest,
+    };
+    Ok(authed.finish(html(StatusCode::OK, &body)))
 }

@@ -131,7 +131,7 @@ pub async fn submit(
     let (status, given, errors) =
         match intake::intake(&state, &ctx, &authed, &id, body, Bodies::Form).await {
             Ok(intake) => {
-                let run = super::launch::start(&state, &ctx, &authed, intake)?;
+                let run = super::launch::start(&state, &ctx, &authed, intake).await?;
                 let page = format!("{}runs/{}", state.base, run.id);
                 return Ok(authed.finish(see_other(&page)));
             }

@@ -123,7 +123,11 @@ impl App {
             secret_key_file: None,
             audit_log: audit.then(|| dir.path().join("audit.log")),
             max_runs: 4,
-            keep_runs: 20,
+            state_dir: Some(dir.path().join("state")),
+            keep_runs: Some(20),
+            keep_for: None,
+            max_state_size: None,
+            max_runs_per_user: None,
             max_connections: 64,
             client_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(1),
@@ -135,9 +139,7 @@ impl App {
     pub fn from_args(args: ServeArgs, dir: tempfile::TempDir) -> App {
         let (config, manifest) =
             Config::build(args, Some(TEST_SECRET_HEX)).expect("valid test manifest");
-        let root = dir.path().join("runs");
-        std::fs::create_dir(&root).unwrap();
-        let state = Arc::new(State::assemble(config, manifest, root).expect("the state"));
+        let state = Arc::new(assemble(config, manifest));
         App {
             routes: ftw::server::routes::routes(Arc::clone(&state)),
             state,
@@ -147,11 +149,23 @@ impl App {
 
     /// Waits (at most 30 s) until the run has finished; returns it.
     pub async fn finished(&self, id: &str) -> Arc<ftw::runs::Run> {
-        let run = self.state.runs.get(id).expect("the run exists");
+        let run = self.state.runs.get(id).await.expect("the run exists");
         tokio::time::timeout(Duration::from_secs(30), run.finished())
             .await
             .expect("the run finished within 30 s");
         run
+    }
+
+    /// Every run in the history, newest first.
+    pub async fn all_runs(&self) -> Vec<ftw::store::RunRecord> {
+        self.state
+            .runs
+            .list(ftw::store::RunQuery {
+                limit: 100_000,
+                ..Default::default()
+            })
+            .await
+            .expect("the history")
     }
 
     /// The codec the app signs sessions with, for forging cookies in tests.
@@ -367,4 +381,28 @@ impl Browser<'_> {
             .find(|(k, _)| k.ends_with("ftw_session"))
             .map(|(_, v)| v.clone())
     }
+}
+
+/// `State::assemble` from synchronous code that may run inside a test's runtime: on a
+/// thread of its own with a runtime of its own (the state's database has its own
+/// thread, so nothing it made depends on that runtime). Retention's background loop is
+/// started in the test's runtime, if there is one.
+fn assemble(config: Config, manifest: ftw::manifest::Manifest) -> State {
+    let state = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap()
+                    .block_on(State::assemble(config, manifest))
+                    .expect("the state")
+            })
+            .join()
+            .unwrap()
+    });
+    if tokio::runtime::Handle::try_current().is_ok() {
+        state.start_upkeep();
+    }
+    state
 }

@@ -99,6 +99,8 @@ impl Test {
             .current_dir(self.dir.path())
             .env_remove("FTW_SECRET_KEY")
             .env_remove("RUST_LOG")
+            // Each test's state (database, runs) in its own folder, never the user's.
+            .env("FTW_STATE_DIR", self.dir.path().join("state"))
             .envs(self.env.iter().map(|(k, v)| (k, v)));
         if let Some(limit) = self.fd_limit {
             use std::os::unix::process::CommandExt;

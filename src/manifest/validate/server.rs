@@ -1,5 +1,5 @@
-//! `[server]`: the address, base path, TLS files, audit log, trusted proxies and the
-//! `/metrics` access rules.
+//! `[server]`: the address, base path, TLS files, audit log, trusted proxies, the
+//! `/metrics` access rules, and the state folder with its retention limits.
 
 use toml::Spanned;
 
@@ -93,7 +93,28 @@ impl Checker<'_> {
             .metrics_token
             .as_ref()
             .and_then(|t| self.token_hash(t, "metrics_token"));
+        let state_dir = raw.state_dir.as_ref().map(|d| self.path(d.get_ref()));
+        let keep_for = raw
+            .keep_for
+            .map(|v| self.duration(Some(v), "keep_for", std::time::Duration::ZERO));
+        let max_state_size = raw
+            .max_state_size
+            .map(|v| self.size(Some(v), "max_state_size", 0));
+        if let Some(n) = &raw.max_runs_per_user
+            && *n.get_ref() == 0
+        {
+            self.error(
+                n.span(),
+                "`max_runs_per_user` must be at least 1 (a user with no runs could run nothing)"
+                    .into(),
+            );
+        }
         Server {
+            state_dir,
+            keep_runs: raw.keep_runs.map(Spanned::into_inner),
+            keep_for,
+            max_state_size,
+            max_runs_per_user: raw.max_runs_per_user.map(Spanned::into_inner),
             metrics_allow,
             metrics_token,
             host: raw.host.map(Spanned::into_inner),

@@ -13,22 +13,39 @@
 //! takes tens of milliseconds, so parallel guesses cannot slip past the limit while the
 //! first ones are still hashing, and a guess whose client hangs up before the answer
 //! counts as a failure. Tokens (`begin_address`) count against the address only.
+//!
+//! Failures and blocks are written to the state database as they happen and read back
+//! at start-up, so restarting ftw does not lift a block or forget recent failures.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::manifest::Throttle as Policy;
+use crate::store::Store;
+
+mod stored;
 
 pub const DEFAULT_CAPACITY: usize = 10_000;
 
-#[derive(Debug)]
 pub struct Throttle {
     users: Mutex<Table>,
     addresses: Mutex<Table>,
     capacity: usize,
+    store: Option<Arc<dyn Store>>,
 }
+
+impl std::fmt::Debug for Throttle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Throttle")
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+const USERS: &str = "users";
+const ADDRESSES: &str = "addresses";
 
 #[derive(Debug, Default)]
 struct Table {
@@ -81,11 +98,13 @@ fn user_key(user: &str) -> String {
 }
 
 impl Throttle {
+    /// A throttle kept in memory only (unit tests).
     pub fn new(capacity: usize) -> Throttle {
         Throttle {
             users: Mutex::new(Table::default()),
             addresses: Mutex::new(Table::default()),
             capacity: capacity.max(1),
+            store: None,
         }
     }
 
@@ -152,11 +171,16 @@ impl Throttle {
     /// A successful sign-in clears that name's failures (not the address's: one good
     /// account must not buy an attacker more guesses at others).
     pub fn succeed(&self, user: &str) {
-        self.users
+        let key = user_key(user);
+        let removed = self
+            .users
             .lock()
             .expect("throttle lock")
             .entries
-            .remove(&user_key(user));
+            .remove(&key);
+        if removed.is_some() {
+            self.persist(USERS, &key, None);
+        }
     }
 
     /// Keys held now (users, addresses).
@@ -205,19 +229,16 @@ impl Attempt<'_> {
             return None;
         }
         let t = self.throttle;
-        let a = self.user.as_ref().and_then(|key| {
-            t.users
-                .lock()
-                .expect("throttle lock")
-                .end(key, failed, &self.policy, now, t.capacity)
-        });
-        let b = t.addresses.lock().expect("throttle lock").end(
-            &self.address,
-            failed,
-            &self.policy,
-            now,
-            t.capacity,
-        );
+        let end = |table: &Mutex<Table>, name: &'static str, key: &str| {
+            let mut table = table.lock().expect("throttle lock");
+            let wait = table.end(key, failed, &self.policy, now, t.capacity);
+            if failed {
+                t.persist(name, key, table.entries.get(key));
+            }
+            wait
+        };
+        let a = self.user.as_ref().and_then(|key| end(&t.users, USERS, key));
+        let b = end(&t.addresses, ADDRESSES, &self.address);
         a.max(b)
     }
 }

@@ -1,0 +1,105 @@
+//! After a crash: runs the database still calls queued or running were interrupted
+//! when the last ftw died. Before serving, the next start kills what is left of their
+//! process groups (only processes provably theirs, see `process`), keeps the output
+//! they wrote so far, marks them `interrupted` with the time ftw was last seen alive,
+//! and writes the `run-end` audit record that the dead ftw never wrote.
+
+use std::time::SystemTime;
+
+use super::{Cause, RunDir, process};
+use super::{RunEnd, Runs, Status, audit_end};
+use crate::store::{FinishedRun, RunRecord, StoreError};
+
+impl Runs {
+    /// Closes the runs a previous ftw left unfinished; returns how many there were.
+    pub async fn recover(&self) -> Result<usize, StoreError> {
+        let unfinished = self.store.unfinished_runs().await?;
+        if unfinished.is_empty() {
+            return Ok(0);
+        }
+        let last_seen = self.store.last_heartbeat().await?;
+        for record in &unfinished {
+            if let Some(mark) = &record.process {
+                let killed = process::kill_leftovers(mark);
+                if killed > 0 {
+                    tracing::warn!(
+                        "killed {killed} process(es) left running by interrupted run {} ({})",
+                        record.id,
+                        record.tool
+                    );
+                }
+            }
+            let end = self.interrupted(record, last_seen).await;
+            self.store.finish_run(end.clone()).await?;
+            audit_end(
+                &self.audit,
+                &RunEnd {
+                    user: &record.user,
+                    tool: &record.tool,
+                    id: &record.id,
+                    status: &end.status,
+                    duration: end.duration,
+                    output_bytes: end.output_len,
+                },
+            );
+        }
+        tracing::warn!(
+            "{} run(s) were still going when ftw last stopped; they are marked interrupted",
+            unfinished.len()
+        );
+        Ok(unfinished.len())
+    }
+
+    /// How an unfinished run is closed: its output as far as it got (the log file if
+    /// it had one, else its stored chunks), its files, and the time ftw was last seen.
+    async fn interrupted(&self, record: &RunRecord, last_seen: Option<SystemTime>) -> FinishedRun {
+        let dir = RunDir::existing(&self.root, &record.id, &self.sweeper);
+        let chunks = self
+            .store
+            .output_chunks(&record.id)
+            .await
+            .unwrap_or_default();
+        let stored: u64 = chunks.iter().map(|c| c.bytes.len() as u64).sum();
+        let file_len = std::fs::symlink_metadata(dir.log_path())
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| m.len());
+        let (output_len, in_file) = match file_len {
+            Some(len) if len >= stored => (len, true),
+            _ => (stored, false),
+        };
+        let start = record.started.unwrap_or(record.created);
+        let ended = last_seen.map_or(start, |seen| seen.max(start));
+        let files = dir.list_output();
+        let disk_bytes = files.iter().map(|f| f.size).sum::<u64>()
+            + if in_file { output_len } else { 0 }
+            + dir.uploads_size();
+        let stderr = if in_file {
+            let mut ranges = Vec::new();
+            let mut at = 0;
+            for c in &chunks {
+                let len = c.bytes.len() as u64;
+                if c.stderr && c.offset == at {
+                    ranges.push(at..at + len);
+                }
+                at = c.offset + len;
+            }
+            ranges
+        } else {
+            Vec::new()
+        };
+        FinishedRun {
+            id: record.id.clone(),
+            status: Status::Interrupted(None, Cause::Crash),
+            ended,
+            duration: record.started.and_then(|s| ended.duration_since(s).ok()),
+            output_len,
+            dropped: 0,
+            cut: None,
+            in_file,
+            stderr,
+            files,
+            disk_bytes,
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! ftw's durable state behind one small interface: runs and their output, revoked
+//! sessions, throttle counts and blocks, and TOTP steps already used. Everything a
+//! restart must not lose goes through `Store`; nothing else in ftw knows how it is kept.
+//!
+//! The one implementation today is SQLite in the state folder (`sqlite`). The interface
+//! is shaped for a second one over a network database: every method returns a future,
+//! and a write is *queued when the method is called* (in call order), so a caller that
+//! does not need to wait (output chunks, throttle counts) can drop the future and the
+//! write still happens; awaiting it waits until the write is committed. `flush` waits
+//! for everything queued before it.
+
+mod records;
+mod schema;
+mod sqlite;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub use records::{
+    Chunk, Counts, FinishedRun, ProcessMark, Revocation, RunQuery, RunRecord, ThrottleRecord,
+};
+pub use sqlite::Sqlite;
+
+/// Why the state could not be read or written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreError {
+    pub message: String,
+    /// The disk (or the database's quota) is full: tell the client 507, not 500.
+    pub full: bool,
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+/// A queued read or write; see the module notes for when the work happens.
+pub type Pending<T> = Pin<Box<dyn Future<Output = StoreResult<T>> + Send>>;
+
+/// The durable state of one ftw (or, later, of several sharing a database).
+pub trait Store: Send + Sync {
+    // Runs.
+    /// Records a new run (queued).
+    fn insert_run(&self, run: &RunRecord) -> Pending<()>;
+    /// The run has started: when, and which process group is its.
+    fn run_started(&self, id: &str, at: SystemTime, process: Option<ProcessMark>) -> Pending<()>;
+    /// Output the run printed while its log is small (see `runs::log`).
+    fn append_output(&self, id: &str, chunk: Chunk) -> Pending<()>;
+    /// The run has ended; its chunks are dropped when its output went to a file.
+    fn finish_run(&self, end: FinishedRun) -> Pending<()>;
+    fn run(&self, id: &str) -> Pending<Option<RunRecord>>;
+    /// The output chunks a run stored, in order.
+    fn output_chunks(&self, id: &str) -> Pending<Vec<Chunk>>;
+    /// A page of the history, newest first.
+    fn list_runs(&self, query: RunQuery) -> Pending<Vec<RunRecord>>;
+    /// Runs still queued or running (after a crash: the interrupted ones).
+    fn unfinished_runs(&self) -> Pending<Vec<RunRecord>>;
+    /// How many finished runs there are and the disk their files take.
+    fn counts(&self) -> Pending<Counts>;
+    /// Up to `limit` of the oldest finished runs, oldest first (id, disk bytes), that
+    /// ended before `ended_before` when it is given.
+    fn oldest_runs(
+        &self,
+        limit: usize,
+        ended_before: Option<SystemTime>,
+    ) -> Pending<Vec<(String, u64)>>;
+    fn delete_runs(&self, ids: Vec<String>) -> Pending<()>;
+
+    // Sessions, throttling, TOTP.
+    fn revoke_session(&self, revocation: Revocation) -> Pending<()>;
+    /// Revocations that have not expired at `now` (Unix seconds).
+    fn revocations(&self, now: u64) -> Pending<Vec<Revocation>>;
+    fn save_throttle(&self, record: ThrottleRecord) -> Pending<()>;
+    fn forget_throttle(&self, table: &'static str, key: &str) -> Pending<()>;
+    fn throttle_records(&self) -> Pending<Vec<ThrottleRecord>>;
+    fn totp_used(&self, user: &str, step: u64) -> Pending<()>;
+    fn totp_steps(&self) -> Pending<Vec<(String, u64)>>;
+
+    // Housekeeping.
+    /// Notes that this ftw is alive (the time an interrupted run is said to have ended).
+    fn heartbeat(&self, at: SystemTime) -> Pending<()>;
+    fn last_heartbeat(&self) -> Pending<Option<SystemTime>>;
+    /// Forgets what has expired by `now` (Unix seconds) and gives freed pages back.
+    fn tidy(&self, now: u64) -> Pending<()>;
+    /// Bytes the database takes on disk.
+    fn size(&self) -> Pending<u64>;
+    /// Waits until every write queued before this call is committed.
+    fn flush(&self) -> Pending<()>;
+}
+
+/// Milliseconds since the Unix epoch (0 before it).
+pub fn unix_ms(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+pub fn from_unix_ms(ms: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}

@@ -1,0 +1,408 @@
+//! The store in an embedded SQLite database (`ftw.db` in the state folder), with
+//! rusqlite and SQLite built in, so ftw needs no database server and no system library.
+//!
+//! WAL journal with `synchronous = NORMAL`: a commit is a write to the log, and survives
+//! ftw being killed at any moment (only a power cut can lose the last commits). One
+//! thread owns the connection that writes; it takes every write queued since its last
+//! commit and commits them together (group commit), each inside a savepoint so one
+//! failing write does not take the others down. Reads run on tokio's blocking pool over
+//! a few read-only connections, which WAL lets proceed while the writer commits.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, SystemTime};
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::oneshot;
+
+use super::records::*;
+use super::{Pending, Store, StoreError, StoreResult, schema};
+
+mod auth;
+mod codec;
+mod runs;
+
+/// The database file's name in the state folder.
+pub const FILE_NAME: &str = "ftw.db";
+/// Writes committed together at most.
+const MAX_BATCH: usize = 512;
+/// Read connections kept open between reads.
+const IDLE_READERS: usize = 4;
+
+type Write = Box<dyn FnOnce(&Connection) -> rusqlite::Result<()> + Send>;
+
+/// Where a write's outcome goes once it is committed (or failed).
+type Ack = oneshot::Sender<StoreResult<()>>;
+
+struct Job {
+    write: Write,
+    done: Option<Ack>,
+}
+
+pub struct Sqlite {
+    path: PathBuf,
+    writer: Mutex<Option<mpsc::Sender<Job>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+}
+
+impl Sqlite {
+    /// Opens (or creates, mode 0600) the database in `dir`, brings its schema up to
+    /// date, and starts the writer thread.
+    pub fn open(dir: &Path) -> Result<Sqlite, String> {
+        let path = dir.join(FILE_NAME);
+        create_private(&path)?;
+        let mut conn = Connection::open(&path).map_err(|e| open_error(&path, &e))?;
+        configure(&conn, &path)?;
+        schema::migrate(&mut conn, &path)?;
+        let (tx, rx) = mpsc::channel::<Job>();
+        let thread = std::thread::Builder::new()
+            .name("ftw-store".into())
+            .spawn(move || write_loop(conn, rx))
+            .map_err(|e| format!("cannot start the database thread: {e}"))?;
+        Ok(Sqlite {
+            path,
+            writer: Mutex::new(Some(tx)),
+            thread: Mutex::new(Some(thread)),
+            readers: Arc::new(Mutex::new(Vec::new())),
+        })
+    }
+
+    /// Commits what is queued and stops the writer (ftw is stopping).
+    pub fn close(&self) {
+        let sender = self.writer.lock().expect("store lock").take();
+        drop(sender);
+        if let Some(thread) = self.thread.lock().expect("store lock").take() {
+            let _ = thread.join();
+        }
+    }
+
+    /// Queues a write; the future resolves once it is committed.
+    fn write(&self, write: Write) -> Pending<()> {
+        let (done, answer) = oneshot::channel();
+        let queued = match &*self.writer.lock().expect("store lock") {
+            Some(tx) => tx
+                .send(Job {
+                    write,
+                    done: Some(done),
+                })
+                .is_ok(),
+            None => false,
+        };
+        Box::pin(async move {
+            if !queued {
+                return Err(failure("the database is closed (ftw is stopping)"));
+            }
+            answer
+                .await
+                .unwrap_or_else(|_| Err(failure("the database thread stopped")))
+        })
+    }
+
+    /// Runs a read on the blocking pool over a read-only connection.
+    fn read<T, F>(&self, read: F) -> Pending<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let readers = Arc::clone(&self.readers);
+        let path = self.path.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let conn = match readers.lock().expect("store lock").pop() {
+                    Some(conn) => conn,
+                    None => open_reader(&path)?,
+                };
+                let result = read(&conn).map_err(|e| store_error(&e));
+                let mut idle = readers.lock().expect("store lock");
+                if idle.len() < IDLE_READERS {
+                    idle.push(conn);
+                }
+                result
+            })
+            .await
+            .unwrap_or_else(|e| Err(failure(&format!("a database read failed: {e}"))))
+        })
+    }
+}
+
+impl Drop for Sqlite {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn create_private(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map(drop)
+        .map_err(|e| {
+            format!(
+                "cannot open the state database {}: {}",
+                path.display(),
+                crate::manifest::io_reason(&e)
+            )
+        })
+}
+
+fn open_error(path: &Path, e: &rusqlite::Error) -> String {
+    format!("cannot open the state database {}: {e}", path.display())
+}
+
+fn configure(conn: &Connection, path: &Path) -> Result<(), String> {
+    let setup = || -> rusqlite::Result<String> {
+        conn.busy_timeout(Duration::from_secs(5))?;
+        // Only takes effect on a new, empty database: freed pages can then be handed
+        // back to the file system (retention's disk budget).
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(mode)
+    };
+    let mode = setup().map_err(|e| {
+        let not_ours = matches!(&e, rusqlite::Error::SqliteFailure(f, _)
+            if f.code == rusqlite::ErrorCode::NotADatabase);
+        let hint = if not_ours {
+            "; it is not an ftw database (move it away, or pick another --state-dir)"
+        } else {
+            ""
+        };
+        format!(
+            "cannot use the state database {}: {e}{hint}",
+            path.display()
+        )
+    })?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(format!(
+            "the state database {} cannot use a write-ahead log (journal mode stays {mode}); \
+             put the state folder on a local file system with --state-dir",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+fn open_reader(path: &Path) -> StoreResult<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| store_error(&e))?;
+    conn.busy_timeout(Duration::from_secs(5))
+        .map_err(|e| store_error(&e))?;
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(conn)
+}
+
+/// The writer thread: commits queued writes in batches until every sender is gone.
+fn write_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        commit_batch(&conn, batch);
+    }
+    // A tidy file for backups and the next start: the log folded into the database.
+    let _ = conn.pragma_update(None, "wal_checkpoint", "TRUNCATE");
+}
+
+fn commit_batch(conn: &Connection, batch: Vec<Job>) {
+    let mut results: Vec<(Option<Ack>, StoreResult<()>)> = Vec::with_capacity(batch.len());
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let error = store_error(&e);
+        tracing::error!("cannot write the state database: {error}");
+        for job in batch {
+            if let Some(done) = job.done {
+                let _ = done.send(Err(error.clone()));
+            }
+        }
+        return;
+    }
+    for job in batch {
+        let result = conn
+            .execute_batch("SAVEPOINT job")
+            .and_then(|()| (job.write)(conn))
+            .and_then(|()| conn.execute_batch("RELEASE job"));
+        let result = result.map_err(|e| {
+            let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+            store_error(&e)
+        });
+        if let Err(e) = &result {
+            tracing::warn!("a write to the state database failed: {e}");
+        }
+        results.push((job.done, result));
+    }
+    let committed = conn.execute_batch("COMMIT").map_err(|e| {
+        let _ = conn.execute_batch("ROLLBACK");
+        store_error(&e)
+    });
+    if let Err(e) = &committed {
+        tracing::error!("cannot commit to the state database: {e}");
+    }
+    for (done, result) in results {
+        if let Some(done) = done {
+            let _ = done.send(committed.clone().and(result));
+        }
+    }
+}
+
+fn failure(message: &str) -> StoreError {
+    StoreError {
+        message: message.to_string(),
+        full: false,
+    }
+}
+
+fn store_error(e: &rusqlite::Error) -> StoreError {
+    let full = matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull);
+    StoreError {
+        message: if full {
+            "the disk that holds ftw's state folder is full".into()
+        } else {
+            format!("the state database failed: {e}")
+        },
+        full,
+    }
+}
+
+impl Store for Sqlite {
+    fn insert_run(&self, run: &RunRecord) -> Pending<()> {
+        let run = run.clone();
+        self.write(Box::new(move |c| runs::insert(c, &run)))
+    }
+
+    fn run_started(&self, id: &str, at: SystemTime, process: Option<ProcessMark>) -> Pending<()> {
+        let id = id.to_string();
+        self.write(Box::new(move |c| runs::started(c, &id, at, process)))
+    }
+
+    fn append_output(&self, id: &str, chunk: Chunk) -> Pending<()> {
+        let id = id.to_string();
+        self.write(Box::new(move |c| runs::append_output(c, &id, &chunk)))
+    }
+
+    fn finish_run(&self, end: FinishedRun) -> Pending<()> {
+        self.write(Box::new(move |c| runs::finish(c, &end)))
+    }
+
+    fn run(&self, id: &str) -> Pending<Option<RunRecord>> {
+        let id = id.to_string();
+        self.read(move |c| runs::get(c, &id))
+    }
+
+    fn output_chunks(&self, id: &str) -> Pending<Vec<Chunk>> {
+        let id = id.to_string();
+        self.read(move |c| runs::chunks(c, &id))
+    }
+
+    fn list_runs(&self, query: RunQuery) -> Pending<Vec<RunRecord>> {
+        self.read(move |c| runs::list(c, &query))
+    }
+
+    fn unfinished_runs(&self) -> Pending<Vec<RunRecord>> {
+        self.read(runs::unfinished)
+    }
+
+    fn counts(&self) -> Pending<Counts> {
+        self.read(runs::counts)
+    }
+
+    fn oldest_runs(
+        &self,
+        limit: usize,
+        ended_before: Option<SystemTime>,
+    ) -> Pending<Vec<(String, u64)>> {
+        self.read(move |c| runs::oldest(c, limit, ended_before))
+    }
+
+    fn delete_runs(&self, ids: Vec<String>) -> Pending<()> {
+        self.write(Box::new(move |c| runs::delete(c, &ids)))
+    }
+
+    fn revoke_session(&self, revocation: Revocation) -> Pending<()> {
+        self.write(Box::new(move |c| auth::revoke(c, &revocation)))
+    }
+
+    fn revocations(&self, now: u64) -> Pending<Vec<Revocation>> {
+        self.read(move |c| auth::revocations(c, now))
+    }
+
+    fn save_throttle(&self, record: ThrottleRecord) -> Pending<()> {
+        self.write(Box::new(move |c| auth::save_throttle(c, &record)))
+    }
+
+    fn forget_throttle(&self, table: &'static str, key: &str) -> Pending<()> {
+        let key = key.to_string();
+        self.write(Box::new(move |c| auth::forget_throttle(c, table, &key)))
+    }
+
+    fn throttle_records(&self) -> Pending<Vec<ThrottleRecord>> {
+        self.read(auth::throttle_records)
+    }
+
+    fn totp_used(&self, user: &str, step: u64) -> Pending<()> {
+        let user = user.to_string();
+        self.write(Box::new(move |c| auth::totp_used(c, &user, step)))
+    }
+
+    fn totp_steps(&self) -> Pending<Vec<(String, u64)>> {
+        self.read(auth::totp_steps)
+    }
+
+    fn heartbeat(&self, at: SystemTime) -> Pending<()> {
+        self.write(Box::new(move |c| auth::heartbeat(c, at)))
+    }
+
+    fn last_heartbeat(&self) -> Pending<Option<SystemTime>> {
+        self.read(auth::last_heartbeat)
+    }
+
+    fn tidy(&self, now: u64) -> Pending<()> {
+        self.write(Box::new(move |c| auth::tidy(c, now)))
+    }
+
+    fn size(&self) -> Pending<u64> {
+        let files = [
+            self.path.clone(),
+            PathBuf::from(format!("{}-wal", self.path.display())),
+        ];
+        Box::pin(async move {
+            Ok(files
+                .iter()
+                .filter_map(|p| std::fs::metadata(p).ok())
+                .map(|m| m.len())
+                .sum())
+        })
+    }
+
+    fn flush(&self) -> Pending<()> {
+        self.write(Box::new(|_| Ok(())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_newer_database_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Sqlite::open(dir.path()).unwrap());
+        let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+        conn.pragma_update(None, "user_version", schema::current() + 1)
+            .unwrap();
+        drop(conn);
+        let err = Sqlite::open(dir.path()).err().unwrap();
+        assert!(err.contains("written by a newer ftw"), "{err}");
+    }
+}
