@@ -9,6 +9,7 @@ mod cert;
 mod check;
 mod deploy;
 mod diagnostics;
+mod durable;
 mod examples;
 mod gen_secret;
 mod generated;

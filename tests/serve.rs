@@ -14,46 +14,9 @@ fn with_users() -> String {
     format!("[auth.users]\nalice = \"{HASH_A}\"\n\n{MANIFEST}")
 }
 
-/// The value of a `name="_csrf"` field.
-fn csrf(body: &str) -> String {
-    let marker = "name=\"_csrf\" value=\"";
-    let start = body.find(marker).unwrap() + marker.len();
-    body[start..start + body[start..].find('"').unwrap()].to_string()
-}
-
-/// `name=value` of a Set-Cookie header.
-fn pair(set_cookie: &str) -> &str {
-    set_cookie.split(';').next().unwrap()
-}
-
 /// Signs in over plain HTTP; returns the session cookie pair (`name=value`).
 fn sign_in(server: &Server, user: &str, password: &str) -> Option<String> {
-    let form = http(&mut server.connect(), "GET", "/login", &[], "");
-    let login_cookie = pair(form.header("set-cookie").unwrap()).to_string();
-    let body = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("_csrf", &csrf(&form.body))
-        .append_pair("username", user)
-        .append_pair("password", password)
-        .append_pair("next", "/")
-        .finish();
-    let r = http(
-        &mut server.connect(),
-        "POST",
-        "/login",
-        &[
-            ("Content-Type", "application/x-www-form-urlencoded"),
-            ("Cookie", &login_cookie),
-            ("Origin", "http://localhost"),
-        ],
-        &body,
-    );
-    if r.status != 303 {
-        return None;
-    }
-    r.all("set-cookie")
-        .into_iter()
-        .find(|c| c.contains("ftw_session="))
-        .map(|c| pair(c).to_string())
+    server.sign_in(user, password)
 }
 
 #[test]

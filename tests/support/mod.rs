@@ -26,6 +26,8 @@ pub struct Test {
     args: Vec<String>,
     stdin: Option<Vec<u8>>,
     env: Vec<(String, String)>,
+    /// Variables the command must not see (set by the test runner or by default).
+    unset: Vec<String>,
     fd_limit: Option<u64>,
 }
 
@@ -43,6 +45,7 @@ impl Test {
             args: Vec::new(),
             stdin: None,
             env: Vec::new(),
+            unset: Vec::new(),
             fd_limit: None,
         }
     }
@@ -87,6 +90,12 @@ impl Test {
         self
     }
 
+    /// Runs ftw without this environment variable.
+    pub fn without_env(mut self, key: &str) -> Self {
+        self.unset.push(key.into());
+        self
+    }
+
     /// Starts ftw with this soft limit on open files (as a default systemd unit would).
     pub fn soft_fd_limit(mut self, limit: u64) -> Self {
         self.fd_limit = Some(limit);
@@ -100,8 +109,11 @@ impl Test {
             .env_remove("FTW_SECRET_KEY")
             .env_remove("RUST_LOG")
             // Each test's state (database, runs) in its own folder, never the user's.
-            .env("FTW_STATE_DIR", self.dir.path().join("state"))
-            .envs(self.env.iter().map(|(k, v)| (k, v)));
+            .env("FTW_STATE_DIR", self.dir.path().join("state"));
+        for key in &self.unset {
+            cmd.env_remove(key);
+        }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         if let Some(limit) = self.fd_limit {
             use std::os::unix::process::CommandExt;
             // SAFETY: only async-signal-safe calls between fork and exec.

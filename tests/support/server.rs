@@ -121,11 +121,73 @@ impl Server {
         status.code().unwrap_or(-1)
     }
 
+    /// Stops this server with `signal` and hands its test folder back, so the next
+    /// server starts on the same files (and state folder). Returns the exit code too.
+    pub fn stop(mut self, signal: i32) -> (i32, Test) {
+        let code = self.signal(signal);
+        let test = std::mem::replace(&mut self.test, Test::new());
+        (code, test)
+    }
+
+    /// One request over a fresh connection.
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Wire {
+        http(&mut self.connect(), method, path, headers, body)
+    }
+
+    /// Signs in over plain HTTP; returns the session cookie pair (`name=value`).
+    pub fn sign_in(&self, user: &str, password: &str) -> Option<String> {
+        self.sign_in_with(user, password, &[])
+    }
+
+    /// `sign_in` with extra headers on the POST (`X-Forwarded-For` through a trusted
+    /// proxy, say).
+    pub fn sign_in_with(
+        &self,
+        user: &str,
+        password: &str,
+        extra: &[(&str, &str)],
+    ) -> Option<String> {
+        let form = self.request("GET", "/login", &[], "");
+        let login_cookie = cookie_pair(form.header("set-cookie")?).to_string();
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("_csrf", &csrf(&form.body))
+            .append_pair("username", user)
+            .append_pair("password", password)
+            .append_pair("next", "/")
+            .finish();
+        let mut headers = vec![
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Cookie", login_cookie.as_str()),
+            ("Origin", "http://localhost"),
+        ];
+        headers.extend_from_slice(extra);
+        let r = self.request("POST", "/login", &headers, &body);
+        if r.status != 303 {
+            return None;
+        }
+        r.all("set-cookie")
+            .into_iter()
+            .find(|c| c.contains("ftw_session="))
+            .map(|c| cookie_pair(c).to_string())
+    }
+
     pub fn connect(&self) -> TcpStream {
         let s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         s
     }
+}
+
+/// The value of a `name="_csrf"` field.
+pub fn csrf(body: &str) -> String {
+    let marker = "name=\"_csrf\" value=\"";
+    let start = body.find(marker).expect("a CSRF field") + marker.len();
+    body[start..start + body[start..].find('"').unwrap()].to_string()
+}
+
+/// `name=value` of a Set-Cookie header.
+pub fn cookie_pair(set_cookie: &str) -> &str {
+    set_cookie.split(';').next().unwrap()
 }
 
 /// The child's exit status, if it exits within `limit` (it is killed if not).
