@@ -6,18 +6,78 @@
 //! With `--audit-log FILE` (or `[server] audit_log`) each record is appended to the file
 //! with one write and nothing buffered in ftw, so a crash loses at most the record being
 //! written. Without a file the same records go to the log (stderr) under `ftw::audit`.
+//!
+//! Rotation: SIGHUP reopens the file (logrotate's `postrotate`), and before each record
+//! ftw checks that its path still names the file it holds, so a log moved away is
+//! followed by a new one and a deleted log is made again, with a warning, instead of
+//! records vanishing into an unlinked file.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::net::IpAddr;
-use std::path::Path;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde_json::{Map, Value, json};
 
 #[derive(Debug)]
 pub struct Audit {
-    file: Option<Mutex<File>>,
+    file: Option<Mutex<Sink>>,
+}
+
+/// The audit file, and which file it is (device, inode).
+#[derive(Debug)]
+struct Sink {
+    path: PathBuf,
+    file: File,
+    id: (u64, u64),
+}
+
+impl Sink {
+    fn open(path: &Path) -> std::io::Result<Sink> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)?;
+        let meta = file.metadata()?;
+        Ok(Sink {
+            path: path.to_path_buf(),
+            file,
+            id: (meta.dev(), meta.ino()),
+        })
+    }
+
+    /// Opens the path again if it no longer names the file held (moved or deleted).
+    fn follow(&mut self) {
+        let why = match std::fs::metadata(&self.path) {
+            Ok(meta) if (meta.dev(), meta.ino()) == self.id => return,
+            Ok(_) => None,
+            Err(_) => Some("was deleted"),
+        };
+        match Sink::open(&self.path) {
+            Ok(fresh) => {
+                match why {
+                    Some(why) => tracing::warn!(
+                        "the audit log {} {why}; ftw made it again",
+                        self.path.display()
+                    ),
+                    None => tracing::info!(
+                        "the audit log {} was replaced (rotated); ftw writes to the new file",
+                        self.path.display()
+                    ),
+                }
+                *self = fresh;
+            }
+            Err(e) => tracing::error!(
+                "cannot open the audit log {} again: {}; records go to the old file",
+                self.path.display(),
+                crate::manifest::io_reason(&e)
+            ),
+        }
+    }
 }
 
 impl Audit {
@@ -26,22 +86,30 @@ impl Audit {
         let Some(path) = path else {
             return Ok(Audit { file: None });
         };
-        use std::os::unix::fs::OpenOptionsExt;
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(|e| {
-                format!(
-                    "cannot open the audit log {}: {}",
-                    path.display(),
-                    crate::manifest::io_reason(&e)
-                )
-            })?;
+        let sink = Sink::open(path).map_err(|e| {
+            format!(
+                "cannot open the audit log {}: {}",
+                path.display(),
+                crate::manifest::io_reason(&e)
+            )
+        })?;
         Ok(Audit {
-            file: Some(Mutex::new(file)),
+            file: Some(Mutex::new(sink)),
         })
+    }
+
+    /// Opens the audit file again (SIGHUP, after log rotation).
+    pub fn reopen(&self) {
+        let Some(sink) = &self.file else { return };
+        let mut sink = sink.lock().expect("audit lock");
+        match Sink::open(&sink.path) {
+            Ok(fresh) => *sink = fresh,
+            Err(e) => tracing::error!(
+                "cannot reopen the audit log {}: {}",
+                sink.path.display(),
+                crate::manifest::io_reason(&e)
+            ),
+        }
     }
 
     /// Records one event with its fields.
@@ -54,10 +122,11 @@ impl Audit {
         }
         let mut line = Value::Object(object).to_string();
         match &self.file {
-            Some(file) => {
+            Some(sink) => {
                 line.push('\n');
-                let mut file = file.lock().expect("audit lock");
-                if let Err(e) = file.write_all(line.as_bytes()) {
+                let mut sink = sink.lock().expect("audit lock");
+                sink.follow();
+                if let Err(e) = sink.file.write_all(line.as_bytes()) {
                     tracing::error!("cannot write the audit log: {e}; the record was: {line}");
                 }
             }
@@ -102,5 +171,26 @@ mod tests {
             std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o600
         );
+    }
+
+    #[test]
+    fn a_rotated_or_deleted_log_is_followed_by_a_new_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let audit = Audit::open(Some(&path)).unwrap();
+        audit.record("one", json!({}));
+        std::fs::rename(&path, dir.path().join("audit.log.1")).unwrap();
+        audit.record("two", json!({}));
+        std::fs::remove_file(&path).unwrap();
+        audit.record("three", json!({}));
+        let lines = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+        assert!(lines("audit.log.1").contains("\"one\"") && !lines("audit.log.1").contains("two"));
+        assert!(lines("audit.log").contains("\"three\""));
+        // SIGHUP's reopen: records go to whatever the path names now.
+        std::fs::rename(&path, dir.path().join("audit.log.2")).unwrap();
+        std::fs::write(&path, "").unwrap();
+        audit.reopen();
+        audit.record("four", json!({}));
+        assert!(lines("audit.log").contains("\"four\""));
     }
 }

@@ -489,3 +489,28 @@ fn the_state_folder_follows_systemd_then_xdg() {
         drop(server);
     }
 }
+
+#[test]
+fn the_audit_log_follows_rotation_and_deletion() {
+    let Fixture { test, token } = fixture("");
+    let server = Server::start(test, FLAGS);
+    let log = server.test.path().join("audit.log");
+    let first = start_run(&server, &token, "report", r#"{"lines": 1}"#, true);
+    // logrotate's way: move the file, make a new one, send SIGHUP.
+    std::fs::rename(&log, server.test.path().join("audit.log.1")).unwrap();
+    std::fs::write(&log, "").unwrap();
+    unsafe {
+        libc::kill(server.child.id() as i32, libc::SIGHUP);
+    }
+    let second = start_run(&server, &token, "report", r#"{"lines": 1}"#, true);
+    std::fs::remove_file(&log).unwrap();
+    let third = start_run(&server, &token, "report", r#"{"lines": 1}"#, true);
+    let read = |name: &str| std::fs::read_to_string(server.test.path().join(name)).unwrap();
+    assert!(read("audit.log.1").contains(&first));
+    assert!(!read("audit.log.1").contains(&second));
+    let now = read("audit.log");
+    assert!(now.contains(&third) && now.contains("\"run-end\""), "{now}");
+    eventually("the warning is logged", || {
+        server.stderr().contains("was deleted; ftw made it again")
+    });
+}

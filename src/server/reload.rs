@@ -1,5 +1,5 @@
 //! Hot reload: when the manifest (or its users file) changes on disk, or on SIGHUP, ftw
-//! reads and checks it again. A valid manifest takes effect for new requests at once;
+//! reads and checks it again (SIGHUP also reopens the audit log, for log rotation). A valid manifest takes effect for new requests at once;
 //! running tools keep the plan they started with. An invalid one is refused with the
 //! same report as `ftw check`, and the old one keeps serving. Users removed or given a
 //! new hash lose their sessions at their next request (their fingerprint no longer
@@ -55,6 +55,10 @@ pub async fn watch(state: Arc<State>, mut hangup: Option<Signal>) {
             () = tokio::time::sleep(POLL) => false,
             Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
         };
+        if by_signal {
+            // SIGHUP is also what log rotation sends.
+            state.audit.reopen();
+        }
         let now: Vec<Stamp> = watched(&state).iter().map(|p| stamp(p)).collect();
         if by_signal || now != stamps {
             // A save can be caught half-written; a moment later it is whole.
