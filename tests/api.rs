@@ -9,6 +9,7 @@ use crate::support::sse;
 use crate::support::{HASH_A, HASH_B};
 
 const ALICE_PW: &str = "hunter2-but-longer";
+const BOB_PW: &str = "second";
 
 struct Api {
     app: App,
@@ -731,4 +732,144 @@ async fn the_audit_log_says_how_each_caller_signed_in() {
     assert_eq!(starts, [("alice", "token:ci"), ("alice", "session")]);
     let failed = audit.iter().find(|e| e["event"] == "token-failed").unwrap();
     assert_eq!(failed["client"], "127.0.0.1");
+}
+
+// ---- history ----
+
+/// The ids of a `GET /api/runs` answer, and its `next` cursor.
+fn page_of(json: &Value) -> (Vec<String>, Option<String>) {
+    let ids = json["runs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{json}"))
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    (ids, json["next"].as_str().map(str::to_string))
+}
+
+#[tokio::test]
+async fn the_history_pages_by_cursor_and_filters_what_each_caller_may_see() {
+    let api = api("[auth]\nadmins = [\"alice\"]\n");
+    let run = |token: String, tool: &'static str, args: Value| {
+        let api = &api;
+        async move {
+            let (r, json) = api
+                .call(
+                    "POST",
+                    &format!("/api/tools/{tool}/runs?wait=true"),
+                    Some(&token),
+                    Some(json!({ "args": args })),
+                )
+                .await;
+            assert_eq!(r.status, 201, "{json}");
+            json["id"].as_str().unwrap().to_string()
+        }
+    };
+    let mut bobs = Vec::new();
+    for i in 0..5 {
+        bobs.push(
+            run(
+                api.bob_token.clone(),
+                "greet",
+                json!({ "name": format!("n{i}") }),
+            )
+            .await,
+        );
+    }
+    for _ in 0..2 {
+        bobs.push(run(api.bob_token.clone(), "fail", json!({})).await);
+    }
+    let alices = [
+        run(api.token.clone(), "ops", json!({})).await,
+        run(api.token.clone(), "greet", json!({ "name": "al" })).await,
+    ];
+    let newest_first: Vec<String> = bobs.iter().rev().cloned().collect();
+    let get = |path: &str, token: &str| {
+        let (path, token) = (path.to_string(), token.to_string());
+        let api = &api;
+        async move { api.call("GET", &path, Some(&token), None).await }
+    };
+
+    // bob, three at a time: his own runs only, newest first, every one once.
+    let mut seen = Vec::new();
+    let mut path = "/api/runs?limit=3".to_string();
+    loop {
+        let (r, json) = get(&path, &api.bob_token).await;
+        assert_eq!(r.status, 200, "{json}");
+        let (ids, next) = page_of(&json);
+        assert!(ids.len() <= 3);
+        seen.extend(ids);
+        let Some(cursor) = next else { break };
+        path = format!("/api/runs?limit=3&cursor={cursor}");
+    }
+    assert_eq!(seen, newest_first);
+
+    let (_, json) = get("/api/runs", &api.bob_token).await;
+    let first = &json["runs"][2];
+    assert_eq!(first["args"]["name"], "n4");
+    assert_eq!(first["via"], "token:bobs");
+    for (query, expected) in [
+        (
+            "tool=fail",
+            bobs[5..].iter().rev().cloned().collect::<Vec<_>>(),
+        ),
+        ("status=failed", bobs[5..].iter().rev().cloned().collect()),
+        (
+            "status=succeeded&tool=greet",
+            bobs[..5].iter().rev().cloned().collect(),
+        ),
+        ("since=2000-01-01", newest_first.clone()),
+        ("until=2000-01-01", Vec::new()),
+        ("user=alice", newest_first.clone()),
+    ] {
+        let (r, json) = get(&format!("/api/runs?{query}"), &api.bob_token).await;
+        assert_eq!((r.status, page_of(&json).0), (200, expected), "{query}");
+    }
+    for (query, says) in [
+        ("tool=ops", "there is no tool"),
+        ("status=fine", "status must be one of"),
+        ("since=yesterday", "is not a date"),
+        ("cursor=abc", "not a cursor"),
+        ("limit=0", "limit must be"),
+    ] {
+        let (r, json) = get(&format!("/api/runs?{query}"), &api.bob_token).await;
+        assert_eq!(r.status, 400, "{query}: {json}");
+        assert!(
+            json["error"].as_str().unwrap().contains(says),
+            "{query}: {json}"
+        );
+    }
+
+    // alice is an admin: everyone's runs, or one user's.
+    let (_, json) = get("/api/runs", &api.token).await;
+    assert_eq!(page_of(&json).0.len(), 9);
+    assert_eq!(page_of(&json).0[0], alices[1]);
+    let (_, json) = get("/api/runs?user=bob", &api.token).await;
+    assert_eq!(page_of(&json).0, newest_first);
+
+    // The page: filters, arguments, and a link to older runs.
+    let mut b = api.app.browser();
+    assert_eq!(b.login("bob", BOB_PW).await.status, 303);
+    let page = b.get("/runs?limit=2&tool=greet").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Name: n4") && page.body.contains("Name: n3"));
+    assert!(!page.body.contains("Name: n2"), "two a page");
+    assert!(page.body.contains("<option value=\"greet\" selected>"));
+    let older = page
+        .body
+        .split("href=\"")
+        .find(|s| s.contains("rel=\"next\"") || s.contains("before="))
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .replace("&#38;", "&");
+    assert!(
+        older.contains("tool=greet") && older.contains("before="),
+        "{older}"
+    );
+    let next = b.get(&older).await;
+    assert!(next.body.contains("Name: n2") && !next.body.contains("Name: n4"));
+    assert!(next.body.contains("Newest runs"));
+    let none = b.get("/runs?status=killed").await;
+    assert!(none.body.contains("No runs match these filters."));
+    assert_eq!(b.get("/runs?since=soon").await.status, 400);
 }
