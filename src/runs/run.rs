@@ -23,6 +23,8 @@ struct Progress {
     /// When it started, for a live run (its duration counts from here).
     started: Option<Instant>,
     duration: Option<Duration>,
+    /// When it ended (for an interrupted run: when ftw was last seen alive).
+    ended: Option<SystemTime>,
     files: Vec<OutputFile>,
 }
 
@@ -74,6 +76,7 @@ pub struct RunArg {
 pub struct Snapshot {
     pub status: Status,
     pub duration: Option<Duration>,
+    pub ended: Option<SystemTime>,
     pub files: Vec<OutputFile>,
     /// Bytes of output readers can read (kept output and any cut marker).
     pub output_len: u64,
@@ -127,6 +130,7 @@ impl Run {
                 status: Status::Queued,
                 started: None,
                 duration: None,
+                ended: None,
                 files: Vec::new(),
             }),
             output: f.output,
@@ -151,6 +155,7 @@ impl Run {
                 status: record.status,
                 started: None,
                 duration: record.duration,
+                ended: record.ended,
                 files: record.files,
             }),
             output,
@@ -199,6 +204,7 @@ impl Run {
             duration: progress
                 .duration
                 .or_else(|| progress.started.map(|s| s.elapsed())),
+            ended: progress.ended,
             files: progress.files.clone(),
             output_len: facts.len,
             dropped: facts.dropped,
@@ -349,6 +355,7 @@ impl Run {
     pub(super) fn set_finished(&self, end: &FinishedRun) {
         let mut p = self.progress.lock().expect("progress lock");
         p.duration = end.duration;
+        p.ended = Some(end.ended);
         p.files = end.files.clone();
         p.status = end.status.clone();
         drop(p);

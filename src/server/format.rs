@@ -17,14 +17,15 @@ pub fn status_text(status: &Status) -> String {
         Status::Cancelled(None) => "cancelled before it started".into(),
         Status::Cancelled(Some(exit)) => format!("cancelled ({})", then(*exit)),
         Status::Error(why) => format!("could not start: {why}"),
+        // Read after "This run" on the run page, and alone in the history.
         Status::Interrupted(None, Cause::Shutdown) => {
-            "interrupted: ftw shut down before it started".into()
+            "was interrupted: ftw shut down before it started".into()
         }
         Status::Interrupted(Some(exit), Cause::Shutdown) => {
-            format!("interrupted: ftw shut down ({})", then(*exit))
+            format!("was interrupted when ftw shut down ({})", then(*exit))
         }
         Status::Interrupted(_, Cause::Crash) => {
-            "interrupted: ftw stopped while it ran (its output so far is kept)".into()
+            "was interrupted: ftw stopped while it ran (its output so far is kept)".into()
         }
     }
 }

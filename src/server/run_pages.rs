@@ -45,6 +45,8 @@ struct RunPage<'a> {
     tool_title: &'a str,
     user: &'a str,
     started: String,
+    /// When it ended, for runs that were interrupted (the page says so beside it).
+    ended: Option<String>,
     /// How long it has been running, in milliseconds, for the live timer (the browser
     /// counts on from here, so its clock does not matter).
     running_ms: Option<u128>,
@@ -67,6 +69,8 @@ struct RunPage<'a> {
     /// Escaped by the ANSI converter, which never passes markup through.
     output_html: String,
     dropped: u64,
+    /// Why the output was cut, when it was.
+    cut: Option<String>,
     files: Vec<OutputFile>,
 }
 
@@ -98,6 +102,10 @@ pub async fn show(id: String, state: Arc<State>, ctx: Ctx) -> Result<Response, R
         tool_title: &run.tool_title,
         user: &run.user,
         started: human_time(run.created),
+        ended: matches!(snap.status, Status::Interrupted(..))
+            .then_some(snap.ended)
+            .flatten()
+            .map(human_time),
         running_ms: (!finished)
             .then_some(snap.duration)
             .flatten()
@@ -118,6 +126,7 @@ pub async fn show(id: String, state: Arc<State>, ctx: Ctx) -> Result<Response, R
         rerun_query: rerun_query(&run.args),
         output_html: sse::output_html(&mut AnsiHtml::new(), &run, tail, &run.output_since(tail).0),
         dropped: snap.dropped,
+        cut: snap.cut,
         files: snap.files,
     };
     Ok(authed.finish(html(StatusCode::OK, &body)))
