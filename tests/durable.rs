@@ -514,3 +514,96 @@ fn the_audit_log_follows_rotation_and_deletion() {
         server.stderr().contains("was deleted; ftw made it again")
     });
 }
+
+/// Whether this machine lets a test mount a file system of its own (a tmpfs in a new
+/// user and mount namespace), to make a disk that fills up.
+fn can_mount_tmpfs() -> bool {
+    std::process::Command::new("unshare")
+        .args(["-rm", "sh", "-c", "mount -t tmpfs -o size=64k none /tmp"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[test]
+fn a_full_disk_cuts_output_with_a_reason_answers_507_and_recovers() {
+    if !crate::support::external::available(
+        "unshare",
+        can_mount_tmpfs(),
+        "util-linux's unshare with user namespaces, to mount a small tmpfs",
+    ) {
+        return;
+    }
+    let Fixture { test, token } = fixture(
+        r#"
+[tools.flood]
+command = ["/bin/sh", "-c", "head -c 12000000 /dev/zero | tr '\\0' x; echo; echo after"]
+max_output = "20MB"
+
+[tools.upload]
+command = ["/bin/echo", "stored"]
+[tools.upload.args.doc]
+type = "file"
+max_size = "5MB"
+"#,
+    );
+    let state = test.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    // ftw alone sees an 8 MB state folder (1 MB of it kept for its records).
+    let mount = format!(
+        "mount -t tmpfs -o size=8m,mode=0700 none '{}' && exec \"$0\" \"$@\"",
+        state.display()
+    );
+    let test = test.wrapped_in(&["unshare", "-rm", "sh", "-c", &mount]);
+    let server = Server::start(test, FLAGS);
+    let flood = start_run(&server, &token, "flood", "{}", true);
+    let (_, run) = api(&server, &token, "GET", &format!("/api/runs/{flood}"), "");
+    assert_eq!(
+        run["status"],
+        "succeeded",
+        "the program kept running: {}",
+        server.stderr()
+    );
+    assert_eq!(run["output_cut"], true);
+    let reason = run["output_cut_reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("the disk that holds ftw's state is nearly full"),
+        "{reason}"
+    );
+
+    let upload = |server: &Server| {
+        let boundary = "FULLDISK";
+        let body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"doc\"; filename=\"big.txt\"\r\n\r\n{}\r\n--{boundary}--\r\n",
+            "u".repeat(1_000_000)
+        );
+        let auth = format!("Bearer {token}");
+        let kind = format!("multipart/form-data; boundary={boundary}");
+        server.request(
+            "POST",
+            "/api/tools/upload/runs?wait=true",
+            &[("Authorization", &auth), ("Content-Type", &kind)],
+            &body,
+        )
+    };
+    let full = upload(&server);
+    assert_eq!(full.status, 507, "{}", full.body);
+    assert!(
+        full.body.contains("disk that holds ftw's state is full"),
+        "{}",
+        full.body
+    );
+    assert_eq!(server.request("GET", "/healthz", &[], "").status, 200);
+
+    // Space comes back (through ftw's own view of its mounts): so does everything.
+    let log = format!(
+        "/proc/{}/root{}/runs/{flood}.log",
+        server.child.id(),
+        state.display()
+    );
+    std::fs::remove_file(&log).unwrap_or_else(|e| panic!("{log}: {e}"));
+    let stored = upload(&server);
+    assert_eq!(stored.status, 201, "{}", stored.body);
+    let json: Value = serde_json::from_str(&stored.body).unwrap();
+    assert_eq!(json["output"], "stored\n");
+}

@@ -265,6 +265,20 @@ pub fn load_str(name: &str, text: String, base_dir: &Path) -> Result<Loaded, Str
     Ok(Loaded { manifest, warnings })
 }
 
+/// "2 MB", "512 KB", "3 bytes" (decimal, as `max_size` is written).
+pub fn human_size(n: u64) -> String {
+    let one_decimal = |x: f64| {
+        let s = format!("{x:.1}");
+        s.strip_suffix(".0").unwrap_or(&s).to_string()
+    };
+    match n {
+        0..1_000 => format!("{n} bytes"),
+        1_000..1_000_000 => format!("{} KB", one_decimal(n as f64 / 1e3)),
+        1_000_000..1_000_000_000 => format!("{} MB", one_decimal(n as f64 / 1e6)),
+        _ => format!("{} GB", one_decimal(n as f64 / 1e9)),
+    }
+}
+
 /// An I/O error as a short reason, without Rust's "(os error 2)" noise.
 pub fn io_reason(e: &std::io::Error) -> String {
     let text = e.to_string();

@@ -132,8 +132,14 @@ impl OutputLog {
         }
     }
 
-    /// A finished run's log read back from stored chunks.
-    pub fn from_chunks(chunks: Vec<Chunk>, dropped: u64, cut: Option<String>) -> OutputLog {
+    /// A finished run's log read back from stored chunks; its stderr ranges are the
+    /// chunks' own, unless `ranges` gives them.
+    pub fn from_chunks(
+        chunks: Vec<Chunk>,
+        dropped: u64,
+        cut: Option<String>,
+        ranges: Vec<Range<u64>>,
+    ) -> OutputLog {
         let mut bytes = Vec::new();
         let mut stderr = Stderr::default();
         for chunk in chunks {
@@ -146,6 +152,9 @@ impl OutputLog {
                 stderr.add(at..at + chunk.bytes.len() as u64);
             }
             bytes.extend_from_slice(&chunk.bytes);
+        }
+        if !ranges.is_empty() {
+            stderr = Stderr { ranges };
         }
         let len = bytes.len() as u64;
         OutputLog::finished(Place::Memory(bytes), len, dropped, cut, stderr)
@@ -200,15 +209,17 @@ impl OutputLog {
         let room = self.max_kept.saturating_sub(st.kept);
         let keep = bytes.len().min(usize::try_from(room).unwrap_or(usize::MAX));
         if keep > 0 {
-            if let Err(e) = self.write(&mut st, &bytes[..keep], stderr) {
+            if let Err(e) = self.write(&mut st, &bytes[..keep], stderr, true) {
                 tracing::warn!("cannot store a run's output: {e}");
-                self.close(
-                    &mut st,
+                let why = if e.kind() == std::io::ErrorKind::StorageFull {
+                    e.to_string()
+                } else {
                     format!(
                         "it could not be stored ({})",
                         crate::manifest::io_reason(&e)
-                    ),
-                );
+                    )
+                };
+                self.close(&mut st, why);
                 st.dropped += bytes.len() as u64;
                 return;
             }
@@ -232,9 +243,20 @@ impl OutputLog {
     }
 
     /// Writes at the end of the store (`len` is the caller's to advance), moving it to
-    /// the file first when memory would grow past `SPILL_AT`.
-    fn write(&self, st: &mut State, bytes: &[u8], stderr: bool) -> std::io::Result<()> {
+    /// the file first when memory would grow past `SPILL_AT`. `guarded`: refuse to write
+    /// to the disk when it is nearly full (the cut marker is written regardless).
+    fn write(
+        &self,
+        st: &mut State,
+        bytes: &[u8],
+        stderr: bool,
+        guarded: bool,
+    ) -> std::io::Result<()> {
         let len = st.len;
+        let room = || match self.path.parent().and_then(super::space::nearly_full) {
+            Some(why) if guarded => Err(std::io::Error::new(std::io::ErrorKind::StorageFull, why)),
+            _ => Ok(()),
+        };
         if let Place::Memory(buf) = &mut st.store {
             if buf.len() + bytes.len() <= SPILL_AT {
                 buf.extend_from_slice(bytes);
@@ -248,6 +270,7 @@ impl OutputLog {
                 }
                 return Ok(());
             }
+            room()?;
             let file = std::fs::OpenOptions::new()
                 .read(true)
                 .write(true)
@@ -259,7 +282,10 @@ impl OutputLog {
             st.store = Place::File(file);
         }
         match &st.store {
-            Place::File(file) => file.write_all_at(bytes, len),
+            Place::File(file) => {
+                room()?;
+                file.write_all_at(bytes, len)
+            }
             Place::Memory(_) => unreachable!("moved to a file above"),
         }
     }
@@ -267,8 +293,16 @@ impl OutputLog {
     fn close(&self, st: &mut State, why: String) {
         let marker = format!("\n[ftw: output cut here: {why}; the program keeps running]\n");
         st.cut = Some(why);
-        if self.write(st, marker.as_bytes(), false).is_ok() {
+        if self.write(st, marker.as_bytes(), false, false).is_ok() {
             st.len += marker.len() as u64;
+        }
+    }
+
+    /// The whole output while it is kept in memory (`None` once it is in the file).
+    pub fn in_memory(&self) -> Option<Vec<u8>> {
+        match &self.state.lock().expect("log lock").store {
+            Place::Memory(buf) => Some(buf.clone()),
+            Place::File(_) => None,
         }
     }
 

@@ -23,6 +23,7 @@ mod process;
 mod recover;
 mod retention;
 mod run;
+mod space;
 mod status;
 
 use std::collections::HashMap;
@@ -36,12 +37,13 @@ use tokio::sync::{Semaphore, watch};
 use crate::audit::Audit;
 use crate::exec::{self, Plan, Stop};
 use crate::metrics::Metrics;
-use crate::store::{RunQuery, RunRecord, Store, StoreError};
+use crate::store::{FinishedRun, RunQuery, RunRecord, Store, StoreError};
 
 pub use dir::{OutputFile, RunDir, Sweeper, run_paths, runs_root};
 pub use log::OutputLog;
 pub use retention::Retention;
 pub use run::{Run, RunArg, Snapshot};
+pub use space::nearly_full;
 pub use status::{Cause, Status};
 
 /// The most output one read hands a viewer (one event of a live stream).
@@ -127,7 +129,13 @@ pub struct Runs {
     root: PathBuf,
     sweeper: Arc<Sweeper>,
     retention: Arc<Retention>,
+    /// Endings the database refused (a full disk): kept, with their runs in `live`,
+    /// until a later try stores them.
+    unsaved: Mutex<Vec<FinishedRun>>,
 }
+
+/// How often endings the database refused are tried again.
+const RETRY_EVERY: Duration = Duration::from_secs(5);
 
 impl Runs {
     /// `root` is `runs/` in the state folder (see `runs_root`).
@@ -153,6 +161,7 @@ impl Runs {
             root,
             sweeper: Sweeper::start(),
             retention: Arc::new(retention),
+            unsaved: Mutex::new(Vec::new()),
         }
     }
 
@@ -189,7 +198,12 @@ impl Runs {
                     record.cut.clone(),
                     record.stderr.clone(),
                 ),
-                None => OutputLog::from_chunks(Vec::new(), record.dropped, record.cut.clone()),
+                None => OutputLog::from_chunks(
+                    Vec::new(),
+                    record.dropped,
+                    record.cut.clone(),
+                    Vec::new(),
+                ),
             }
         } else {
             let chunks = self
@@ -200,7 +214,12 @@ impl Runs {
                     tracing::error!("cannot read the output of run {}: {e}", record.id);
                     Vec::new()
                 });
-            OutputLog::from_chunks(chunks, record.dropped, record.cut.clone())
+            OutputLog::from_chunks(
+                chunks,
+                record.dropped,
+                record.cut.clone(),
+                record.stderr.clone(),
+            )
         };
         Run::restored(record, dir, output)
     }
@@ -337,11 +356,11 @@ impl Runs {
     }
 
     /// Commits how a run ended, then lets viewers see it, audits it, and lets it go.
+    /// If the database refuses (a full disk), the run stays in memory, as it ended,
+    /// until a later try stores it.
     async fn finish(&self, run: &Run, status: Status) {
         let end = run.ending(status);
-        if let Err(e) = self.store.finish_run(end.clone()).await {
-            tracing::error!("cannot record how run {} ended: {e}", run.id);
-        }
+        let saved = self.store.finish_run(end.clone()).await;
         run.set_finished(&end);
         self.metrics.run_finished(
             &run.tool_id,
@@ -361,7 +380,18 @@ impl Runs {
             },
         );
         self.retention.finished(end.disk_bytes);
-        self.live.lock().expect("runs lock").remove(&run.id);
+        match saved {
+            Ok(()) => {
+                self.live.lock().expect("runs lock").remove(&run.id);
+            }
+            Err(e) => {
+                tracing::error!(
+                    "cannot record how run {} ended ({e}); ftw keeps it in memory and tries again",
+                    run.id
+                );
+                self.unsaved.lock().expect("unsaved lock").push(end);
+            }
+        }
         self.release(&run.user, None);
         self.active.send_modify(|n| *n -= 1);
     }
@@ -379,17 +409,35 @@ impl Runs {
         Some(Arc::clone(&entry.1))
     }
 
-    /// Keeps the history within its limits and the database tidy, until ftw stops
-    /// (see `retention`).
+    /// Keeps the history within its limits and the database tidy, and stores
+    /// endings the database refused earlier, until ftw stops (see `retention`).
     pub async fn upkeep(self: Arc<Self>) {
         let retention = Arc::clone(&self.retention);
-        retention
-            .upkeep(
-                Arc::clone(&self.store),
-                self.root.clone(),
-                Arc::clone(&self.sweeper),
-            )
-            .await;
+        let retries = async {
+            loop {
+                tokio::time::sleep(RETRY_EVERY).await;
+                self.save_unsaved().await;
+            }
+        };
+        let root = self.root.clone();
+        let housekeeping =
+            retention.upkeep(Arc::clone(&self.store), root, Arc::clone(&self.sweeper));
+        tokio::join!(housekeeping, retries);
+    }
+
+    /// Tries again to store the endings the database refused; the runs stored leave
+    /// memory.
+    async fn save_unsaved(&self) {
+        let waiting = std::mem::take(&mut *self.unsaved.lock().expect("unsaved lock"));
+        for end in waiting {
+            match self.store.finish_run(end.clone()).await {
+                Ok(()) => {
+                    tracing::info!("recorded how run {} ended, after all", end.id);
+                    self.live.lock().expect("runs lock").remove(&end.id);
+                }
+                Err(_) => self.unsaved.lock().expect("unsaved lock").push(end),
+            }
+        }
     }
 
     /// Refuses new runs, sends SIGTERM to every running tool (queued runs end at once),
@@ -427,6 +475,7 @@ impl Runs {
             }
             let _ = tokio::time::timeout(exec::KILL_GRACE, active.wait_for(|n| *n == 0)).await;
         }
+        self.save_unsaved().await;
         if let Err(e) = self.store.flush().await {
             tracing::error!("cannot commit the last records: {e}");
         }

@@ -97,6 +97,7 @@ impl Runs {
             dropped: 0,
             cut: None,
             in_file,
+            output: None,
             stderr,
             files,
             disk_bytes,

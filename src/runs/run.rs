@@ -341,11 +341,8 @@ impl Run {
             dropped: facts.dropped,
             cut: facts.cut,
             in_file: facts.in_file,
-            stderr: if facts.in_file {
-                self.output.stderr_within(0..facts.len)
-            } else {
-                Vec::new()
-            },
+            output: self.output.in_memory(),
+            stderr: self.output.stderr_within(0..facts.len),
             files,
             disk_bytes,
         }

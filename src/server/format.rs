@@ -6,6 +6,8 @@ use std::time::{Duration, SystemTime};
 use crate::exec::Exit;
 use crate::runs::{Cause, RunArg, Status};
 
+pub use crate::manifest::human_size;
+
 pub fn status_text(status: &Status) -> String {
     match status {
         Status::Queued => "queued".into(),
@@ -97,20 +99,6 @@ pub fn rfc3339(t: SystemTime) -> String {
     time::OffsetDateTime::from(t)
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
-}
-
-/// "2 MB", "512 KB", "3 bytes" (decimal, as `max_size` is written).
-pub fn human_size(n: u64) -> String {
-    let one_decimal = |x: f64| {
-        let s = format!("{x:.1}");
-        s.strip_suffix(".0").unwrap_or(&s).to_string()
-    };
-    match n {
-        0..1_000 => format!("{n} bytes"),
-        1_000..1_000_000 => format!("{} KB", one_decimal(n as f64 / 1e3)),
-        1_000_000..1_000_000_000 => format!("{} MB", one_decimal(n as f64 / 1e6)),
-        _ => format!("{} GB", one_decimal(n as f64 / 1e9)),
-    }
 }
 
 /// `?name=value...` that opens the tool's form with a run's values again (passwords

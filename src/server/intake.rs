@@ -111,7 +111,7 @@ pub async fn intake(
     let dir = state
         .runs
         .new_dir(&run_id)
-        .map_err(|e| Problem::Internal(format!("cannot make the run folder: {e}")))?;
+        .map_err(|e| Problem::storage("the run's folder", &e))?;
     let content_type = ctx.header(CONTENT_TYPE.as_str()).unwrap_or("");
     let body = body::with_idle_timeout(body, state.config.client_timeout);
     let submission = if content_type.starts_with("multipart/form-data") {
@@ -326,9 +326,7 @@ where
             _ => Refused::Problem(Problem::BadBody),
         }
     };
-    let store_error = |e: std::io::Error| {
-        Refused::Problem(Problem::Internal(format!("cannot store an upload: {e}")))
-    };
+    let store_error = |e: std::io::Error| Refused::Problem(Problem::storage("an upload", &e));
     let mut submission = Submission::default();
     let mut parts = 0;
     while let Some(mut field) = multipart.next_field().await.map_err(unread)? {
@@ -364,6 +362,10 @@ where
         let mut size = 0u64;
         while let Some(chunk) = field.chunk().await.map_err(unread)? {
             size += chunk.len() as u64;
+            // The last of the disk stays for ftw's records (see `runs::space`).
+            if let Some(why) = crate::runs::nearly_full(uploads_dir) {
+                return Err(Problem::StorageFull(format!("cannot store an upload: {why}")).into());
+            }
             file.write_all(&chunk).await.map_err(store_error)?;
         }
         file.flush().await.map_err(store_error)?;

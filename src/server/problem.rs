@@ -70,6 +70,20 @@ pub enum Problem {
 
 impl warp::reject::Reject for Problem {}
 
+impl Problem {
+    /// A failed write of `what`: 507 when the disk (or the user's quota) is full, which
+    /// the client should hear about, else a 500 whose reason goes to the log.
+    pub fn storage(what: &str, e: &std::io::Error) -> Problem {
+        let reason = crate::manifest::io_reason(e);
+        match e.raw_os_error() {
+            Some(libc::ENOSPC | libc::EDQUOT) => {
+                Problem::StorageFull(format!("cannot store {what}: {reason}"))
+            }
+            _ => Problem::Internal(format!("cannot store {what}: {reason}")),
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "error.html")]
 struct ErrorPage<'a> {

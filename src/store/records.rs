@@ -31,7 +31,7 @@ pub struct RunRecord {
     pub cut: Option<String>,
     /// The output is in the run's log file, not in stored chunks.
     pub in_file: bool,
-    /// Where stderr's bytes are, for output kept in a file.
+    /// Where stderr's bytes are (once the run has ended).
     pub stderr: Vec<Range<u64>>,
     pub files: Vec<OutputFile>,
     /// Bytes the run's folders and log take on disk (retention's disk budget).
@@ -62,6 +62,9 @@ pub struct FinishedRun {
     pub dropped: u64,
     pub cut: Option<String>,
     pub in_file: bool,
+    /// The whole output when it is not in a file: stored as one chunk in place of the
+    /// pieces written while it ran (some of which a full disk may have refused).
+    pub output: Option<Vec<u8>>,
     pub stderr: Vec<Range<u64>>,
     pub files: Vec<OutputFile>,
     pub disk_bytes: u64,

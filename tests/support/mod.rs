@@ -28,6 +28,8 @@ pub struct Test {
     env: Vec<(String, String)>,
     /// Variables the command must not see (set by the test runner or by default).
     unset: Vec<String>,
+    /// A program that runs ftw (its path and arguments are appended).
+    wrapper: Vec<String>,
     fd_limit: Option<u64>,
 }
 
@@ -46,6 +48,7 @@ impl Test {
             stdin: None,
             env: Vec::new(),
             unset: Vec::new(),
+            wrapper: Vec::new(),
             fd_limit: None,
         }
     }
@@ -96,6 +99,12 @@ impl Test {
         self
     }
 
+    /// Runs ftw through another program: `wrapper... ftw ARGS`.
+    pub fn wrapped_in(mut self, wrapper: &[&str]) -> Self {
+        self.wrapper = wrapper.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
     /// Starts ftw with this soft limit on open files (as a default systemd unit would).
     pub fn soft_fd_limit(mut self, limit: u64) -> Self {
         self.fd_limit = Some(limit);
@@ -103,7 +112,14 @@ impl Test {
     }
 
     pub fn command(&self) -> Command {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(BIN);
+                cmd
+            }
+            None => Command::new(BIN),
+        };
         cmd.args(&self.args)
             .current_dir(self.dir.path())
             .env_remove("FTW_SECRET_KEY")

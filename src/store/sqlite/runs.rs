@@ -86,9 +86,20 @@ pub fn finish(conn: &Connection, end: &FinishedRun) -> rusqlite::Result<()> {
         codec::files_json(&end.files),
         end.disk_bytes as i64,
     ])?;
-    if end.in_file {
+    if end.in_file || end.output.is_some() {
         conn.prepare_cached("DELETE FROM output_chunks WHERE run = ?1")?
             .execute(params![end.id])?;
+    }
+    if let Some(bytes) = end.output.as_ref().filter(|b| !b.is_empty()) {
+        append_output(
+            conn,
+            &end.id,
+            &Chunk {
+                offset: 0,
+                stderr: false,
+                bytes: bytes.clone(),
+            },
+        )?;
     }
     Ok(())
 }
