@@ -21,7 +21,20 @@ pub struct Server {
 }
 
 impl Server {
+    /// ftw on a fresh manifest in `dir`, its state in `dir/state`.
     pub fn start(dir: &Path) -> Server {
+        Server::launch(dir, &dir.join("state"), "", 100).0
+    }
+
+    /// ftw on a fresh manifest in `dir` (with `extra` TOML appended), its state in
+    /// `state`; also how long it took from the spawn to its `listening on` line.
+    /// `FTW_BENCH_BIN` names another ftw binary to measure (an older build, say).
+    pub fn launch(
+        dir: &Path,
+        state: &Path,
+        extra: &str,
+        keep_runs: u64,
+    ) -> (Server, std::time::Duration) {
         let hash = ftw::password::hash(PASSWORD.as_bytes()).unwrap();
         let (token, token_hash) = ftw::auth::tokens::generate();
         let token_hash = ftw::auth::tokens::manifest_form(&token_hash);
@@ -45,11 +58,16 @@ command = ["/bin/sh", "-c", "i=0; while [ $i -lt 600 ]; do echo \"tick $i\"; i=$
 [tools.flood]
 command = ["/bin/sh", "-c", "yes 'the quick brown fox jumps over the lazy dog 0123456789' | head -c {FLOOD_BYTES}"]
 max_output = "1100MB"
+
+{extra}
 "#
         );
         std::fs::write(dir.join("tools.toml"), manifest).unwrap();
         std::fs::write(dir.join("ftw.secret"), "ab".repeat(32)).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ftw"))
+        let binary =
+            std::env::var_os("FTW_BENCH_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_ftw").into());
+        let started = std::time::Instant::now();
+        let mut child = Command::new(binary)
             .args([
                 "serve",
                 "tools.toml",
@@ -58,9 +76,11 @@ max_output = "1100MB"
                 "--secret-key-file",
                 "ftw.secret",
                 "--keep-runs",
-                "100",
+                &keep_runs.to_string(),
             ])
             .current_dir(dir)
+            // By the environment, which an older ftw without a state folder ignores.
+            .env("FTW_STATE_DIR", state)
             // Default logging: the audit records go to the log (stderr), here a file,
             // as journald would keep them.
             .env_remove("RUST_LOG")
@@ -83,7 +103,7 @@ max_output = "1100MB"
                     .unwrap();
             }
         };
-        Server { child, port, token }
+        (Server { child, port, token }, started.elapsed())
     }
 
     pub fn sign_in(&self) -> String {
