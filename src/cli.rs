@@ -98,7 +98,7 @@ pub enum Command {
 }
 
 /// Flags of `ftw serve`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// The manifest that lists the tools, e.g. tools.toml
     #[arg(value_name = "MANIFEST", value_hint = clap::ValueHint::FilePath)]

@@ -607,3 +607,37 @@ max_size = "5MB"
     let json: Value = serde_json::from_str(&stored.body).unwrap();
     assert_eq!(json["output"], "stored\n");
 }
+
+#[test]
+fn old_runs_go_by_age_and_by_the_state_folders_size() {
+    let Fixture { test, token } = fixture(
+        r#"
+[tools.big]
+command = ["/bin/sh", "-c", "head -c 600000 /dev/zero > \"$FTW_OUTPUT_DIR/blob.bin\""]
+"#,
+    );
+    // By size: two runs leave 600 KB each; the second puts the folder over 1 MB.
+    let server = Server::start(test, &[FLAGS, &["--max-state-size", "1MB"]].concat());
+    let first = start_run(&server, &token, "big", "{}", true);
+    let blob = server
+        .test
+        .path()
+        .join(format!("state/runs/{first}/blob.bin"));
+    assert!(blob.exists());
+    let second = start_run(&server, &token, "big", "{}", true);
+    let status =
+        |server: &Server, id: &str| api(server, &token, "GET", &format!("/api/runs/{id}"), "").0;
+    eventually("the oldest run makes room", || {
+        status(&server, &first) == 404
+    });
+    eventually("its files are gone", || !blob.exists());
+    assert_eq!(status(&server, &second), 200);
+
+    // By age: at start-up, runs older than keep_for go.
+    let (_, test) = server.stop(libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(1500));
+    let server = Server::start(test, &[FLAGS, &["--keep-for", "1s"]].concat());
+    eventually("the old run goes", || status(&server, &second) == 404);
+    let fresh = start_run(&server, &token, "report", r#"{"lines": 1}"#, true);
+    assert_eq!(status(&server, &fresh), 200);
+}

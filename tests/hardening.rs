@@ -364,6 +364,31 @@ async fn totp_users_sign_in_with_a_code_that_works_once() {
 }
 
 #[tokio::test]
+async fn a_used_totp_code_stays_used_after_a_restart() {
+    let app = App::new(&totp_manifest());
+    let code = code_now();
+    let (mut b, csrf) = password_step(&app, "1.1.1.1").await;
+    let r = b
+        .post(
+            "/login/2fa",
+            &[("_csrf", &csrf), ("code", &code), ("next", "/")],
+        )
+        .await;
+    assert_eq!(r.status, 303);
+    drop(b);
+    let app = app.restart();
+    let (mut other, csrf) = password_step(&app, "2.2.2.2").await;
+    let r = other
+        .post(
+            "/login/2fa",
+            &[("_csrf", &csrf), ("code", &code), ("next", "/")],
+        )
+        .await;
+    assert_eq!(r.status, 401, "the code was used before the restart");
+    assert!(r.body.contains("That code was already used"), "{}", r.body);
+}
+
+#[tokio::test]
 async fn wrong_totp_codes_are_refused_and_throttled() {
     let app = App::new(&totp_manifest());
     let (mut b, csrf) = password_step(&app, "3.3.3.3").await;

@@ -22,6 +22,8 @@ pub struct App {
     pub state: Arc<State>,
     pub routes: BoxedFilter<(Response,)>,
     pub dir: tempfile::TempDir,
+    /// The flags it was built from, to build it again (`restart`).
+    args: ServeArgs,
 }
 
 pub struct Reply {
@@ -137,6 +139,7 @@ impl App {
 
     /// An app from full `serve` flags (the manifest must be in `dir`).
     pub fn from_args(args: ServeArgs, dir: tempfile::TempDir) -> App {
+        let saved = args.clone();
         let (config, manifest) =
             Config::build(args, Some(TEST_SECRET_HEX)).expect("valid test manifest");
         let state = Arc::new(assemble(config, manifest));
@@ -144,7 +147,23 @@ impl App {
             routes: ftw::server::routes::routes(Arc::clone(&state)),
             state,
             dir,
+            args: saved,
         }
+    }
+
+    /// The same app started again on the same folder and state, as a restart of
+    /// `ftw serve` would.
+    pub fn restart(self) -> App {
+        let App {
+            state,
+            routes,
+            dir,
+            args,
+        } = self;
+        drop(routes);
+        assert_eq!(Arc::strong_count(&state), 1, "nothing else holds the state");
+        drop(state);
+        App::from_args(args, dir)
     }
 
     /// Waits (at most 30 s) until the run has finished; returns it.
