@@ -164,9 +164,16 @@ pub enum Stream {
 pub trait OutputSink: Send + Sync {
     fn push(&self, stream: Stream, bytes: &[u8]);
 
-    /// The program started as process (and process group) `pid`.
-    fn started(&self, _pid: u32) {}
+    /// The program started as process (and process group) `pid`. What this returns is
+    /// awaited before the run's output is read (recording the process group, so a
+    /// crash of ftw right after cannot leave it behind unknown).
+    fn started(&self, _pid: u32) -> Option<Started> {
+        None
+    }
 }
+
+/// Work to finish once the program has started (see `OutputSink::started`).
+pub type Started = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Runs `plan` to its end; `stop` can cancel it. Returns how it ended.
 pub async fn execute(
@@ -179,8 +186,8 @@ pub async fn execute(
         Err(e) => return Ending::NotStarted(spawn_error(plan, &e)),
     };
     let pgid = child.id().map(|id| id as i32);
-    if let Some(pid) = child.id() {
-        sink.started(pid);
+    if let Some(recorded) = child.id().and_then(|pid| sink.started(pid)) {
+        recorded.await;
     }
     // A stop requested before the program started is acted on at once.
     if *stop.borrow() != Stop::Running {

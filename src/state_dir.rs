@@ -90,6 +90,7 @@ fn take_lock(path: &Path) -> Result<File, Locked> {
         .create(true)
         .truncate(false)
         .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)
         .map_err(Locked::Io)?;
     // SAFETY: flock(2) on a descriptor we own.

@@ -51,27 +51,41 @@ impl Revoked {
         }
     }
 
-    /// Revocations written to `store`, starting from those it kept.
+    /// Revocations written to `store`, starting from those it kept (beyond `capacity`,
+    /// the ones closest to expiry are folded into floors, as `revoke` does).
     pub fn restore(capacity: usize, store: Arc<dyn Store>, kept: Vec<Revocation>) -> Revoked {
-        let revoked = Revoked::new(capacity);
+        let revoked = Revoked {
+            store: Some(store),
+            ..Revoked::new(capacity)
+        };
+        let mut sessions = Vec::new();
         {
             let mut inner = revoked.inner.lock().expect("revocation lock");
             for r in kept {
                 match r.id {
-                    Some(id) => {
-                        inner.ids.insert(id, (r.user, r.issued, r.expires));
-                    }
+                    Some(_) => sessions.push(r),
                     None => {
                         let floor = inner.floors.entry(r.user).or_insert(0);
                         *floor = (*floor).max(r.issued);
                     }
                 }
             }
+            sessions.sort_by_key(|r| std::cmp::Reverse(r.expires));
+            let folded = sessions.split_off(sessions.len().min(revoked.capacity));
+            for r in sessions {
+                if let Some(id) = r.id {
+                    inner.ids.insert(id, (r.user, r.issued, r.expires));
+                }
+            }
+            for r in folded {
+                let floor = inner.floors.entry(r.user.clone()).or_insert(0);
+                *floor = (*floor).max(r.issued);
+                if let Some(store) = &revoked.store {
+                    drop(store.revoke_session(Revocation { id: None, ..r }));
+                }
+            }
         }
-        Revoked {
-            store: Some(store),
-            ..revoked
-        }
+        revoked
     }
 
     /// Revokes `session`, which would have expired at `expires`. Resolves once the

@@ -131,7 +131,7 @@ pub struct Runs {
     retention: Arc<Retention>,
     /// Endings the database refused (a full disk): kept, with their runs in `live`,
     /// until a later try stores them.
-    unsaved: Mutex<Vec<FinishedRun>>,
+    unsaved: Mutex<Vec<Ended>>,
 }
 
 /// How often endings the database refused are tried again.
@@ -267,7 +267,7 @@ impl Runs {
             tool_title: new.tool_title,
             user: new.user.clone(),
             via: new.via,
-            args: new.args,
+            args: new.args.into_iter().map(RunArg::bounded).collect(),
             dir: new.dir,
             output,
             store: Arc::clone(&self.store),
@@ -368,28 +368,26 @@ impl Runs {
             end.duration.map(|d| d.as_secs_f64()),
         );
         let facts = run.output.facts();
-        audit_end(
-            &self.audit,
-            &RunEnd {
-                user: &run.user,
-                tool: &run.tool_id,
-                id: &run.id,
-                status: &end.status,
-                duration: end.duration,
-                output_bytes: facts.kept + facts.dropped,
-            },
-        );
-        self.retention.finished(end.disk_bytes);
+        let ended = Ended {
+            user: run.user.clone(),
+            tool: run.tool_id.clone(),
+            output_bytes: facts.kept + facts.dropped,
+            end,
+        };
+        self.retention.finished(ended.end.disk_bytes);
         match saved {
             Ok(()) => {
+                audit_end(&self.audit, &ended);
                 self.live.lock().expect("runs lock").remove(&run.id);
             }
             Err(e) => {
+                // Its run-end is audited once it is stored: a crash before that leaves
+                // it unfinished in the database, and the next start audits it then.
                 tracing::error!(
                     "cannot record how run {} ended ({e}); ftw keeps it in memory and tries again",
                     run.id
                 );
-                self.unsaved.lock().expect("unsaved lock").push(end);
+                self.unsaved.lock().expect("unsaved lock").push(ended);
             }
         }
         self.release(&run.user, None);
@@ -429,13 +427,14 @@ impl Runs {
     /// memory.
     async fn save_unsaved(&self) {
         let waiting = std::mem::take(&mut *self.unsaved.lock().expect("unsaved lock"));
-        for end in waiting {
-            match self.store.finish_run(end.clone()).await {
+        for ended in waiting {
+            match self.store.finish_run(ended.end.clone()).await {
                 Ok(()) => {
-                    tracing::info!("recorded how run {} ended, after all", end.id);
-                    self.live.lock().expect("runs lock").remove(&end.id);
+                    tracing::info!("recorded how run {} ended, after all", ended.end.id);
+                    audit_end(&self.audit, &ended);
+                    self.live.lock().expect("runs lock").remove(&ended.end.id);
                 }
-                Err(_) => self.unsaved.lock().expect("unsaved lock").push(end),
+                Err(_) => self.unsaved.lock().expect("unsaved lock").push(ended),
             }
         }
     }
@@ -501,27 +500,26 @@ fn open_private(path: &std::path::Path) -> Option<std::fs::File> {
         .ok()
 }
 
-/// The facts of a run's audit `run-end` record.
-struct RunEnd<'a> {
-    user: &'a str,
-    tool: &'a str,
-    id: &'a str,
-    status: &'a Status,
-    duration: Option<Duration>,
+/// How a run ended, with what its audit `run-end` record says besides.
+struct Ended {
+    user: String,
+    tool: String,
     output_bytes: u64,
+    end: FinishedRun,
 }
 
 /// Writes the one `run-end` record of a run, however it ended.
-fn audit_end(audit: &Audit, end: &RunEnd) {
+fn audit_end(audit: &Audit, ended: &Ended) {
+    let end = &ended.end;
     let mut fields = serde_json::json!({
-        "user": end.user,
-        "tool": end.tool,
+        "user": ended.user,
+        "tool": ended.tool,
         "run": end.id,
         "status": end.status.word(),
         "exit_code": end.status.exit_code(),
         "signal": end.status.signal(),
         "duration_ms": end.duration.map(|d| d.as_millis() as u64),
-        "output_bytes": end.output_bytes,
+        "output_bytes": ended.output_bytes,
     });
     if let Status::Interrupted(_, cause) = end.status {
         fields["reason"] = serde_json::json!(cause.word());

@@ -7,11 +7,13 @@
 use std::time::SystemTime;
 
 use super::{Cause, RunDir, process};
-use super::{RunEnd, Runs, Status, audit_end};
+use super::{Ended, Runs, Status, audit_end};
 use crate::store::{FinishedRun, RunRecord, StoreError};
 
 impl Runs {
     /// Closes the runs a previous ftw left unfinished; returns how many there were.
+    /// Only reading them can fail: an ending the database refuses is kept and stored
+    /// later, as for a run that ends while the disk is full.
     pub async fn recover(&self) -> Result<usize, StoreError> {
         let unfinished = self.store.unfinished_runs().await?;
         if unfinished.is_empty() {
@@ -20,7 +22,7 @@ impl Runs {
         let last_seen = self.store.last_heartbeat().await?;
         for record in &unfinished {
             if let Some(mark) = &record.process {
-                let killed = process::kill_leftovers(mark);
+                let killed = process::kill_leftovers(mark, &record.id);
                 if killed > 0 {
                     tracing::warn!(
                         "killed {killed} process(es) left running by interrupted run {} ({})",
@@ -30,18 +32,20 @@ impl Runs {
                 }
             }
             let end = self.interrupted(record, last_seen).await;
-            self.store.finish_run(end.clone()).await?;
-            audit_end(
-                &self.audit,
-                &RunEnd {
-                    user: &record.user,
-                    tool: &record.tool,
-                    id: &record.id,
-                    status: &end.status,
-                    duration: end.duration,
-                    output_bytes: end.output_len,
-                },
-            );
+            let ended = Ended {
+                user: record.user.clone(),
+                tool: record.tool.clone(),
+                output_bytes: end.output_len,
+                end,
+            };
+            match self.store.finish_run(ended.end.clone()).await {
+                Ok(()) => audit_end(&self.audit, &ended),
+                Err(e) => {
+                    // Serve all the same; upkeep stores it (and audits it) later.
+                    tracing::error!("cannot record that run {} was interrupted: {e}", record.id);
+                    self.unsaved.lock().expect("unsaved lock").push(ended);
+                }
+            }
         }
         tracing::warn!(
             "{} run(s) were still going when ftw last stopped; they are marked interrupted",

@@ -71,6 +71,32 @@ pub struct RunArg {
     pub again: Option<Value>,
 }
 
+/// Characters of an argument's shown value a run keeps (the history shows it).
+pub const MAX_SHOWN: usize = 1000;
+/// Bytes of an argument's value kept to fill the form again; a longer value is not
+/// offered again (the form stays empty there).
+pub const MAX_AGAIN: usize = 4096;
+
+impl RunArg {
+    /// The argument as the history keeps it: the shown value cut to `MAX_SHOWN`
+    /// characters (with a marker), and no "Run again" value beyond `MAX_AGAIN` bytes,
+    /// so a run's record stays small whatever was typed.
+    pub fn bounded(mut self) -> RunArg {
+        if let Some((cut, _)) = self.shown.char_indices().nth(MAX_SHOWN) {
+            self.shown.truncate(cut);
+            self.shown.push_str(" [...]");
+        }
+        let again_bytes: usize = self
+            .again
+            .as_ref()
+            .map_or(0, |v| v.texts().iter().map(|t| t.len()).sum());
+        if again_bytes > MAX_AGAIN {
+            self.again = None;
+        }
+        self
+    }
+}
+
 /// What a page needs to show a run, copied out under the lock.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -93,11 +119,16 @@ impl OutputSink for Run {
         self.version.send_modify(|v| *v += 1);
     }
 
-    fn started(&self, pid: u32) {
-        if let Some(store) = &self.store {
-            let mark = super::process::mark(pid);
-            drop(store.run_started(&self.id, SystemTime::now(), mark));
-        }
+    fn started(&self, pid: u32) -> Option<crate::exec::Started> {
+        let store = self.store.as_ref()?;
+        let mark = super::process::mark(pid);
+        let recorded = store.run_started(&self.id, SystemTime::now(), mark);
+        let id = self.id.clone();
+        Some(Box::pin(async move {
+            if let Err(e) = recorded.await {
+                tracing::error!("cannot record the process group of run {id}: {e}");
+            }
+        }))
     }
 }
 
@@ -368,5 +399,26 @@ impl Run {
         };
         let file = self.dir.open_output_file(name)?;
         Some((listed, file))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_history_keeps_arguments_small() {
+        let arg = |shown: String, again: String| RunArg {
+            name: "n".into(),
+            label: "N".into(),
+            shown,
+            again: Some(Value::One(again)),
+        };
+        let small = arg("ok".into(), "ok".into()).bounded();
+        assert_eq!((small.shown.as_str(), small.again.is_some()), ("ok", true));
+        let big = arg("é".repeat(5000), "x".repeat(MAX_AGAIN + 1)).bounded();
+        assert_eq!(big.shown.chars().count(), MAX_SHOWN + " [...]".len());
+        assert!(big.shown.ends_with(" [...]"));
+        assert_eq!(big.again, None, "too long to fill the form again");
     }
 }

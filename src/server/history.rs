@@ -16,7 +16,7 @@ use crate::store::{RunQuery, RunRecord};
 /// Rows on a page unless the caller asks for another number.
 pub const PAGE: usize = 50;
 /// The most rows one page holds.
-pub const MAX_PAGE: usize = 500;
+pub const MAX_PAGE: usize = 200;
 
 /// The filters as asked for (kept to fill the filter form again and for the links).
 #[derive(Debug, Default, Clone)]

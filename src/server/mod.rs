@@ -123,7 +123,10 @@ impl State {
         let throttle = Throttle::restore(
             throttle::DEFAULT_CAPACITY,
             Arc::clone(&store),
-            store.throttle_records().await.map_err(stored)?,
+            store
+                .throttle_records(throttle::DEFAULT_CAPACITY)
+                .await
+                .map_err(stored)?,
         );
         let replays = Replays::restore(
             Arc::clone(&store),

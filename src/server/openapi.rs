@@ -83,7 +83,7 @@ pub fn document(state: &State, title: &str, tools: &[&Tool]) -> Json {
                 query("user", "only runs of this user (admins; others always see their own)"),
                 query("since", "created at or after: a date (2026-12-04) or an RFC 3339 time"),
                 query("until", "created before: an RFC 3339 time, or a date (that whole day included)"),
-                query("limit", "runs per page, 1 to 500 (default 50)"),
+                query("limit", "runs per page, 1 to 200 (default 50)"),
                 query("cursor", "the `next` of the previous page"),
             ],
             "responses": {

@@ -77,7 +77,9 @@ pub trait Store: Send + Sync {
     fn revocations(&self, now: u64) -> Pending<Vec<Revocation>>;
     fn save_throttle(&self, record: ThrottleRecord) -> Pending<()>;
     fn forget_throttle(&self, table: &'static str, key: &str) -> Pending<()>;
-    fn throttle_records(&self) -> Pending<Vec<ThrottleRecord>>;
+    /// The throttle keys kept, at most `per_table` of each table: those blocked
+    /// longest first, then those that failed last.
+    fn throttle_records(&self, per_table: usize) -> Pending<Vec<ThrottleRecord>>;
     fn totp_used(&self, user: &str, step: u64) -> Pending<()>;
     fn totp_steps(&self) -> Pending<Vec<(String, u64)>>;
 

@@ -50,6 +50,8 @@ const ADDRESSES: &str = "addresses";
 #[derive(Debug, Default)]
 struct Table {
     entries: HashMap<String, Entry>,
+    /// Keys dropped to make room, not yet forgotten in the database.
+    evicted: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -164,6 +166,8 @@ impl Throttle {
             users.begin(key.clone(), policy, now, self.capacity);
         }
         addresses.begin(attempt.address.clone(), policy, now, self.capacity);
+        self.forget_evicted(USERS, &mut users);
+        self.forget_evicted(ADDRESSES, &mut addresses);
         attempt.open = true;
         Ok(attempt)
     }
@@ -235,6 +239,7 @@ impl Attempt<'_> {
             if failed {
                 t.persist(name, key, table.entries.get(key));
             }
+            t.forget_evicted(name, &mut table);
             wait
         };
         let a = self.user.as_ref().and_then(|key| end(&t.users, USERS, key));
@@ -335,7 +340,14 @@ impl Table {
     }
 
     fn make_room(&mut self, policy: &Policy, now: Instant, capacity: usize) {
-        self.entries.retain(|_, e| !e.stale(now, policy.window));
+        let evicted = &mut self.evicted;
+        self.entries.retain(|key, e| {
+            let stale = e.stale(now, policy.window);
+            if stale {
+                evicted.push(key.clone());
+            }
+            !stale
+        });
         if self.entries.len() >= capacity {
             // Still full of live keys: drop the least recently seen one.
             if let Some(oldest) = self
@@ -345,6 +357,7 @@ impl Table {
                 .map(|(k, _)| k.clone())
             {
                 self.entries.remove(&oldest);
+                self.evicted.push(oldest);
             }
         }
     }

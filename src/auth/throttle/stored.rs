@@ -39,6 +39,14 @@ impl Throttle {
         throttle
     }
 
+    /// Forgets in the database the keys memory let go, so the table there stays as
+    /// bounded as the one here.
+    pub(super) fn forget_evicted(&self, table: &'static str, t: &mut super::Table) {
+        for key in t.evicted.drain(..) {
+            self.persist(table, &key, None);
+        }
+    }
+
     /// Writes a key's failures and block (or that it has none) to the store.
     pub(super) fn persist(&self, table: &'static str, key: &str, entry: Option<&Entry>) {
         let Some(store) = &self.store else { return };

@@ -16,13 +16,18 @@ pub fn revoke(conn: &Connection, r: &Revocation) -> rusqlite::Result<()> {
                  VALUES (?1, ?2, ?3, ?4)",
             )?
             .execute(params![&id[..], r.user, r.issued as i64, r.expires as i64]),
-        None => conn
-            .prepare_cached(
+        None => {
+            // The floor covers these sessions now: their own rows can go, so the table
+            // stays as bounded as the revocations in memory.
+            conn.prepare_cached("DELETE FROM revoked_sessions WHERE user = ?1 AND issued <= ?2")?
+                .execute(params![r.user, r.issued as i64])?;
+            conn.prepare_cached(
                 "INSERT INTO revoked_before (user, issued, expires) VALUES (?1, ?2, ?3) \
                  ON CONFLICT (user) DO UPDATE SET issued = max(issued, excluded.issued), \
                  expires = max(expires, excluded.expires)",
             )?
-            .execute(params![r.user, r.issued as i64, r.expires as i64]),
+            .execute(params![r.user, r.issued as i64, r.expires as i64])
+        }
     }
     .map(drop)
 }
@@ -78,18 +83,31 @@ pub fn forget_throttle(conn: &Connection, table: &str, key: &str) -> rusqlite::R
         .map(drop)
 }
 
-pub fn throttle_records(conn: &Connection) -> rusqlite::Result<Vec<ThrottleRecord>> {
-    conn.prepare_cached("SELECT tbl, key, failures, blocked_until_ms FROM throttle")?
-        .query_map([], |row| {
-            let failures: String = row.get(2)?;
-            Ok(ThrottleRecord {
-                table: row.get(0)?,
-                key: row.get(1)?,
-                failures: serde_json::from_str(&failures).unwrap_or_default(),
-                blocked_until: row.get(3)?,
-            })
-        })?
-        .collect()
+pub fn throttle_records(
+    conn: &Connection,
+    per_table: usize,
+) -> rusqlite::Result<Vec<ThrottleRecord>> {
+    let mut all = Vec::new();
+    for table in ["users", "addresses"] {
+        let rows = conn
+            .prepare_cached(
+                "SELECT tbl, key, failures, blocked_until_ms FROM throttle WHERE tbl = ?1 \
+                 ORDER BY coalesce(blocked_until_ms, 0) DESC, \
+                 coalesce((SELECT max(value) FROM json_each(failures)), 0) DESC LIMIT ?2",
+            )?
+            .query_map(params![table, per_table as i64], |row| {
+                let failures: String = row.get(2)?;
+                Ok(ThrottleRecord {
+                    table: row.get(0)?,
+                    key: row.get(1)?,
+                    failures: serde_json::from_str(&failures).unwrap_or_default(),
+                    blocked_until: row.get(3)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        all.extend(rows);
+    }
+    Ok(all)
 }
 
 pub fn totp_used(conn: &Connection, user: &str, step: u64) -> rusqlite::Result<()> {

@@ -6,7 +6,8 @@
 //! thread owns the connection that writes; it takes every write queued since its last
 //! commit and commits them together (group commit), each inside a savepoint so one
 //! failing write does not take the others down. Reads run on tokio's blocking pool over
-//! a few read-only connections, which WAL lets proceed while the writer commits.
+//! a few read-only connections, which WAL lets proceed while the writer commits, and
+//! checkpoints (the only `fsync`s) on a thread of their own (`checkpoint`).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
@@ -19,6 +20,7 @@ use super::records::*;
 use super::{Pending, Store, StoreError, StoreResult, schema};
 
 mod auth;
+mod checkpoint;
 mod codec;
 mod runs;
 
@@ -44,6 +46,7 @@ pub struct Sqlite {
     writer: Mutex<Option<mpsc::Sender<Job>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     readers: Arc<Mutex<Vec<Connection>>>,
+    checkpoints: Mutex<Option<checkpoint::Checkpointer>>,
 }
 
 impl Sqlite {
@@ -60,16 +63,19 @@ impl Sqlite {
             .name("ftw-store".into())
             .spawn(move || write_loop(conn, rx))
             .map_err(|e| format!("cannot start the database thread: {e}"))?;
+        let checkpoints = checkpoint::Checkpointer::start(&path)?;
         Ok(Sqlite {
             path,
             writer: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
             readers: Arc::new(Mutex::new(Vec::new())),
+            checkpoints: Mutex::new(Some(checkpoints)),
         })
     }
 
     /// Commits what is queued and stops the writer (ftw is stopping).
     pub fn close(&self) {
+        drop(self.checkpoints.lock().expect("store lock").take());
         let sender = self.writer.lock().expect("store lock").take();
         drop(sender);
         if let Some(thread) = self.thread.lock().expect("store lock").take() {
@@ -132,21 +138,38 @@ impl Drop for Sqlite {
     }
 }
 
+/// Makes the database file (0600) if it is not there, and checks the one that is: a
+/// regular file (not a symlink) of ftw's own, narrowed to 0600 if it was wider. SQLite
+/// then opens it by name, and its `-wal` and `-shm` files take the same mode.
 fn create_private(path: &Path) -> Result<(), String> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+    let fail = |e: std::io::Error| {
+        format!(
+            "cannot open the state database {}: {}",
+            path.display(),
+            crate::manifest::io_reason(&e)
+        )
+    };
+    let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)
-        .map(drop)
-        .map_err(|e| {
-            format!(
-                "cannot open the state database {}: {}",
-                path.display(),
-                crate::manifest::io_reason(&e)
-            )
-        })
+        .map_err(fail)?;
+    let meta = file.metadata().map_err(fail)?;
+    // SAFETY: geteuid(2) only reads this process's user id.
+    if !meta.is_file() || meta.uid() != unsafe { libc::geteuid() } {
+        return Err(format!(
+            "the state database {} is not a file of ftw's own; move it away",
+            path.display()
+        ));
+    }
+    if meta.mode() & 0o077 != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(fail)?;
+    }
+    Ok(())
 }
 
 fn open_error(path: &Path, e: &rusqlite::Error) -> String {
@@ -162,6 +185,10 @@ fn configure(conn: &Connection, path: &Path) -> Result<(), String> {
         let mode: String =
             conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // Checkpoints run on a thread of their own (see `checkpoint`); the log is cut
+        // back to 64 MiB after one, whatever a burst made it grow to.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        conn.pragma_update(None, "journal_size_limit", 64 << 20)?;
         conn.set_prepared_statement_cache_capacity(64);
         Ok(mode)
     };
@@ -217,30 +244,51 @@ fn write_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
 }
 
 fn commit_batch(conn: &Connection, batch: Vec<Job>) {
-    let mut results: Vec<(Option<Ack>, StoreResult<()>)> = Vec::with_capacity(batch.len());
+    let mut pending: std::collections::VecDeque<Job> = batch.into();
+    while !pending.is_empty() {
+        commit_some(conn, &mut pending);
+    }
+}
+
+/// Commits queued jobs in one transaction, each in a savepoint, until they are all
+/// done or SQLite rolled the whole transaction back (it may, on a full disk): then the
+/// jobs run so far fail with that error, and the rest go into the next transaction.
+fn commit_some(conn: &Connection, pending: &mut std::collections::VecDeque<Job>) {
+    let fail_all = |jobs: Vec<Option<Ack>>, error: &StoreError| {
+        for done in jobs.into_iter().flatten() {
+            let _ = done.send(Err(error.clone()));
+        }
+    };
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         let error = store_error(&e);
         tracing::error!("cannot write the state database: {error}");
-        for job in batch {
-            if let Some(done) = job.done {
-                let _ = done.send(Err(error.clone()));
-            }
-        }
+        fail_all(pending.drain(..).map(|job| job.done).collect(), &error);
         return;
     }
-    for job in batch {
+    let mut results: Vec<(Option<Ack>, StoreResult<()>)> = Vec::new();
+    while let Some(job) = pending.pop_front() {
         let result = conn
             .execute_batch("SAVEPOINT job")
             .and_then(|()| (job.write)(conn))
             .and_then(|()| conn.execute_batch("RELEASE job"));
-        let result = result.map_err(|e| {
-            let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
-            store_error(&e)
-        });
-        if let Err(e) = &result {
-            tracing::warn!("a write to the state database failed: {e}");
+        match result {
+            Ok(()) => results.push((job.done, Ok(()))),
+            Err(e) if conn.is_autocommit() => {
+                // The transaction is gone, with every job of it.
+                let error = store_error(&e);
+                tracing::error!("the state database rolled back a batch of writes: {error}");
+                let mut lost: Vec<Option<Ack>> = results.into_iter().map(|(d, _)| d).collect();
+                lost.push(job.done);
+                fail_all(lost, &error);
+                return;
+            }
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+                let error = store_error(&e);
+                tracing::warn!("a write to the state database failed: {error}");
+                results.push((job.done, Err(error)));
+            }
         }
-        results.push((job.done, result));
     }
     let committed = conn.execute_batch("COMMIT").map_err(|e| {
         let _ = conn.execute_batch("ROLLBACK");
@@ -346,8 +394,8 @@ impl Store for Sqlite {
         self.write(Box::new(move |c| auth::forget_throttle(c, table, &key)))
     }
 
-    fn throttle_records(&self) -> Pending<Vec<ThrottleRecord>> {
-        self.read(auth::throttle_records)
+    fn throttle_records(&self, per_table: usize) -> Pending<Vec<ThrottleRecord>> {
+        self.read(move |c| auth::throttle_records(c, per_table))
     }
 
     fn totp_used(&self, user: &str, step: u64) -> Pending<()> {
