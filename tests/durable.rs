@@ -161,6 +161,19 @@ fn audit_pair(records: &[Value], run: &str) -> (usize, Vec<Value>) {
     (of("run-start").len(), of("run-end"))
 }
 
+/// How many output chunks of a run the state database holds.
+fn stored_chunks(db: &std::path::Path, run: &str) -> i64 {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    conn.query_row(
+        "SELECT count(*) FROM output_chunks WHERE run = ?1",
+        [run],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
 /// Whether a process is gone (or a zombie nobody reaped yet: it runs nothing).
 fn gone(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -320,6 +333,9 @@ fn a_crash_leaves_runs_interrupted_and_no_process_behind() {
     eventually("the output arrived", || {
         api(&server, &token, "GET", &format!("/api/runs/{id}"), "").1["output"] == "started\n"
     });
+    // Output in memory is stored a few times a second; wait until it is on disk.
+    let db = server.test.path().join("state/ftw.db");
+    eventually("the output is stored", || stored_chunks(&db, &id) > 0);
 
     let (_, test) = server.stop(libc::SIGKILL);
     assert!(!gone(pid), "the tool's child outlives a killed ftw");

@@ -2,8 +2,10 @@
 //! (`ID.log`, mode 0600, beside the tool's output folder, so the tool cannot list or
 //! replace it from there). Most runs print a few lines; they cost no file at all (a
 //! file per run is an inode made and freed per run, which on ext4 was the largest cost
-//! of a trivial run): while in memory, each piece is also queued to the state database
-//! as a chunk, so a crash loses none of it. Past `SPILL_AT` the output moves to the
+//! of a trivial run): while in memory, what is new is stored in the state database as
+//! chunks a few times a second (`unsaved_chunks`), so a crash loses at most the last
+//! moment of it, and a run that ends before then costs no write of its own (its
+//! whole output is stored with its ending). Past `SPILL_AT` the output moves to the
 //! file and memory stays flat however much a tool prints; the kernel's page cache does
 //! the buffering, and a killed ftw loses nothing written.
 //!
@@ -17,9 +19,9 @@ use std::fs::File;
 use std::ops::Range;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-use crate::store::{Chunk, Store};
+use crate::store::Chunk;
 
 /// Output up to this size stays in memory.
 pub const SPILL_AT: usize = 64 * 1024;
@@ -30,8 +32,6 @@ pub struct OutputLog {
     max_kept: u64,
     state: Mutex<State>,
     stderr: Mutex<Stderr>,
-    /// Where chunks kept in memory are also stored, and the run they belong to.
-    persist: Option<(Arc<dyn Store>, String)>,
 }
 
 impl std::fmt::Debug for OutputLog {
@@ -75,6 +75,8 @@ struct State {
     dropped: u64,
     /// Kept bytes stop here (the cap, or a failed write): why.
     cut: Option<String>,
+    /// Bytes of in-memory output already handed out as chunks to store.
+    saved: u64,
 }
 
 /// Where stderr's bytes are in the log: adjacent pieces merged, at most `MAX_SWITCHES`
@@ -110,13 +112,9 @@ impl Stderr {
 }
 
 impl OutputLog {
-    /// A new, empty log that keeps at most `max_kept` bytes of output, moves to the
-    /// file `path` if it outgrows memory, and stores its chunks in `persist` until then.
-    pub fn create(
-        path: PathBuf,
-        max_kept: u64,
-        persist: Option<(Arc<dyn Store>, String)>,
-    ) -> OutputLog {
+    /// A new, empty log that keeps at most `max_kept` bytes of output and moves to the
+    /// file `path` if it outgrows memory.
+    pub fn create(path: PathBuf, max_kept: u64) -> OutputLog {
         OutputLog {
             path,
             max_kept,
@@ -126,9 +124,9 @@ impl OutputLog {
                 kept: 0,
                 dropped: 0,
                 cut: None,
+                saved: 0,
             }),
             stderr: Mutex::new(Stderr::default()),
-            persist,
         }
     }
 
@@ -193,9 +191,9 @@ impl OutputLog {
                 kept: len,
                 dropped,
                 cut,
+                saved: len,
             }),
             stderr: Mutex::new(stderr),
-            persist: None,
         }
     }
 
@@ -209,7 +207,7 @@ impl OutputLog {
         let room = self.max_kept.saturating_sub(st.kept);
         let keep = bytes.len().min(usize::try_from(room).unwrap_or(usize::MAX));
         if keep > 0 {
-            if let Err(e) = self.write(&mut st, &bytes[..keep], stderr, true) {
+            if let Err(e) = self.write(&mut st, &bytes[..keep], true) {
                 tracing::warn!("cannot store a run's output: {e}");
                 let why = if e.kind() == std::io::ErrorKind::StorageFull {
                     e.to_string()
@@ -245,13 +243,7 @@ impl OutputLog {
     /// Writes at the end of the store (`len` is the caller's to advance), moving it to
     /// the file first when memory would grow past `SPILL_AT`. `guarded`: refuse to write
     /// to the disk when it is nearly full (the cut marker is written regardless).
-    fn write(
-        &self,
-        st: &mut State,
-        bytes: &[u8],
-        stderr: bool,
-        guarded: bool,
-    ) -> std::io::Result<()> {
+    fn write(&self, st: &mut State, bytes: &[u8], guarded: bool) -> std::io::Result<()> {
         let len = st.len;
         let room = || match self.path.parent().and_then(super::space::nearly_full) {
             Some(why) if guarded => Err(std::io::Error::new(std::io::ErrorKind::StorageFull, why)),
@@ -260,14 +252,6 @@ impl OutputLog {
         if let Place::Memory(buf) = &mut st.store {
             if buf.len() + bytes.len() <= SPILL_AT {
                 buf.extend_from_slice(bytes);
-                if let Some((store, run)) = &self.persist {
-                    let chunk = Chunk {
-                        offset: len,
-                        stderr,
-                        bytes: bytes.to_vec(),
-                    };
-                    drop(store.append_output(run, chunk));
-                }
                 return Ok(());
             }
             room()?;
@@ -293,9 +277,41 @@ impl OutputLog {
     fn close(&self, st: &mut State, why: String) {
         let marker = format!("\n[ftw: output cut here: {why}; the program keeps running]\n");
         st.cut = Some(why);
-        if self.write(st, marker.as_bytes(), false, false).is_ok() {
+        if self.write(st, marker.as_bytes(), false).is_ok() {
             st.len += marker.len() as u64;
         }
+    }
+
+    /// The output kept in memory and not yet stored, as chunks split where stderr
+    /// starts and ends (nothing once the output is in its file, which needs no copy).
+    /// What it returns counts as stored from then on.
+    pub fn unsaved_chunks(&self) -> Vec<Chunk> {
+        let mut st = self.state.lock().expect("log lock");
+        let (from, to) = (st.saved, st.len);
+        let Place::Memory(buf) = &st.store else {
+            return Vec::new();
+        };
+        if from >= to {
+            return Vec::new();
+        }
+        let mut cuts = vec![from, to];
+        for range in self.stderr.lock().expect("log lock").within(from..to) {
+            cuts.extend([range.start, range.end]);
+        }
+        cuts.sort_unstable();
+        cuts.dedup();
+        let stderr = self.stderr.lock().expect("log lock");
+        let chunks = cuts
+            .windows(2)
+            .map(|w| Chunk {
+                offset: w[0],
+                stderr: !stderr.within(w[0]..w[1]).is_empty(),
+                bytes: buf[w[0] as usize..w[1] as usize].to_vec(),
+            })
+            .collect();
+        drop(stderr);
+        st.saved = to;
+        chunks
     }
 
     /// The whole output while it is kept in memory (`None` once it is in the file).
@@ -405,7 +421,7 @@ mod tests {
 
     fn log(max: u64) -> (tempfile::TempDir, OutputLog) {
         let dir = tempfile::tempdir().unwrap();
-        let log = OutputLog::create(dir.path().join("run.log"), max, None);
+        let log = OutputLog::create(dir.path().join("run.log"), max);
         (dir, log)
     }
 
@@ -477,6 +493,33 @@ mod tests {
         let stderr = log.stderr_within(0..log.len());
         assert_eq!(stderr.len(), 1);
         assert_eq!(stderr[0], 13..13 + SPILL_AT as u64);
+    }
+
+    #[test]
+    fn unsaved_output_comes_out_once_split_where_stderr_is() {
+        let (_dir, log) = log(1000);
+        log.append(b"out ", false);
+        log.append(b"err ", true);
+        log.append(b"out", false);
+        let chunks = log.unsaved_chunks();
+        let parts: Vec<(u64, bool, &[u8])> = chunks
+            .iter()
+            .map(|c| (c.offset, c.stderr, c.bytes.as_slice()))
+            .collect();
+        assert_eq!(
+            parts,
+            [
+                (0, false, &b"out "[..]),
+                (4, true, &b"err "[..]),
+                (8, false, &b"out"[..])
+            ]
+        );
+        assert!(log.unsaved_chunks().is_empty(), "each byte once");
+        log.append(b"!", false);
+        assert_eq!(log.unsaved_chunks()[0].offset, 11);
+        let restored = OutputLog::from_chunks(chunks, 0, None, Vec::new());
+        assert_eq!(restored.read_all(), b"out err out");
+        assert_eq!(restored.stderr_within(0..11), vec![4..8]);
     }
 
     #[test]

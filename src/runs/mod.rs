@@ -136,6 +136,9 @@ pub struct Runs {
 
 /// How often endings the database refused are tried again.
 const RETRY_EVERY: Duration = Duration::from_secs(5);
+/// How often new output of running runs (while it is small enough for memory) is
+/// stored: the most a crash can lose of it.
+const SAVE_OUTPUT_EVERY: Duration = Duration::from_millis(250);
 
 impl Runs {
     /// `root` is `runs/` in the state folder (see `runs_root`).
@@ -256,11 +259,7 @@ impl Runs {
             return Err(Refusal::ShuttingDown);
         }
         self.reserve(&new.user, &new.tool_id)?;
-        let output = OutputLog::create(
-            new.dir.log_path(),
-            new.max_output,
-            Some((Arc::clone(&self.store), id.clone())),
-        );
+        let output = OutputLog::create(new.dir.log_path(), new.max_output);
         let run = Arc::new(Run::fresh(run::Fresh {
             id: id.clone(),
             tool_id: new.tool_id.clone(),
@@ -417,10 +416,33 @@ impl Runs {
                 self.save_unsaved().await;
             }
         };
+        let output = async {
+            loop {
+                tokio::time::sleep(SAVE_OUTPUT_EVERY).await;
+                self.save_output();
+            }
+        };
         let root = self.root.clone();
         let housekeeping =
             retention.upkeep(Arc::clone(&self.store), root, Arc::clone(&self.sweeper));
-        tokio::join!(housekeeping, retries);
+        tokio::join!(housekeeping, retries, output);
+    }
+
+    /// Stores what running runs printed since the last time (while their output is in
+    /// memory; a log file needs no copy).
+    fn save_output(&self) {
+        let live: Vec<Arc<Run>> = self
+            .live
+            .lock()
+            .expect("runs lock")
+            .values()
+            .cloned()
+            .collect();
+        for run in live.iter().filter(|r| !r.status().is_finished()) {
+            for chunk in run.output.unsaved_chunks() {
+                drop(self.store.append_output(&run.id, chunk));
+            }
+        }
     }
 
     /// Tries again to store the endings the database refused; the runs stored leave

@@ -259,18 +259,23 @@ fn commit_some(conn: &Connection, pending: &mut std::collections::VecDeque<Job>)
             let _ = done.send(Err(error.clone()));
         }
     };
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = sql(conn, "BEGIN IMMEDIATE") {
         let error = store_error(&e);
         tracing::error!("cannot write the state database: {error}");
         fail_all(pending.drain(..).map(|job| job.done).collect(), &error);
         return;
     }
+    // A job alone needs no savepoint: the transaction is its own.
+    let alone = pending.len() == 1;
     let mut results: Vec<(Option<Ack>, StoreResult<()>)> = Vec::new();
     while let Some(job) = pending.pop_front() {
-        let result = conn
-            .execute_batch("SAVEPOINT job")
-            .and_then(|()| (job.write)(conn))
-            .and_then(|()| conn.execute_batch("RELEASE job"));
+        let result = if alone {
+            (job.write)(conn)
+        } else {
+            sql(conn, "SAVEPOINT job")
+                .and_then(|()| (job.write)(conn))
+                .and_then(|()| sql(conn, "RELEASE job"))
+        };
         match result {
             Ok(()) => results.push((job.done, Ok(()))),
             Err(e) if conn.is_autocommit() => {
@@ -283,14 +288,18 @@ fn commit_some(conn: &Connection, pending: &mut std::collections::VecDeque<Job>)
                 return;
             }
             Err(e) => {
-                let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+                if !alone {
+                    let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+                }
                 let error = store_error(&e);
                 tracing::warn!("a write to the state database failed: {error}");
                 results.push((job.done, Err(error)));
             }
         }
     }
-    let committed = conn.execute_batch("COMMIT").map_err(|e| {
+    let all_failed = !results.is_empty() && results.iter().all(|(_, r)| r.is_err());
+    let end = if all_failed { "ROLLBACK" } else { "COMMIT" };
+    let committed = sql(conn, end).map_err(|e| {
         let _ = conn.execute_batch("ROLLBACK");
         store_error(&e)
     });
@@ -302,6 +311,11 @@ fn commit_some(conn: &Connection, pending: &mut std::collections::VecDeque<Job>)
             let _ = done.send(committed.clone().and(result));
         }
     }
+}
+
+/// A statement without parameters or rows, parsed once per connection.
+fn sql(conn: &Connection, text: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(text)?.execute([]).map(drop)
 }
 
 fn failure(message: &str) -> StoreError {
