@@ -51,11 +51,15 @@ impl Retention {
         }
     }
 
-    /// A run ended: count it, and wake the loop if the history is over a limit.
+    /// A run ended: count it, and wake the loop once the history is over a limit by a
+    /// margin (1%, at least 10 runs), so old runs go in batches rather than one per run
+    /// that ends: at most 10,000 runs, the 10,101st wakes it, and it removes 101.
     pub fn finished(&self, disk_bytes: u64) {
         let count = self.finished.fetch_add(1, Ordering::SeqCst) + 1;
         let bytes = self.disk_bytes.fetch_add(disk_bytes, Ordering::SeqCst) + disk_bytes;
-        let over = count > self.keep || self.max_size.is_some_and(|max| bytes > max);
+        let slack = (self.keep / 100).max(10);
+        let over =
+            count > self.keep + slack || self.max_size.is_some_and(|max| bytes > max - max / 100);
         if over && self.counted.load(Ordering::SeqCst) {
             self.wake.notify_one();
         }
@@ -122,8 +126,10 @@ impl Retention {
         if let Some(max) = self.max_size {
             let database = store.size().await.unwrap_or(0);
             let files = self.disk_bytes.load(Ordering::SeqCst);
-            let over = (database + files).saturating_sub(max);
-            if over > 0 {
+            // Over the budget: down to 99% of it, so the next runs do not each
+            // remove one.
+            let over = (database + files).saturating_sub(max - max / 100);
+            if database + files > max {
                 let runs = self.finished.load(Ordering::SeqCst).max(1);
                 let per_run = database / runs;
                 self.remove_for_space(store, root, sweeper, over, per_run)
