@@ -332,6 +332,9 @@ impl Runs {
             _ = stop.wait_for(|s| *s != Stop::Running) => None,
             permits = slots => permits,
         };
+        // A slot freed by a run that shutdown stopped is not for a queued run: it
+        // would start only to be stopped.
+        let permits = permits.filter(|_| !self.stopping.load(Ordering::SeqCst));
         {
             let mut c = self.counters.lock().expect("counters lock");
             decrement(&mut c.queued_by_tool, &run.tool_id);
