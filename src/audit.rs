@@ -120,7 +120,9 @@ impl Audit {
         if let Value::Object(extra) = fields {
             object.extend(extra);
         }
-        let mut line = Value::Object(object).to_string();
+        let mut record = Value::Object(object);
+        cut_long_strings(&mut record);
+        let mut line = record.to_string();
         match &self.file {
             Some(sink) => {
                 line.push('\n');
@@ -132,6 +134,27 @@ impl Audit {
             }
             None => tracing::info!(target: "ftw::audit", "{line}"),
         }
+    }
+}
+
+/// Characters of one string kept in a record. User names, arguments and every other
+/// string a client chose are cut here, before JSON escaping (which can make a control
+/// character six bytes): a request cannot make the log grow by more than a few KB.
+pub const MAX_CHARS: usize = 256;
+
+/// Cuts every string in `value` longer than `MAX_CHARS`, saying how long it was.
+fn cut_long_strings(value: &mut Value) {
+    match value {
+        Value::String(s) => {
+            if let Some((end, _)) = s.char_indices().nth(MAX_CHARS) {
+                let bytes = s.len();
+                s.truncate(end);
+                s.push_str(&format!("…[cut: {bytes} bytes in all]"));
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(cut_long_strings),
+        Value::Object(map) => map.values_mut().for_each(cut_long_strings),
+        _ => {}
     }
 }
 
@@ -171,6 +194,27 @@ mod tests {
             std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o600
         );
+    }
+
+    #[test]
+    fn long_strings_are_cut_before_escaping() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let audit = Audit::open(Some(&path)).unwrap();
+        let name = "\u{1}".repeat(1_000_000);
+        audit.record(
+            "sign-in-failed",
+            json!({ "user": name, "args": { "a": ["é".repeat(300), "short"] } }),
+        );
+        let line = std::fs::read_to_string(&path).unwrap();
+        assert!(line.len() < 4000, "{} bytes", line.len());
+        let record: Value = serde_json::from_str(&line).unwrap();
+        let user = record["user"].as_str().unwrap();
+        assert!(user.ends_with("…[cut: 1000000 bytes in all]"), "{user}");
+        assert_eq!(user.chars().filter(|c| *c == '\u{1}').count(), MAX_CHARS);
+        let arg = record["args"]["a"][0].as_str().unwrap();
+        assert!(arg.starts_with(&"é".repeat(MAX_CHARS)) && arg.contains("[cut: 600 bytes"));
+        assert_eq!(record["args"]["a"][1], "short");
     }
 
     #[test]

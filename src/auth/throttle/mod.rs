@@ -5,7 +5,10 @@
 //!
 //! Memory is bounded whatever is sent: each table holds at most `capacity` keys. When
 //! full, stale keys (nothing in the window, not blocked) go first, then the least
-//! recently seen. governor's GCRA limits fit steady request rates, not "N failures then
+//! recently seen of those neither blocked nor being checked. A live block is never
+//! dropped to make room (that would let a flood of cheap failures from many addresses
+//! lift it): when the table holds nothing else, a new name or address is refused
+//! (429) until the first block ends. governor's GCRA limits fit steady request rates, not "N failures then
 //! a fixed ban", and it has no hard cap on keys, so this is written out here.
 //!
 //! There is one way to count, for passwords, 2FA codes and API tokens alike: an attempt
@@ -162,6 +165,23 @@ impl Throttle {
         if let Some(wait) = wait {
             return Err(wait);
         }
+        // Room for a new key, or wait until a block ends.
+        let full = attempt
+            .user
+            .as_ref()
+            .and_then(|key| users.room_for_key(key, policy, now, self.capacity));
+        let full = full.max(addresses.room_for_key(&attempt.address, policy, now, self.capacity));
+        self.forget_evicted(USERS, &mut users);
+        self.forget_evicted(ADDRESSES, &mut addresses);
+        if let Some(wait) = full {
+            tracing::warn!(
+                "the sign-in throttle is full of blocked names and addresses ({} keys); \
+                 refusing new ones for {}s",
+                self.capacity,
+                wait.as_secs()
+            );
+            return Err(wait);
+        }
         if let Some(key) = &attempt.user {
             users.begin(key.clone(), policy, now, self.capacity);
         }
@@ -275,6 +295,31 @@ impl Table {
         (recent + entry.in_flight as usize >= policy.max_failures as usize).then_some(BUSY_WAIT)
     }
 
+    /// `Some(wait)` when `key` is new and the table is full of keys that must stay
+    /// (blocked, or being checked): wait until the first block ends.
+    fn room_for_key(
+        &mut self,
+        key: &str,
+        policy: &Policy,
+        now: Instant,
+        capacity: usize,
+    ) -> Option<Duration> {
+        if self.entries.contains_key(key) || self.entries.len() < capacity {
+            return None;
+        }
+        self.make_room(policy, now, capacity);
+        if self.entries.len() < capacity {
+            return None;
+        }
+        let first_end = self
+            .entries
+            .values()
+            .filter_map(|e| e.blocked_until)
+            .filter(|until| *until > now)
+            .min();
+        Some(first_end.map_or(BUSY_WAIT, |until| (until - now).max(BUSY_WAIT)))
+    }
+
     fn begin(&mut self, key: String, policy: &Policy, now: Instant, capacity: usize) {
         self.entry(key, policy, now, capacity).in_flight += 1;
     }
@@ -349,10 +394,12 @@ impl Table {
             !stale
         });
         if self.entries.len() >= capacity {
-            // Still full of live keys: drop the least recently seen one.
+            // Still full of live keys: drop the least recently seen one that is neither
+            // blocked nor being checked. Blocks stay until they end.
             if let Some(oldest) = self
                 .entries
                 .iter()
+                .filter(|(_, e)| e.in_flight == 0 && e.blocked_until.is_none_or(|b| b <= now))
                 .min_by_key(|(_, e)| e.last_seen)
                 .map(|(k, _)| k.clone())
             {
@@ -489,6 +536,48 @@ mod tests {
         }
         let (users, addresses) = t.len();
         assert!(users <= 1000 && addresses <= 1000, "{users} {addresses}");
+    }
+
+    #[test]
+    fn a_flood_of_failures_from_many_addresses_never_lifts_a_block() {
+        let t = Throttle::new(100);
+        let now = Instant::now();
+        for i in 0..5 {
+            let _ = fail(&t, "alice", &format!("10.0.0.{i}"), now);
+        }
+        assert!(check(&t, "alice", "10.9.9.9", now).is_err());
+        // 10,000 cheap failures for other names from 2,000 addresses (five each).
+        for i in 0..10_000u32 {
+            let from = IpAddr::from((0x0b00_0000 + i / 5).to_be_bytes()).to_string();
+            let _ = fail(&t, &format!("spray{i}"), &from, now);
+        }
+        assert_eq!(
+            check(&t, "alice", "10.9.9.9", now).unwrap_err(),
+            POLICY.block,
+            "still blocked"
+        );
+        let (users, addresses) = t.len();
+        assert!(users <= 100 && addresses <= 100, "{users} {addresses}");
+    }
+
+    #[test]
+    fn a_table_full_of_blocks_refuses_new_keys_until_the_first_block_ends() {
+        let t = Throttle::new(3);
+        let now = Instant::now();
+        for name in ["a", "b", "c"] {
+            for i in 0..5 {
+                let _ = fail(&t, name, &format!("10.0.{i}.1"), now);
+            }
+        }
+        let later = now + Duration::from_secs(10);
+        assert_eq!(
+            check(&t, "d", "10.1.1.1", later).unwrap_err(),
+            POLICY.block - Duration::from_secs(10)
+        );
+        for name in ["a", "b", "c"] {
+            assert!(check(&t, name, "10.1.1.1", later).is_err(), "{name} kept");
+        }
+        assert!(check(&t, "d", "10.1.1.1", now + POLICY.block).is_ok());
     }
 
     #[test]

@@ -8,15 +8,17 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::time::Duration;
 
+mod attacks;
+
 use crate::support::server::{Server, Wire};
 use crate::support::{HASH_A, HASH_B, Test};
 
-const ALICE_PW: &str = "hunter2-but-longer";
+pub(super) const ALICE_PW: &str = "hunter2-but-longer";
 const BOB_PW: &str = "second";
 
 /// Appends one line per run to `ran.log`: every argument hex-encoded, so the test sees
 /// exactly which bytes arrived as which element.
-const RECORD_SH: &str = r#"#!/bin/sh
+pub(super) const RECORD_SH: &str = r#"#!/bin/sh
 for a in "$@"; do
   printf '%s ' "$(printf '%s' "$a" | od -An -v -tx1 | tr -d ' \n')"
 done >> ran.log
@@ -24,11 +26,11 @@ printf '\n' >> ran.log
 "#;
 
 /// Records the stored upload's path and contents.
-const UPLOAD_SH: &str = r#"#!/bin/sh
+pub(super) const UPLOAD_SH: &str = r#"#!/bin/sh
 printf 'upload %s %s\n' "$1" "$(cat "$1")" >> ran.log
 "#;
 
-fn manifest() -> String {
+pub(super) fn manifest() -> String {
     format!(
         r#"
 [auth.users]
@@ -631,16 +633,16 @@ impl Case {
 
 /// A signed-in user's cookie pair and CSRF token.
 #[derive(Clone)]
-struct Session {
-    cookie: String,
-    csrf: String,
+pub(super) struct Session {
+    pub(super) cookie: String,
+    pub(super) csrf: String,
 }
 
-fn pair(set_cookie: &str) -> String {
+pub(super) fn pair(set_cookie: &str) -> String {
     set_cookie.split(';').next().unwrap().to_string()
 }
 
-fn csrf_in(body: &str) -> String {
+pub(super) fn csrf_in(body: &str) -> String {
     let marker = "name=\"_csrf\" value=\"";
     let start = body.find(marker).expect("a CSRF field") + marker.len();
     body[start..start + body[start..].find('"').unwrap()].to_string()
@@ -648,7 +650,7 @@ fn csrf_in(body: &str) -> String {
 
 /// Sends raw bytes and reads the response; the body, if any, is written on another
 /// thread so a server that answers early is read, not fought.
-fn exchange(server: &Server, head: String, body: Vec<u8>) -> Wire {
+pub(super) fn exchange(server: &Server, head: String, body: Vec<u8>) -> Wire {
     let mut stream = server.connect();
     stream
         .set_write_timeout(Some(Duration::from_secs(30)))
@@ -665,7 +667,7 @@ fn exchange(server: &Server, head: String, body: Vec<u8>) -> Wire {
     crate::support::server::parse(&raw)
 }
 
-fn request(
+pub(super) fn request(
     server: &Server,
     method: &str,
     path: &str,
@@ -683,7 +685,7 @@ fn request(
     exchange(server, head, body.to_vec())
 }
 
-fn sign_in(server: &Server, user: &str, password: &str) -> Session {
+pub(super) fn sign_in(server: &Server, user: &str, password: &str) -> Session {
     let form = request(server, "GET", "/login", &[], b"");
     let login = pair(form.header("set-cookie").unwrap());
     let body = format!(
@@ -729,7 +731,7 @@ fn hex(text: &str) -> String {
 }
 
 /// Starts a run of `t` as alice and waits for it to end; returns its id.
-fn finished_run(server: &Server, alice: &Session) -> String {
+pub(super) fn finished_run(server: &Server, alice: &Session) -> String {
     let body = format!("_csrf={}&name=sentinel", alice.csrf);
     let r = request(
         server,
@@ -747,7 +749,7 @@ fn finished_run(server: &Server, alice: &Session) -> String {
     run.trim_start_matches("/runs/").to_string()
 }
 
-fn wait_for_end(server: &Server, session: &Session, run: &str) {
+pub(super) fn wait_for_end(server: &Server, session: &Session, run: &str) {
     let events = request(
         server,
         "GET",
