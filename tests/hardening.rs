@@ -212,7 +212,7 @@ async fn forwarded_for_from_a_trusted_proxy_names_the_client() {
 #[tokio::test]
 async fn forwarded_proto_https_from_a_trusted_proxy_makes_cookies_secure() {
     let app = App::new(&format!(
-        "[server]\ntrusted_proxies = [\"10.0.0.0/8\"]\n{}",
+        "[server]\ntrusted_proxies = [\"10.0.0.0/8\"]\nallowed_hosts = [\"tools.example.com\"]\n{}",
         manifest("", "")
     ));
     let mut b = app.browser();

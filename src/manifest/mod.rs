@@ -44,6 +44,8 @@ pub struct Server {
     pub audit_log: Option<PathBuf>,
     /// Peers whose `X-Forwarded-*` headers (and trusted identity header) are believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Host names ftw answers to besides its own (lower case; `*` for any).
+    pub allowed_hosts: Vec<String>,
     /// `/metrics` answers these addresses ...
     pub metrics_allow: Vec<ipnet::IpNet>,
     /// ... and requests with this bearer token (its SHA-256). Neither set: no /metrics.

@@ -25,6 +25,8 @@ pub struct RawServer {
     pub port: Option<Spanned<u16>>,
     /// The proxy in front (if any) and the path it serves ftw under.
     pub trusted_proxies: Option<Vec<Spanned<String>>>,
+    /// Host names ftw answers to, besides its own addresses.
+    pub allowed_hosts: Option<Vec<Spanned<String>>>,
     pub base_path: Option<Spanned<String>>,
     pub tls_cert: Option<PathText>,
     pub tls_key: Option<PathText>,

@@ -3,6 +3,12 @@
 //! `X-Forwarded-Proto` and `X-Forwarded-Host` are believed only when the connection's
 //! peer is one of `[server] trusted_proxies`; from anyone else they are ignored, so a
 //! client cannot pick its own address for throttling and the audit log.
+//!
+//! Two refusals happen here, before any route reads the request: a request that repeats
+//! a header ftw trusts (`Authorization`, `X-CSRF-Token`, `Host`, the forward-auth
+//! headers, ...) is a 400, since two values mean somebody added one and ftw would have
+//! to guess which; and a request for a host ftw does not answer to is a 421 (see
+//! `hosts`).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -14,6 +20,7 @@ use warp::Filter;
 use warp::host::Authority;
 
 use super::State;
+use super::problem::Problem;
 
 /// The peer address of the connection, put into each request by the accept loop (warp's
 /// own remote address is empty behind a custom acceptor such as TLS).
@@ -35,19 +42,68 @@ pub struct Ctx {
     pub authority: Option<String>,
 }
 
-/// Extracts a `Ctx` for every request (400 when `Host` and the URI disagree).
+/// The client when a trusted proxy's `X-Forwarded-For` names something that is not an
+/// address: unknown, and never the proxy itself.
+pub const UNKNOWN_CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+
+/// Headers ftw believes, which a request may carry at most once each.
+const SINGLE_HEADERS: [&str; 5] = [
+    "authorization",
+    "x-csrf-token",
+    "host",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+];
+
+/// Extracts a `Ctx` for every request: 400 when `Host` and the URI disagree or a trusted
+/// header comes twice, 421 for a host ftw does not answer to.
 pub fn ctx(state: Arc<State>) -> impl Filter<Extract = (Ctx,), Error = warp::Rejection> + Clone {
     warp::header::headers_cloned()
         .and(warp::ext::optional::<ClientAddr>())
         .and(warp::host::optional())
-        .map(
+        .and_then(
             move |headers: HeaderMap, peer: Option<ClientAddr>, authority: Option<Authority>| {
-                let proxies = state.manifest().server.trusted_proxies.clone();
-                let mut ctx = Ctx::new(headers, peer.map(|p| p.0), &proxies, state.tls);
-                ctx.authority = authority.map(|a| a.to_string());
-                ctx
+                let state = Arc::clone(&state);
+                async move {
+                    let manifest = state.manifest();
+                    if let Some(name) = repeated_header(&headers, &manifest.auth) {
+                        return Err(warp::reject::custom(Problem::RepeatedHeader(name)));
+                    }
+                    let proxies = &manifest.server.trusted_proxies;
+                    let mut ctx = Ctx::new(headers, peer.map(|p| p.0), proxies, state.tls);
+                    if let Some(a) = authority {
+                        ctx.authority = Some(a.to_string());
+                    }
+                    let allowed = &manifest.server.allowed_hosts;
+                    let forwarded = ctx
+                        .proxied
+                        .then(|| last_value(&ctx.headers, "x-forwarded-host"))
+                        .flatten();
+                    for host in ctx.authority.iter().map(String::as_str).chain(forwarded) {
+                        if !state.hosts.allows(allowed, host) {
+                            return Err(warp::reject::custom(Problem::UnknownHost(
+                                host.chars().take(100).collect(),
+                            )));
+                        }
+                    }
+                    Ok(ctx)
+                }
             },
         )
+}
+
+/// The first header ftw trusts that the request repeats.
+fn repeated_header(headers: &HeaderMap, auth: &crate::manifest::Auth) -> Option<String> {
+    let identity = [
+        auth.trusted_header.as_deref(),
+        auth.trusted_groups_header.as_deref(),
+    ];
+    SINGLE_HEADERS
+        .iter()
+        .copied()
+        .chain(identity.into_iter().flatten())
+        .find(|name| headers.get_all(*name).iter().nth(1).is_some())
+        .map(str::to_string)
 }
 
 impl Ctx {
@@ -143,21 +199,41 @@ fn last_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// The client according to `X-Forwarded-For`: walking from the right (the hop nearest
 /// ftw), the first address that is not itself a trusted proxy. Entries further left
-/// were written by whoever sent the request and prove nothing.
+/// were written by whoever sent the request and prove nothing. A hop may carry a port
+/// (`1.2.3.4:5678`, `[2001:db8::1]:443`); one that is not an address at all is where
+/// the trustworthy part ends, so the client is unknown (`UNKNOWN_CLIENT`), never the
+/// proxy. When every hop is a trusted proxy, the leftmost is the client. `None`
+/// without the header.
 fn forwarded_client(headers: &HeaderMap, trusted: &impl Fn(&IpAddr) -> bool) -> Option<IpAddr> {
-    let hops: Vec<IpAddr> = headers
+    let hops: Vec<&str> = headers
         .get_all("x-forwarded-for")
         .iter()
-        .filter_map(|v| v.to_str().ok())
+        .map(|v| v.to_str().unwrap_or(""))
         .flat_map(|v| v.split(','))
-        .map(|s| s.trim().parse::<IpAddr>())
-        .collect::<Result<_, _>>()
-        .ok()?;
-    hops.iter()
-        .rev()
-        .find(|ip| !trusted(ip))
-        .or(hops.first())
-        .copied()
+        .map(str::trim)
+        .collect();
+    let mut leftmost = None;
+    for hop in hops.iter().rev() {
+        match parse_hop(hop) {
+            Some(ip) if trusted(&ip) => leftmost = Some(ip),
+            Some(ip) => return Some(ip),
+            None => return Some(UNKNOWN_CLIENT),
+        }
+    }
+    leftmost
+}
+
+/// One `X-Forwarded-For` hop: an address, with or without a port, IPv6 bracketed or not.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    let ip = hop
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<SocketAddr>().ok().map(|s| s.ip()))
+        .or_else(|| hop.strip_prefix('[')?.strip_suffix(']')?.parse().ok())?;
+    Some(match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    })
 }
 
 /// Headers from (name, value) pairs, for unit tests.
@@ -210,7 +286,29 @@ mod tests {
             "10.0.0.9:1",
             &["10.0.0.0/8"],
         );
-        assert_eq!(garbage.client, "10.0.0.9".parse::<IpAddr>().unwrap());
+        assert_eq!(garbage.client, UNKNOWN_CLIENT, "never the proxy");
+    }
+
+    #[test]
+    fn one_bad_hop_does_not_make_the_proxy_the_client() {
+        let client = |xff: &str| {
+            ctx(
+                &[("x-forwarded-for", xff)],
+                "127.0.0.1:1",
+                &["127.0.0.1/32", "10.0.0.0/8"],
+            )
+            .client
+        };
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(client("garbage, 6.6.6.6"), ip("6.6.6.6"));
+        assert_eq!(client("6.6.6.6:1234"), ip("6.6.6.6"));
+        assert_eq!(client("[2001:db8::7]:443, 10.0.0.2"), ip("2001:db8::7"));
+        assert_eq!(client("[2001:db8::7]"), ip("2001:db8::7"));
+        assert_eq!(client("1.1.1.1, garbage, 10.0.0.2"), UNKNOWN_CLIENT);
+        assert_eq!(client("10.0.0.3, 10.0.0.2"), ip("10.0.0.3"));
+        assert_eq!(client("::ffff:6.6.6.6"), ip("6.6.6.6"));
+        let none = ctx(&[], "127.0.0.1:1", &["127.0.0.1/32"]);
+        assert_eq!(none.client, ip("127.0.0.1"), "the proxy's own request");
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod download;
 mod form_view;
 mod format;
 mod history;
+mod hosts;
 pub mod identity;
 mod intake;
 mod launch;
@@ -68,6 +69,8 @@ pub struct State {
     pub tls: bool,
     /// The base path with a trailing slash: the prefix of every link.
     pub base: String,
+    /// Host names answered to whatever the manifest says (see `hosts`).
+    pub hosts: hosts::AllowedHosts,
 }
 
 impl State {
@@ -152,6 +155,7 @@ impl State {
             metrics,
             runs,
             tls: config.tls.is_some(),
+            hosts: hosts::AllowedHosts::for_config(&config),
             base: crate::auth::next::home(&config.base_path),
             manifest: RwLock::new(Arc::new(manifest)),
             config,

@@ -35,6 +35,10 @@ pub enum Problem {
     BadBody,
     /// A query string or header that cannot be read.
     BadRequest,
+    /// A header ftw trusts came more than once (its name).
+    RepeatedHeader(String),
+    /// `Host` names a host ftw does not answer to (as sent, cut short).
+    UnknownHost(String),
     /// A body without a declared length where one is needed.
     LengthRequired,
     /// A known path, but not with this method.
@@ -220,6 +224,24 @@ impl Problem {
                 );
             }
             Problem::Unauthorized => return Classified::Redirect(String::new()),
+            Problem::RepeatedHeader(name) => {
+                return Classified::Status(
+                    S::BAD_REQUEST,
+                    "Bad request",
+                    format!(
+                        "The request has more than one {name} header; ftw does not guess which one counts. Send it once."
+                    ),
+                );
+            }
+            Problem::UnknownHost(host) => {
+                return Classified::Status(
+                    S::MISDIRECTED_REQUEST,
+                    "Unknown host",
+                    format!(
+                        "This ftw does not answer to the host \"{host}\". If that is its name (behind a proxy, say), add it to [server] allowed_hosts."
+                    ),
+                );
+            }
             Problem::CrossSite => (
                 S::FORBIDDEN,
                 "Cross-site request refused",

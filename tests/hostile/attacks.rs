@@ -66,3 +66,94 @@ fn empty_and_oversized_passwords_count_as_failures() {
     let r = login(&server, &format!("username=alice&password={ALICE_PW}"));
     assert_eq!(r.status, 429, "five failures block the name: {}", r.body);
 }
+
+/// A forward-auth server behind a proxy on this machine, whose /metrics answers the
+/// proxy's own address.
+fn behind_a_proxy() -> Server {
+    let test = Test::new().manifest(
+        r#"
+[server]
+trusted_proxies = ["127.0.0.1"]
+metrics_allow = ["127.0.0.1"]
+
+[auth]
+trusted_header = "Remote-User"
+trusted_groups_header = "Remote-Groups"
+admins = ["admin"]
+
+[tools.t]
+command = ["/bin/echo", "hi"]
+"#,
+    );
+    Server::start(test, &[])
+}
+
+/// GET `path` with the Host header given and these headers (any may repeat).
+fn get_as(server: &Server, host: &str, path: &str, headers: &[(&str, &str)]) -> Wire {
+    let mut head = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    super::exchange(server, head, Vec::new())
+}
+
+#[test]
+fn a_rebound_host_cannot_speak_for_the_proxy() {
+    let server = behind_a_proxy();
+    let admin = [("Remote-User", "admin")];
+    // The proxy's own request works...
+    let r = get_as(&server, "localhost:8080", "/", &admin);
+    assert_eq!(r.status, 200, "{}", r.body);
+    // ...a page on another site whose name now points here does not.
+    let r = get_as(&server, "attacker.example", "/", &admin);
+    assert_eq!(r.status, 421, "{}", r.body);
+    assert!(r.body.contains("allowed_hosts"), "{}", r.body);
+    let r = get_as(
+        &server,
+        "localhost",
+        "/",
+        &[
+            ("Remote-User", "admin"),
+            ("X-Forwarded-Host", "attacker.example"),
+        ],
+    );
+    assert_eq!(r.status, 421, "a forwarded host is checked too: {}", r.body);
+    // /healthz answers whatever the host (load balancers probe by address).
+    assert_eq!(get_as(&server, "10.9.9.9", "/healthz", &[]).status, 200);
+}
+
+#[test]
+fn a_repeated_identity_header_is_refused() {
+    let server = behind_a_proxy();
+    for (first, second) in [
+        (("Remote-User", "bob"), ("Remote-User", "admin")),
+        (("Remote-Groups", "dev"), ("Remote-Groups", "admins")),
+        (("Authorization", "Bearer a"), ("Authorization", "Bearer b")),
+        (("X-CSRF-Token", "a"), ("X-CSRF-Token", "b")),
+    ] {
+        let r = get_as(&server, "localhost", "/", &[first, second]);
+        assert_eq!(r.status, 400, "{}: {}", first.0, r.body);
+        assert!(r.body.contains("more than one"), "{}", r.body);
+    }
+}
+
+#[test]
+fn an_unparsable_forwarded_hop_never_makes_the_proxy_the_client() {
+    let server = behind_a_proxy();
+    assert_eq!(get_as(&server, "localhost", "/metrics", &[]).status, 200);
+    for xff in [
+        "garbage, 6.6.6.6",
+        "6.6.6.6:1234",
+        "[2001:db8::6]:443",
+        "garbage",
+    ] {
+        let r = get_as(
+            &server,
+            "localhost",
+            "/metrics",
+            &[("X-Forwarded-For", xff)],
+        );
+        assert_eq!(r.status, 403, "X-Forwarded-For: {xff}: {}", r.body);
+    }
+}

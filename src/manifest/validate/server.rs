@@ -76,6 +76,16 @@ impl Checker<'_> {
                 ),
             }
         }
+        let mut allowed_hosts = Vec::new();
+        for entry in raw.allowed_hosts.iter().flatten() {
+            match host_pattern(entry.get_ref()) {
+                Ok(host) => allowed_hosts.push(host),
+                Err(why) => self.error(
+                    entry.span(),
+                    format!("`allowed_hosts` entry {} {why}", quoted(entry.get_ref())),
+                ),
+            }
+        }
         let mut metrics_allow = Vec::new();
         for entry in raw.metrics_allow.iter().flatten() {
             match parse_net(entry.get_ref()) {
@@ -123,8 +133,34 @@ impl Checker<'_> {
             tls,
             audit_log,
             trusted_proxies,
+            allowed_hosts,
         }
     }
+}
+
+/// An `allowed_hosts` entry: a host name, `*.` and a domain, an IP address, or `*`;
+/// lower case, IPv6 without brackets.
+fn host_pattern(text: &str) -> Result<String, &'static str> {
+    let text = text.trim().trim_start_matches('[').trim_end_matches(']');
+    if text == "*" || text.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(text.to_ascii_lowercase());
+    }
+    if text.contains(':') || text.contains('/') {
+        return Err(
+            "must be a host name or an address, without a scheme or a port (ports are not compared), e.g. \"ftw.example.com\"",
+        );
+    }
+    let name = text.strip_prefix("*.").unwrap_or(text);
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if name.is_empty() || name.len() > 253 || !name.split('.').all(label_ok) {
+        return Err("is not a host name such as \"ftw.example.com\" or \"*.example.com\"");
+    }
+    Ok(text.to_ascii_lowercase())
 }
 
 /// An address ("127.0.0.1", "::1") or a network ("10.0.0.0/8").
