@@ -417,6 +417,58 @@ async fn wrong_totp_codes_are_refused_and_throttled() {
 }
 
 #[tokio::test]
+async fn the_code_step_cookie_works_once_and_only_beside_its_sign_in() {
+    let app = App::new(&totp_manifest());
+    let (mut b, csrf) = password_step(&app, "1.1.1.1").await;
+    // Someone keeps a copy of the browser's cookies after the password step.
+    let copy = b.cookies.clone();
+    let previous = ftw::auth::totp::code_at(b"12345678901234567890", ftw::auth::now() - 30);
+    let r = b
+        .post(
+            "/login/2fa",
+            &[("_csrf", &csrf), ("code", &previous), ("next", "/")],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    // Signed in and out again: the copy plus the current (unused) code gets nothing.
+    let csrf_out = b.get("/").await.csrf();
+    b.post("/logout", &[("_csrf", &csrf_out)]).await;
+    let mut thief = app.browser();
+    thief.cookies = copy.clone();
+    let r = thief
+        .post(
+            "/login/2fa",
+            &[("_csrf", &csrf), ("code", &code_now()), ("next", "/")],
+        )
+        .await;
+    assert_eq!(r.status, 403, "the step was used: {}", r.body);
+    assert!(thief.session().is_none());
+
+    // An unused step-two cookie without its sign-in's login cookie gets nothing either.
+    let (fresh, csrf) = password_step(&app, "2.2.2.2").await;
+    let mut thief = app.browser();
+    thief.cookies = fresh
+        .cookies
+        .iter()
+        .filter(|(name, _)| name.contains("2fa"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    thief.cookies.extend(
+        copy.iter()
+            .filter(|(name, _)| name.contains("login"))
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
+    assert_eq!(thief.cookies.len(), 2, "{:?}", thief.cookies);
+    let r = thief
+        .post(
+            "/login/2fa",
+            &[("_csrf", &csrf), ("code", &code_now()), ("next", "/")],
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+}
+
+#[tokio::test]
 async fn the_code_step_needs_the_password_step_first() {
     let app = App::new(&totp_manifest());
     let mut b = app.browser();

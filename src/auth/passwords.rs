@@ -1,9 +1,14 @@
 //! Checking passwords at sign-in without hurting the server: argon2 runs on tokio's
 //! blocking threads, at most one verification per CPU at a time, with a bounded number
-//! of sign-ins allowed to wait (beyond that the answer is "busy, retry" at once). An
-//! unknown user is verified against a dummy hash with the highest cost any configured
-//! user has, so it takes at least as long as a wrong password and timing does not tell
-//! the two apart.
+//! of sign-ins allowed to wait (beyond that the answer is "busy, retry" at once).
+//!
+//! An unknown name is verified against a dummy hash, so it costs a hash like a wrong
+//! password does. Users may have hashes of different costs (one made with `--memory
+//! 8MiB`, another with the default), so one dummy cost would tell names apart by time:
+//! instead each unknown name is given the cost of one of the users, picked by a keyed
+//! hash of the name (stable across restarts, as the key is), in the same proportions as
+//! the users have them. An unknown name then takes as long as some real user's wrong
+//! password, every time, and timing says nothing about which names exist.
 //!
 //! argon2's working memory (19 MiB at the default cost) is reused: at most one buffer
 //! per CPU, handed from one verification to the next, and freed after ten seconds without
@@ -39,9 +44,55 @@ pub struct Verifier {
     permits: Arc<Semaphore>,
     waiting: AtomicUsize,
     max_waiting: usize,
-    /// The dummy hash and the cost it was made with.
-    dummy: RwLock<(password::Cost, String)>,
+    /// The dummy hashes for unknown names.
+    dummies: RwLock<Dummies>,
+    /// Picks an unknown name's dummy (see the module's documentation).
+    name_key: [u8; 32],
     memory: Arc<Mutex<Memory>>,
+}
+
+/// One dummy hash per cost the users have, and each user's cost as an index into them.
+#[derive(Debug)]
+struct Dummies {
+    hashes: Vec<(password::Cost, String)>,
+    per_user: Vec<usize>,
+}
+
+impl Dummies {
+    fn new(costs: &[password::Cost], old: Option<&Dummies>) -> Dummies {
+        let costs = if costs.is_empty() {
+            &[password::DEFAULT_COST][..]
+        } else {
+            costs
+        };
+        let mut hashes: Vec<(password::Cost, String)> = Vec::new();
+        let mut per_user = Vec::with_capacity(costs.len());
+        for cost in costs {
+            let at = match hashes.iter().position(|(c, _)| c == cost) {
+                Some(at) => at,
+                None => {
+                    let kept = old
+                        .and_then(|o| o.hashes.iter().find(|(c, _)| c == cost))
+                        .map(|(_, h)| h.clone());
+                    hashes.push((*cost, kept.unwrap_or_else(|| dummy_hash(*cost))));
+                    hashes.len() - 1
+                }
+            };
+            per_user.push(at);
+        }
+        Dummies { hashes, per_user }
+    }
+
+    /// The dummy hash for an unknown `name`.
+    fn for_name(&self, key: &[u8; 32], name: &str) -> &str {
+        use hmac::{Hmac, KeyInit, Mac};
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).expect("any key length");
+        mac.update(name.as_bytes());
+        let digest = mac.finalize().into_bytes();
+        let pick = u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"));
+        let user = usize::try_from(pick % self.per_user.len() as u64).unwrap_or(0);
+        &self.hashes[self.per_user[user]].1
+    }
 }
 
 /// Too many sign-ins are already waiting.
@@ -55,7 +106,8 @@ impl Verifier {
             permits: Arc::new(Semaphore::new(concurrency)),
             waiting: AtomicUsize::new(0),
             max_waiting: concurrency * WAITING_PER_PERMIT,
-            dummy: RwLock::new((password::DEFAULT_COST, dummy_hash(password::DEFAULT_COST))),
+            dummies: RwLock::new(Dummies::new(&[], None)),
+            name_key: super::random(),
             memory: Arc::new(Mutex::new(Memory {
                 free: Vec::new(),
                 last_used: Instant::now(),
@@ -64,25 +116,35 @@ impl Verifier {
         }
     }
 
-    /// Makes the dummy hash as costly as the costliest of `hashes` (call it whenever
-    /// the users change).
+    /// Gives unknown names the costs of the users' `hashes`, in their proportions
+    /// (call it whenever the users change; hashes of costs seen before are kept).
     pub fn match_cost<'a>(&self, hashes: impl IntoIterator<Item = &'a str>) {
-        let cost = hashes.into_iter().filter_map(password::cost_of).fold(
-            password::DEFAULT_COST,
-            |a, b| password::Cost {
-                m: a.m.max(b.m),
-                t: a.t.max(b.t),
-                p: a.p.max(b.p),
-            },
-        );
-        if self.dummy.read().expect("dummy lock").0 != cost {
-            *self.dummy.write().expect("dummy lock") = (cost, dummy_hash(cost));
+        let costs: Vec<password::Cost> = hashes
+            .into_iter()
+            .map(|h| password::cost_of(h).unwrap_or(password::DEFAULT_COST))
+            .collect();
+        let mut dummies = self.dummies.write().expect("dummy lock");
+        let same = dummies.per_user.len() == costs.len()
+            && dummies
+                .per_user
+                .iter()
+                .zip(&costs)
+                .all(|(at, cost)| dummies.hashes[*at].0 == *cost);
+        if !same {
+            *dummies = Dummies::new(&costs, Some(&dummies));
         }
     }
 
-    /// One verification per available CPU.
-    pub fn for_this_machine() -> Verifier {
-        Verifier::new(std::thread::available_parallelism().map_or(1, |n| n.get()))
+    /// One verification per available CPU; unknown names are matched to costs with a
+    /// key derived from `secret` (so the same name costs the same after a restart).
+    pub fn for_this_machine(secret: &[u8; 32]) -> Verifier {
+        use hmac::{Hmac, KeyInit, Mac};
+        let mut verifier =
+            Verifier::new(std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).expect("any key length");
+        mac.update(b"ftw: the dummy cost of an unknown user name");
+        verifier.name_key = mac.finalize().into_bytes().into();
+        verifier
     }
 
     /// Whether `password` matches `hash`; `None` (no such user) is checked against the
@@ -91,7 +153,12 @@ impl Verifier {
     /// A caller that goes away (the client hung up) gives its place in the queue back,
     /// but a verification already started keeps its permit until argon2 is done: the
     /// permits bound the hashing that really runs, not just the requests that wait.
-    pub async fn verify(&self, hash: Option<&str>, password: &str) -> Result<bool, Busy> {
+    pub async fn verify(
+        &self,
+        hash: Option<&str>,
+        name: &str,
+        password: &str,
+    ) -> Result<bool, Busy> {
         if password::check_length(password.as_bytes()).is_err() {
             return Ok(false);
         }
@@ -102,7 +169,12 @@ impl Verifier {
         let known = hash.is_some();
         let hash = match hash {
             Some(h) => h.to_string(),
-            None => self.dummy.read().expect("dummy lock").1.clone(),
+            None => self
+                .dummies
+                .read()
+                .expect("dummy lock")
+                .for_name(&self.name_key, name)
+                .to_string(),
         };
         let password = password.to_string();
         let pool = Arc::clone(&self.memory);
@@ -200,10 +272,13 @@ mod tests {
         let v = Verifier::new(2);
         let hash = password::hash(b"right").unwrap();
         for _ in 0..3 {
-            assert_eq!(v.verify(Some(&hash), "right").await, Ok(true));
+            assert_eq!(v.verify(Some(&hash), "someone", "right").await, Ok(true));
         }
         assert_eq!(v.kept_buffers(), 1, "one at a time: one buffer, reused");
-        let (a, b) = tokio::join!(v.verify(Some(&hash), "x"), v.verify(None, "y"));
+        let (a, b) = tokio::join!(
+            v.verify(Some(&hash), "someone", "x"),
+            v.verify(None, "someone", "y")
+        );
         assert_eq!((a, b), (Ok(false), Ok(false)));
         assert!(v.kept_buffers() <= 2, "never more than one per permit");
         tokio::time::sleep(KEEP_MEMORY + Duration::from_secs(1)).await;
@@ -216,8 +291,11 @@ mod tests {
         let costly = hash_costing(b"right", 65_536, 8);
         // The first caller starts hashing and gives up; three more give up queued.
         for _ in 0..4 {
-            let gave_up =
-                tokio::time::timeout(Duration::from_millis(1), v.verify(Some(&costly), "x")).await;
+            let gave_up = tokio::time::timeout(
+                Duration::from_millis(1),
+                v.verify(Some(&costly), "someone", "x"),
+            )
+            .await;
             assert!(gave_up.is_err());
         }
         assert_eq!(v.waiting.load(Ordering::SeqCst), 0, "places given back");
@@ -226,7 +304,7 @@ mod tests {
             0,
             "the abandoned hashing still holds its permit"
         );
-        assert_eq!(v.verify(Some(&costly), "right").await, Ok(true));
+        assert_eq!(v.verify(Some(&costly), "someone", "right").await, Ok(true));
         assert_eq!(v.permits.available_permits(), 1);
     }
 
@@ -234,19 +312,50 @@ mod tests {
     async fn known_unknown_and_long() {
         let v = Verifier::new(1);
         let hash = password::hash(b"right").unwrap();
-        assert_eq!(v.verify(Some(&hash), "right").await, Ok(true));
-        assert_eq!(v.verify(Some(&hash), "wrong").await, Ok(false));
-        assert_eq!(v.verify(None, "right").await, Ok(false));
-        assert_eq!(v.verify(Some(&hash), &"x".repeat(1025)).await, Ok(false));
+        assert_eq!(v.verify(Some(&hash), "someone", "right").await, Ok(true));
+        assert_eq!(v.verify(Some(&hash), "someone", "wrong").await, Ok(false));
+        assert_eq!(v.verify(None, "someone", "right").await, Ok(false));
+        assert_eq!(
+            v.verify(Some(&hash), "someone", &"x".repeat(1025)).await,
+            Ok(false)
+        );
     }
 
     #[test]
-    fn the_dummy_costs_what_the_costliest_user_costs() {
-        let v = Verifier::new(1);
-        let strong = hash_costing(b"x", 32768, 3);
-        v.match_cost([strong.as_str()]);
-        let dummy = v.dummy.read().unwrap().1.clone();
-        assert!(password::cost_of(&strong).is_some_and(|c| c.m == 32768 && c.t == 3));
-        assert_eq!(password::cost_of(&dummy), password::cost_of(&strong));
+    fn unknown_names_get_the_users_costs_in_their_proportions() {
+        let v = Verifier::for_this_machine(&[7; 32]);
+        let cheap = hash_costing(b"x", 8192, 1);
+        let dear = hash_costing(b"y", 32768, 2);
+        v.match_cost([cheap.as_str(), dear.as_str(), dear.as_str()]);
+        let cost_for = |name: &str| {
+            let dummies = v.dummies.read().unwrap();
+            password::cost_of(dummies.for_name(&v.name_key, name)).unwrap()
+        };
+        let (cheap_cost, dear_cost) = (
+            password::cost_of(&cheap).unwrap(),
+            password::cost_of(&dear).unwrap(),
+        );
+        let mut dear_count = 0;
+        for i in 0..3000 {
+            let name = format!("nobody{i}");
+            let cost = cost_for(&name);
+            assert!(cost == cheap_cost || cost == dear_cost, "{cost:?}");
+            assert_eq!(cost_for(&name), cost, "the same name, the same cost");
+            dear_count += usize::from(cost == dear_cost);
+        }
+        assert!((1800..2200).contains(&dear_count), "{dear_count} of 3000");
+        // The same key after a restart gives each name the same cost.
+        let again = Verifier::for_this_machine(&[7; 32]);
+        again.match_cost([cheap.as_str(), dear.as_str(), dear.as_str()]);
+        let dummies = again.dummies.read().unwrap();
+        assert_eq!(
+            password::cost_of(dummies.for_name(&again.name_key, "nobody1")),
+            Some(cost_for("nobody1"))
+        );
+        // Hashes of costs seen before are kept across reloads.
+        let before = v.dummies.read().unwrap().hashes.clone();
+        v.match_cost([dear.as_str(), cheap.as_str()]);
+        let after = v.dummies.read().unwrap().hashes.clone();
+        assert!(after.iter().all(|h| before.contains(h)));
     }
 }

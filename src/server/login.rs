@@ -195,7 +195,7 @@ pub async fn submit(state: Arc<State>, ctx: Ctx, fields: Fields) -> Result<Respo
 
     let user = manifest.auth.users.get(username);
     let hash = user.map(|u| u.password_hash.as_str());
-    let ok = match state.verifier.verify(hash, password).await {
+    let ok = match state.verifier.verify(hash, username, password).await {
         Ok(ok) => ok,
         Err(_) => {
             // Too many sign-ins queued: nothing was checked, so nothing counts.
@@ -224,13 +224,16 @@ pub async fn submit(state: Arc<State>, ctx: Ctx, fields: Fields) -> Result<Respo
     attempt.succeeded();
 
     if user.totp.is_some() {
-        // Password done; the code comes next, within five minutes, from this browser.
+        // Password done; the code comes next, within five minutes, from this browser:
+        // the step's id is this sign-in's nonce (the login cookie), so the cookie is
+        // good only beside that one, and it is revoked once used.
         let now = auth::now();
-        let pending = Session::new(
+        let mut pending = Session::new(
             &user.name,
             state.sessions.fingerprint(&user.password_hash),
             now,
         );
+        pending.id.copy_from_slice(&nonce);
         let name = CookieName::SecondFactor.name(ctx.secure);
         let cookie = state.cookie(
             ctx.secure,
@@ -285,13 +288,18 @@ fn start_session(state: &State, ctx: &Ctx, user: &User, next: &str, method: &str
 }
 
 /// The password step of a TOTP user, if this browser finished it in the last five
-/// minutes and the user's password has not changed since.
+/// minutes, still has that sign-in's login cookie, has not used the step yet, and the
+/// user's password has not changed since.
 fn pending(state: &State, ctx: &Ctx) -> Option<(Session, User)> {
     let name = CookieName::SecondFactor.name(ctx.secure);
     let now = auth::now();
     let manifest = state.manifest();
+    let nonce = state.login_nonce(ctx)?;
     request_cookies(&ctx.headers, name).find_map(|value| {
         let session = state.sessions.open(name, value).ok()?;
+        if session.id[..] != nonce[..] || state.revoked.is_revoked(&session) {
+            return None;
+        }
         let fresh =
             session.issued <= now + 5 && now.saturating_sub(session.issued) < SECOND_FACTOR_TTL;
         let user = manifest.auth.users.get(&session.user)?;
@@ -386,6 +394,13 @@ pub async fn code_submit(
         ));
     }
     attempt.succeeded();
+    // The step is done: its cookie never works again, whoever kept a copy.
+    let used = state
+        .revoked
+        .revoke(&session, session.issued + SECOND_FACTOR_TTL, auth::now());
+    if let Err(e) = used.await {
+        tracing::error!("cannot store that a sign-in step was used: {e}");
+    }
     Ok(start_session(&state, &ctx, &user, &next, "password+totp"))
 }
 

@@ -135,7 +135,7 @@ impl State {
             Arc::clone(&store),
             store.totp_steps().await.map_err(stored)?,
         );
-        let verifier = Verifier::for_this_machine();
+        let verifier = Verifier::for_this_machine(&config.keys.csrf);
         verifier.match_cost(
             manifest
                 .auth
