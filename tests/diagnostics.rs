@@ -577,3 +577,22 @@ fn an_unknown_stderr_mode_suggests_the_right_one() {
         "#,
     );
 }
+
+#[test]
+fn a_token_for_a_removed_user() {
+    let manifest = format!(
+        "[auth.users]\nalice = \"{HASH_A}\"\n\n[auth.tokens.ci]\nhash = \"sha256:{}\"\nuser = \"bob\"\n\n[tools.t]\ncommand = [\"/bin/echo\"]\n",
+        "ab".repeat(32)
+    );
+    check_fails(
+        Test::new().manifest(&manifest),
+        r#"
+        tools.toml:6:8: error: token `ci` is for user `bob`, who is not defined
+          |
+        6 | user = "bob"
+          |        ^^^^^
+          = help: a token acts as its user: if `bob` was removed, remove this token too (until then a running ftw keeps the previous manifest, in which `bob` can still sign in)
+        tools.toml: 1 error
+        "#,
+    );
+}

@@ -9,7 +9,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::support::server::{Server, Wire, csrf};
-use crate::support::{HASH_A, HASH_B, Test};
+use crate::support::{HASH_A, HASH_B, Test, eventually};
 
 const ALICE_PW: &str = "hunter2-but-longer";
 const BOB_PW: &str = "second";
@@ -126,15 +126,6 @@ fn sha256(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-/// Polls `check` every 20 ms for at most 30 s.
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !check() {
-        assert!(Instant::now() < deadline, "not within 30 s: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn get(server: &Server, path: &str, cookie: &str) -> Wire {

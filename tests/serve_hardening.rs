@@ -317,13 +317,7 @@ fn the_audit_log_flag_writes_json_lines() {
 
 // ---- hot reload ----
 
-fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use crate::support::eventually as wait_until;
 
 #[test]
 fn a_valid_manifest_is_reloaded_while_a_tool_runs_and_an_invalid_one_is_refused() {

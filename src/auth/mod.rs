@@ -4,6 +4,7 @@
 //! server module wires them to requests.
 
 pub mod csrf;
+pub mod departed;
 pub mod keys;
 pub mod next;
 pub mod passwords;

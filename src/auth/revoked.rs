@@ -132,6 +132,25 @@ impl Revoked {
         })
     }
 
+    /// Ends every session of `user` issued at or before `at` (the user was removed):
+    /// kept until `expires`. Resolves once stored.
+    pub fn end_all_before(&self, user: &str, at: u64, expires: u64) -> crate::store::Pending<()> {
+        {
+            let mut inner = self.inner.lock().expect("revocation lock");
+            let floor = inner.floors.entry(user.to_string()).or_insert(0);
+            *floor = (*floor).max(at);
+        }
+        match &self.store {
+            Some(store) => store.revoke_session(Revocation {
+                id: None,
+                user: user.to_string(),
+                issued: at,
+                expires,
+            }),
+            None => Box::pin(async { Ok(()) }),
+        }
+    }
+
     pub fn is_revoked(&self, session: &Session) -> bool {
         let inner = self.inner.lock().expect("revocation lock");
         inner.ids.contains_key(&session.id)

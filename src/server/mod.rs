@@ -123,6 +123,16 @@ impl State {
             Arc::clone(&store),
             store.revocations(now).await.map_err(stored)?,
         );
+        let users = manifest.auth.users.keys().cloned().collect();
+        let departed = crate::auth::departed::retire_departed(store.as_ref(), &revoked, users, now)
+            .await
+            .map_err(stored)?;
+        if !departed.is_empty() {
+            tracing::info!(
+                "user(s) removed from the manifest since ftw last ran: {}; their sessions stay ended even if they come back",
+                departed.join(", ")
+            );
+        }
         let throttle = Throttle::restore(
             throttle::DEFAULT_CAPACITY,
             Arc::clone(&store),

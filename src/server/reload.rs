@@ -65,14 +65,14 @@ pub async fn watch(state: Arc<State>, mut hangup: Option<Signal>) {
             if !by_signal {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            reload(&state);
+            reload(&state).await;
             stamps = watched(&state).iter().map(|p| stamp(p)).collect();
         }
     }
 }
 
 /// Reads and checks the manifest again; puts it in force if it is valid.
-pub fn reload(state: &State) {
+pub async fn reload(state: &State) {
     let path = &state.config.manifest_path;
     let loaded = match manifest::load(path) {
         Ok(loaded) => loaded,
@@ -106,7 +106,24 @@ pub fn reload(state: &State) {
         .verifier
         .match_cost(next.auth.users.values().map(|u| u.password_hash.as_str()));
     let tools = next.tools.len();
+    let users = next.auth.users.keys().cloned().collect();
     state.replace_manifest(next);
+    // Users who left stay signed out should they come back with the same hash.
+    match crate::auth::departed::retire_departed(
+        state.store.as_ref(),
+        &state.revoked,
+        users,
+        crate::auth::now(),
+    )
+    .await
+    {
+        Ok(departed) if !departed.is_empty() => tracing::info!(
+            "user(s) removed: {}; their sessions are ended for good",
+            departed.join(", ")
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::error!("cannot store which users were removed: {e}"),
+    }
     tracing::info!("reloaded {}: {tools} tool(s)", path.display());
 }
 

@@ -87,6 +87,9 @@ pub trait Store: Send + Sync {
     /// Notes that this ftw is alive (the time an interrupted run is said to have ended).
     fn heartbeat(&self, at: SystemTime) -> Pending<()>;
     fn last_heartbeat(&self) -> Pending<Option<SystemTime>>;
+    /// The user names the manifest had when ftw last looked (`None`: never stored).
+    fn known_users(&self) -> Pending<Option<Vec<String>>>;
+    fn set_known_users(&self, users: Vec<String>) -> Pending<()>;
     /// Forgets what has expired by `now` (Unix seconds) and gives freed pages back.
     fn tidy(&self, now: u64) -> Pending<()>;
     /// Bytes the database takes on disk.

@@ -157,3 +157,60 @@ fn an_unparsable_forwarded_hop_never_makes_the_proxy_the_client() {
         assert_eq!(r.status, 403, "X-Forwarded-For: {xff}: {}", r.body);
     }
 }
+
+/// The corpus manifest without alice.
+fn without_alice() -> String {
+    manifest()
+        .replace(&format!("alice = \"{}\"\n", crate::support::HASH_A), "")
+        .replace("allow = [\"alice\"]", "allow = [\"bob\"]")
+}
+
+/// Whether this session cookie still opens the start page.
+fn signed_in(server: &Server, cookie: &str) -> bool {
+    request(server, "GET", "/", &[("Cookie", cookie)], b"").status == 200
+}
+
+#[test]
+fn a_removed_user_added_back_does_not_revive_old_sessions() {
+    let key = "k".repeat(64);
+    let flags = ["--secret-key-file", "ftw.secret"];
+    let test = Test::new()
+        .manifest(&manifest())
+        .exec("record.sh", RECORD_SH)
+        .exec("upload.sh", UPLOAD_SH)
+        .file("ftw.secret", &key);
+    let path = test.path().join("tools.toml");
+    let mut server = Server::start(test, &flags);
+    let old = super::sign_in(&server, "alice", ALICE_PW).cookie;
+    assert!(signed_in(&server, &old));
+
+    // Removed by a reload, then added back with the same hash.
+    let reload = |server: &mut Server, manifest: String| {
+        std::fs::write(&path, manifest).unwrap();
+        // SAFETY: kill sends a signal to the child ftw.
+        unsafe { libc::kill(server.child.id() as i32, libc::SIGHUP) };
+    };
+    reload(&mut server, without_alice());
+    crate::support::eventually("alice signed out", || !signed_in(&server, &old));
+    reload(&mut server, manifest());
+    crate::support::eventually("alice back", || {
+        login(&server, &format!("username=alice&password={ALICE_PW}")).status == 303
+    });
+    assert!(!signed_in(&server, &old), "an old session came back");
+    let (_, test) = server.stop(libc::SIGTERM);
+    let server = Server::start(test, &flags);
+    assert!(!signed_in(&server, &old), "it came back after a restart");
+
+    // Removed while ftw was down, then added back: the next start notices. (Floors
+    // are in whole seconds: a session begun in the second of a removal ends with it.)
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let newer = super::sign_in(&server, "alice", ALICE_PW).cookie;
+    let (_, test) = server.stop(libc::SIGTERM);
+    std::fs::write(test.path().join("tools.toml"), without_alice()).unwrap();
+    let server = Server::start(test, &flags);
+    let (_, test) = server.stop(libc::SIGTERM);
+    std::fs::write(test.path().join("tools.toml"), manifest()).unwrap();
+    let server = Server::start(test, &flags);
+    assert!(!signed_in(&server, &newer), "removed while ftw was down");
+    assert!(!signed_in(&server, &old));
+}

@@ -250,3 +250,15 @@ pub fn unindent(text: &str) -> String {
     }
     out
 }
+
+/// Polls `check` every 20 ms for at most 30 s.
+pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !check() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not within 30 s: {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

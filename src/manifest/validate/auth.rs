@@ -115,11 +115,14 @@ impl Checker<'_> {
             let user = token.user.get_ref();
             if !declared.users.contains(user) && !declared.open {
                 let hint = suggestion(user, declared.users.iter().map(String::as_str), tick);
-                self.error(
+                self.error_help(
                     token.user.span(),
                     format!(
                         "token `{}` is for user `{user}`, who is not defined{hint}",
                         name.get_ref()
+                    ),
+                    format!(
+                        "a token acts as its user: if `{user}` was removed, remove this token too (until then a running ftw keeps the previous manifest, in which `{user}` can still sign in)"
                     ),
                 );
             }

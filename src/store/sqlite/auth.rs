@@ -140,6 +140,22 @@ pub fn last_heartbeat(conn: &Connection) -> rusqlite::Result<Option<SystemTime>>
     Ok(value.and_then(|v| v.parse().ok()).map(from_unix_ms))
 }
 
+pub fn known_users(conn: &Connection) -> rusqlite::Result<Option<Vec<String>>> {
+    let value: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'users'", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    Ok(value.and_then(|v| serde_json::from_str(&v).ok()))
+}
+
+pub fn set_known_users(conn: &Connection, users: &[String]) -> rusqlite::Result<()> {
+    let value = serde_json::to_string(users).unwrap_or_else(|_| "[]".into());
+    conn.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES ('users', ?1)")?
+        .execute(params![value])
+        .map(drop)
+}
+
 /// Forgets revocations that have expired and throttle keys with no block and no
 /// failure in the last day (stale under any sensible window), then gives freed pages
 /// back to the file system.

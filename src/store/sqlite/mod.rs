@@ -429,6 +429,14 @@ impl Store for Sqlite {
         self.read(auth::last_heartbeat)
     }
 
+    fn known_users(&self) -> Pending<Option<Vec<String>>> {
+        self.read(auth::known_users)
+    }
+
+    fn set_known_users(&self, users: Vec<String>) -> Pending<()> {
+        self.write(Box::new(move |c| auth::set_known_users(c, &users)))
+    }
+
     fn tidy(&self, now: u64) -> Pending<()> {
         self.write(Box::new(move |c| auth::tidy(c, now)))
     }
