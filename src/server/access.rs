@@ -1,7 +1,9 @@
 //! Who may see what, in one place for pages, event streams, downloads and the API: the
-//! tools a user may run, and the runs a user may see (their own, or everyone's for
-//! admins, and only of tools they may still run). Anything else is 404, exactly like a
-//! tool or run that does not exist, so nothing reveals that it does.
+//! tools a user may run, and the runs a user may see and cancel: their own, whatever
+//! became of the tool since (removed by a reload, or its `allow` narrowed), and, for
+//! admins, everyone's, of every tool, including tools the admin may not run (admins
+//! oversee what ran; running is still per `allow`). Anything else is 404, exactly like
+//! a tool or run that does not exist, so nothing reveals that it does.
 
 use std::sync::Arc;
 
@@ -42,9 +44,13 @@ pub async fn visible_run(state: &State, authed: &Authed, id: &str) -> Result<Arc
 }
 
 pub fn may_see(manifest: &Manifest, user: &User, run: &Run) -> bool {
-    let tool_ok = manifest
+    run.user == user.name || manifest.auth.is_admin(user)
+}
+
+/// Whether `user` may run `tool_id` now (for "Run again" links).
+pub fn may_run(manifest: &Manifest, user: &User, tool_id: &str) -> bool {
+    manifest
         .tools
-        .get(&run.tool_id)
-        .is_some_and(|t| t.allows(&user.name, &user.groups));
-    tool_ok && (run.user == user.name || manifest.auth.is_admin(user))
+        .get(tool_id)
+        .is_some_and(|t| t.allows(&user.name, &user.groups))
 }

@@ -12,7 +12,7 @@ use warp::Rejection;
 use warp::reply::Response;
 
 use super::State;
-use super::access::{tools_for, visible_run};
+use super::access::{may_run, visible_run};
 use super::context::Ctx;
 use super::download;
 use super::format::{human_duration, human_time, is_problem, rerun_query, status_text};
@@ -66,6 +66,8 @@ struct RunPage<'a> {
     /// Bytes of output before the part shown (only the last `PAGE_TAIL` are).
     skipped: u64,
     rerun_query: String,
+    /// The viewer may run this tool now (else no "Run again").
+    may_run_again: bool,
     /// Escaped by the ANSI converter, which never passes markup through.
     output_html: String,
     dropped: u64,
@@ -124,6 +126,7 @@ pub async fn show(id: String, state: Arc<State>, ctx: Ctx) -> Result<Response, R
             .collect(),
         skipped: tail,
         rerun_query: rerun_query(&run.args),
+        may_run_again: may_run(&state.manifest(), &authed.user, &run.tool_id),
         output_html: sse::output_html(&mut AnsiHtml::new(), &run, tail, &run.output_since(tail).0),
         dropped: snap.dropped,
         cut: snap.cut,
@@ -242,7 +245,11 @@ pub async fn list(
         .get("before")
         .filter(|b| !b.is_empty())
         .map(|_| link(""));
-    let tools = tools_for(&manifest, &authed.user)
+    // Admins filter by any tool; others by the tools they may run.
+    let tools = manifest
+        .tools
+        .values()
+        .filter(|t| history.admin || t.allows(&authed.user.name, &authed.user.groups))
         .map(|t| (t.id.clone(), t.title.clone()))
         .collect();
     let mut page = Page::new(

@@ -214,3 +214,75 @@ fn a_removed_user_added_back_does_not_revive_old_sessions() {
     assert!(!signed_in(&server, &newer), "removed while ftw was down");
     assert!(!signed_in(&server, &old));
 }
+
+#[test]
+fn runs_of_a_removed_tool_stay_visible_and_cancellable_and_admins_see_every_run() {
+    let manifest = |with_slow: bool| {
+        let slow = "[tools.slow]\ncommand = [\"/bin/sleep\", \"60\"]\nallow = [\"bob\"]\n";
+        format!(
+            "[auth]\nadmins = [\"alice\"]\n\n[auth.users]\nalice = \"{}\"\nbob = \"{}\"\n\n[tools.t]\ncommand = [\"/bin/true\"]\n\n{}",
+            crate::support::HASH_A,
+            crate::support::HASH_B,
+            if with_slow { slow } else { "" }
+        )
+    };
+    let test = Test::new().manifest(&manifest(true));
+    let path = test.path().join("tools.toml");
+    let server = Server::start(test, &[]);
+    let alice = super::sign_in(&server, "alice", ALICE_PW);
+    let bob = super::sign_in(&server, "bob", super::BOB_PW);
+    let form = [
+        ("Content-Type", "application/x-www-form-urlencoded"),
+        ("Cookie", bob.cookie.as_str()),
+    ];
+    let r = request(
+        &server,
+        "POST",
+        "/tools/slow",
+        &form,
+        format!("_csrf={}", bob.csrf).as_bytes(),
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    let run = r.header("location").unwrap().to_string();
+    let page =
+        |who: &super::Session| request(&server, "GET", &run, &[("Cookie", &who.cookie)], b"");
+    // alice is an admin who may not run `slow`: she still sees bob's run of it.
+    assert_eq!(page(&alice).status, 200, "admins see every run");
+    assert!(!page(&alice).body.contains("Run again"));
+    assert!(page(&bob).body.contains("Run again"));
+
+    // The tool goes; its run is still there for bob and for admins.
+    std::fs::write(&path, manifest(false)).unwrap();
+    // SAFETY: kill sends a signal to the child ftw.
+    unsafe { libc::kill(server.child.id() as i32, libc::SIGHUP) };
+    crate::support::eventually("the tool removed", || {
+        request(
+            &server,
+            "GET",
+            "/tools/slow",
+            &[("Cookie", &bob.cookie)],
+            b"",
+        )
+        .status
+            == 404
+    });
+    assert_eq!(page(&bob).status, 200);
+    assert!(!page(&bob).body.contains("Run again"));
+    let cancel = request(
+        &server,
+        "POST",
+        &format!("{run}/cancel"),
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Cookie", &bob.cookie),
+        ],
+        format!("_csrf={}", bob.csrf).as_bytes(),
+    );
+    assert_eq!(cancel.status, 303, "{}", cancel.body);
+    super::wait_for_end(&server, &alice, &run);
+    assert!(
+        page(&alice).body.contains("ancelled"),
+        "{}",
+        page(&alice).body
+    );
+}

@@ -14,7 +14,7 @@ use crate::support::server::{Server, Wire};
 use crate::support::{HASH_A, HASH_B, Test};
 
 pub(super) const ALICE_PW: &str = "hunter2-but-longer";
-const BOB_PW: &str = "second";
+pub(super) const BOB_PW: &str = "second";
 
 /// Appends one line per run to `ran.log`: every argument hex-encoded, so the test sees
 /// exactly which bytes arrived as which element.
