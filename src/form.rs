@@ -183,9 +183,17 @@ pub fn safe_extension(client_name: &str) -> String {
 
 /// The client's file name made safe to show: the last path component, no control
 /// characters, at most 100 characters.
+/// A character that must not appear in a file name shown on a page: a control
+/// character, or one that reorders text (bidi overrides and isolates, which can make
+/// `exe.txt` of `txt.exe`).
+pub fn misleads(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
 pub fn display_name(client_name: &str) -> String {
     let base = client_name.rsplit(['/', '\\']).next().unwrap_or("");
-    let clean: String = base.chars().filter(|c| !c.is_control()).take(100).collect();
+    let clean: String = base.chars().filter(|c| !misleads(*c)).take(100).collect();
     if clean.is_empty() {
         "upload".into()
     } else {
@@ -214,6 +222,8 @@ mod tests {
         assert_eq!(display_name("../../x"), "x");
         assert_eq!(display_name("C:\\evil\\a\nb.txt"), "ab.txt");
         assert_eq!(display_name(""), "upload");
+        assert_eq!(display_name("invoice\u{202E}fdp.exe"), "invoicefdp.exe");
+        assert_eq!(display_name("\u{2066}a\u{2069}"), "a");
         assert_eq!(display_name(&"é".repeat(500)).chars().count(), 100);
     }
 }

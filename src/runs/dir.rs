@@ -88,14 +88,16 @@ impl RunDir {
             .sum()
     }
 
-    /// Regular files directly inside the output folder: no folders, no symlinks, UTF-8
-    /// names only.
+    /// Regular files directly inside the output folder: no folders, no symlinks, no
+    /// hard links (a tool could link a file it may read but the viewer should not),
+    /// UTF-8 names without control or bidi characters only.
     pub(super) fn list_output(&self) -> Vec<OutputFile> {
         let Some(dir) = &self.dir else {
             return Vec::new();
         };
         let mut files: Vec<OutputFile> = entry_names(dir)
             .into_iter()
+            .filter(|name| !name.chars().any(crate::form::misleads))
             .filter_map(|name| {
                 let (is_file, size) = stat_at(dir, &name)?;
                 if !is_file {
@@ -112,8 +114,12 @@ impl RunDir {
         files
     }
 
-    /// A regular file of the output folder, opened without following symlinks.
+    /// A regular file of the output folder with one link and a name `list_output`
+    /// shows, opened without following symlinks.
     pub fn open_output_file(&self, name: &str) -> Option<std::fs::File> {
+        if name.chars().any(crate::form::misleads) {
+            return None;
+        }
         let c_name = CString::new(name).ok()?;
         let dir = self.dir.as_ref()?;
         // SAFETY: openat(2) relative to a directory descriptor we own.
@@ -129,7 +135,8 @@ impl RunDir {
         }
         // SAFETY: fd was just opened and is owned by nothing else.
         let file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-        file.metadata().ok()?.is_file().then_some(file)
+        let meta = file.metadata().ok()?;
+        (meta.is_file() && std::os::unix::fs::MetadataExt::nlink(&meta) == 1).then_some(file)
     }
 }
 
@@ -182,7 +189,7 @@ fn stat_at(dir: &OwnedFd, name: &str) -> Option<(bool, u64)> {
         )
     };
     (rc == 0).then_some((
-        (st.st_mode & libc::S_IFMT) == libc::S_IFREG,
+        (st.st_mode & libc::S_IFMT) == libc::S_IFREG && st.st_nlink == 1,
         st.st_size as u64,
     ))
 }

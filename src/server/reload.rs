@@ -17,6 +17,7 @@ use std::time::Duration;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use super::State;
+use crate::auth::keys::KeySource;
 use crate::manifest::{self, Manifest, ZERO_CONFIG_USER};
 
 const POLL: Duration = Duration::from_secs(2);
@@ -47,14 +48,36 @@ pub fn hangups() -> Option<Signal> {
     }
 }
 
+/// The signing-key file, when the key comes from one.
+fn key_file(state: &State) -> Option<PathBuf> {
+    match &state.config.keys.source {
+        KeySource::Flag(path) | KeySource::Manifest(path) => Some(path.clone()),
+        KeySource::Env | KeySource::Ephemeral => None,
+    }
+}
+
 /// Runs until the process ends: reloads on change or SIGHUP.
 pub async fn watch(state: Arc<State>, mut hangup: Option<Signal>) {
     let mut stamps: Vec<Stamp> = watched(&state).iter().map(|p| stamp(p)).collect();
+    let key_file = key_file(&state);
+    let mut key_stamp = key_file.as_deref().map(stamp);
     loop {
         let by_signal = tokio::select! {
             () = tokio::time::sleep(POLL) => false,
             Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
         };
+        // The signing key is read once: sessions signed with it must keep working.
+        // A new key on disk is not taken silently; the log says what to do.
+        if let Some(path) = &key_file {
+            let now = Some(stamp(path));
+            if now != key_stamp {
+                key_stamp = now;
+                tracing::warn!(
+                    "the signing key file {} changed; ftw keeps signing with the key it started with. Restart ftw to use the new key (that ends every session)",
+                    path.display()
+                );
+            }
+        }
         if by_signal {
             // SIGHUP is also what log rotation sends.
             state.audit.reopen();

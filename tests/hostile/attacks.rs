@@ -286,3 +286,123 @@ fn runs_of_a_removed_tool_stay_visible_and_cancellable_and_admins_see_every_run(
         page(&alice).body
     );
 }
+
+#[test]
+fn descriptors_ftw_inherited_do_not_reach_tools() {
+    let manifest = format!(
+        "[auth.users]\nalice = \"{}\"\n\n[tools.t]\ncommand = [\"/bin/sh\", \"-c\", \"if [ -e /proc/self/fd/9 ]; then echo leaked; else echo clean; fi\"]\n",
+        crate::support::HASH_A
+    );
+    // Whatever starts ftw leaves descriptor 9 open (not close-on-exec).
+    let test = Test::new().manifest(&manifest).wrapped_in(&[
+        "/bin/sh",
+        "-c",
+        "exec 9<tools.toml; exec \"$0\" \"$@\"",
+    ]);
+    let server = Server::start(test, &[]);
+    let pid = server.child.id();
+    assert!(
+        std::fs::read_link(format!("/proc/{pid}/fd/9")).is_ok(),
+        "the test's descriptor did not reach ftw"
+    );
+    let alice = super::sign_in(&server, "alice", ALICE_PW);
+    let r = request(
+        &server,
+        "POST",
+        "/tools/t",
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Cookie", &alice.cookie),
+        ],
+        format!("_csrf={}", alice.csrf).as_bytes(),
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    let run = r.header("location").unwrap().to_string();
+    let events = request(
+        &server,
+        "GET",
+        &format!("{run}/events"),
+        &[("Cookie", &alice.cookie)],
+        b"",
+    );
+    assert!(events.body.contains("clean"), "{}", events.body);
+    assert!(!events.body.contains("leaked"), "{}", events.body);
+}
+
+#[test]
+fn hard_links_and_names_that_reorder_text_are_not_served() {
+    let test = Test::new().file("secret.txt", "not for the viewer\n");
+    let secret = test.path().join("secret.txt");
+    let script = format!(
+        "ln '{}' \"$FTW_OUTPUT_DIR/leak.txt\" && echo linked; printf ok > \"$FTW_OUTPUT_DIR/ok.txt\"; printf x > \"$FTW_OUTPUT_DIR/$(printf 'inv\\342\\200\\256txt.exe')\"",
+        secret.display()
+    );
+    let manifest = format!(
+        "[auth.users]\nalice = \"{}\"\n\n[tools.t]\ncommand = [\"/bin/sh\", \"-c\", {}]\n",
+        crate::support::HASH_A,
+        serde_json::to_string(&script).unwrap()
+    );
+    let server = Server::start(test.manifest(&manifest), &[]);
+    let alice = super::sign_in(&server, "alice", ALICE_PW);
+    let r = request(
+        &server,
+        "POST",
+        "/tools/t",
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Cookie", &alice.cookie),
+        ],
+        format!("_csrf={}", alice.csrf).as_bytes(),
+    );
+    let run = r.header("location").unwrap().to_string();
+    let events = request(
+        &server,
+        "GET",
+        &format!("{run}/events"),
+        &[("Cookie", &alice.cookie)],
+        b"",
+    );
+    assert!(
+        events.body.contains("linked"),
+        "the hard link was not made: {}",
+        events.body
+    );
+    let file = |name: &str| {
+        request(
+            &server,
+            "GET",
+            &format!("{run}/files/{name}"),
+            &[("Cookie", &alice.cookie)],
+            b"",
+        )
+    };
+    assert_eq!(file("ok.txt").status, 200);
+    assert_eq!(file("leak.txt").status, 404, "a hard link is served");
+    assert_eq!(file("inv%E2%80%AEtxt.exe").status, 404);
+    let page = request(&server, "GET", &run, &[("Cookie", &alice.cookie)], b"").body;
+    assert!(page.contains("ok.txt"), "{page}");
+    assert!(
+        !page.contains("leak.txt") && !page.contains('\u{202E}'),
+        "{page}"
+    );
+}
+
+#[test]
+fn a_changed_signing_key_file_is_not_ignored_silently() {
+    let test = Test::new()
+        .manifest(&manifest())
+        .exec("record.sh", RECORD_SH)
+        .exec("upload.sh", UPLOAD_SH)
+        .file("ftw.secret", &"a".repeat(64));
+    let server = Server::start(test, &["--secret-key-file", "ftw.secret"]);
+    let session = super::sign_in(&server, "alice", ALICE_PW);
+    std::fs::write(server.test.path().join("ftw.secret"), "b".repeat(64)).unwrap();
+    crate::support::eventually("the warning", || {
+        server
+            .stderr()
+            .contains("ftw.secret changed; ftw keeps signing with the key it started with")
+    });
+    // Sessions signed with the key in force keep working.
+    let page = request(&server, "GET", "/", &[("Cookie", &session.cookie)], b"");
+    assert_eq!(page.status, 200);
+}
