@@ -81,6 +81,10 @@ max_output = "1100MB"
             .current_dir(dir)
             // By the environment, which an older ftw without a state folder ignores.
             .env("FTW_STATE_DIR", state)
+            // Every benchmark client comes from 127.0.0.1 as one user: lift the
+            // per-client and per-user caps (older builds ignore these variables).
+            .env("FTW_MAX_CONNECTIONS_PER_CLIENT", "4096")
+            .env("FTW_MAX_STREAMS_PER_USER", "4096")
             // Default logging: the audit records go to the log (stderr), here a file,
             // as journald would keep them.
             .env_remove("RUST_LOG")

@@ -43,6 +43,8 @@ set edit:completion:arg-completer[ftw] = {|@words|
             cand --max-runs 'Runs that may execute at once, over all tools (more wait in a short queue)'
             cand --client-timeout 'How long a client may take to send its request headers, or pause while sending a body, before ftw drops it'
             cand --max-connections 'Open connections at most (live output pages count); more wait to be accepted'
+            cand --max-connections-per-client 'Open connections at most from one address (IPv6: one /64); trusted proxies are not capped [default: an eighth of --max-connections, from 4 to 64]'
+            cand --max-streams-per-user 'Live output streams (run pages, API event streams) one user may have open at once'
             cand --state-dir 'Folder for ftw''s database, runs, their output and files (made mode 0700) [default: [server] state_dir, else $STATE_DIRECTORY (systemd), else $XDG_STATE_HOME/ftw, else ~/.local/state/ftw]'
             cand --keep-runs 'Finished runs kept in the history, with their output and files [default: [server] keep_runs, else 10000]'
             cand --keep-for 'Remove finished runs older than this, e.g. "30d" [default: [server] keep_for, else keep them]'

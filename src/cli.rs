@@ -23,7 +23,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the tools of a manifest as authenticated web forms
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Validate a manifest and report every problem in it at once
     ///
     /// Exits 0 and prints one line per tool (id, number of arguments, who may run it)
@@ -141,6 +141,15 @@ pub struct ServeArgs {
     #[arg(long, env = "FTW_MAX_CONNECTIONS", value_name = "N", default_value_t = 4096,
           value_parser = clap::value_parser!(u32).range(16..))]
     pub max_connections: u32,
+    /// Open connections at most from one address (IPv6: one /64); trusted proxies are
+    /// not capped [default: an eighth of --max-connections, from 4 to 64]
+    #[arg(long, env = "FTW_MAX_CONNECTIONS_PER_CLIENT", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections_per_client: Option<u32>,
+    /// Live output streams (run pages, API event streams) one user may have open at once
+    #[arg(long, env = "FTW_MAX_STREAMS_PER_USER", value_name = "N", default_value_t = 32,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_streams_per_user: u32,
     /// Folder for ftw's database, runs, their output and files (made mode 0700)
     /// [default: [server] state_dir, else $STATE_DIRECTORY (systemd), else
     /// $XDG_STATE_HOME/ftw, else ~/.local/state/ftw]

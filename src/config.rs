@@ -40,6 +40,8 @@ pub struct Config {
     pub max_state_size: u64,
     pub max_runs_per_user: usize,
     pub max_connections: usize,
+    pub max_connections_per_client: usize,
+    pub max_streams_per_user: usize,
     pub client_timeout: Duration,
     /// Set when the manifest has no users: the password of the one-time `admin`.
     pub one_time_password: Option<String>,
@@ -137,6 +139,11 @@ impl Config {
                 .unwrap_or(crate::runs::DEFAULT_MAX_RUNS_PER_USER)
                 .into(),
             max_connections: args.max_connections as usize,
+            max_streams_per_user: args.max_streams_per_user as usize,
+            max_connections_per_client: args.max_connections_per_client.map_or_else(
+                || crate::server::default_per_client(args.max_connections as usize),
+                |n| n as usize,
+            ),
             client_timeout: args.client_timeout,
             one_time_password,
             warnings,
@@ -290,6 +297,8 @@ mod tests {
             max_state_size: DEFAULT_MAX_STATE_SIZE,
             max_runs_per_user: 1,
             max_connections: 16,
+            max_connections_per_client: 4,
+            max_streams_per_user: 32,
             client_timeout: Duration::from_secs(1),
             one_time_password: None,
             warnings: Vec::new(),

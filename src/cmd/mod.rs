@@ -15,7 +15,7 @@ use crate::error::Result;
 
 pub fn dispatch(command: Command) -> Result<()> {
     match command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Check { manifest } => check::run(&manifest),
         Command::GenSecret { bytes, base64 } => gen_secret::run(bytes.into(), base64),
         Command::HashPassword { verify } => hash_password::run(verify.as_deref()),

@@ -196,7 +196,8 @@ pub async fn get(id: String, state: Arc<State>, ctx: Ctx) -> Result<Response, Re
 pub async fn events(id: String, state: Arc<State>, ctx: Ctx) -> Result<Response, Rejection> {
     let caller = state.caller(&ctx)?;
     let run = visible_run(&state, &caller, &id).await?;
-    let r = sse::event_stream(run, state.base.clone(), Format::Text);
+    let slot = state.streams.open(&caller.user.name)?;
+    let r = sse::event_stream(run, state.base.clone(), Format::Text, slot);
     Ok(caller.finish(r))
 }
 

@@ -1,7 +1,9 @@
 //! Reading request bodies without letting a client hold ftw hostage: a size cap
-//! checked as bytes arrive (and up front from `Content-Length`), and an idle timeout
-//! between chunks, so a client that sends one byte a minute is dropped instead of
-//! pinning a task forever.
+//! checked as bytes arrive (and up front from `Content-Length`), an idle timeout
+//! between chunks, and a minimum rate over the whole body (after the first client
+//! timeout, at least `MIN_RATE` bytes a second on average, as nginx's and Apache's
+//! request timeouts do), so a client that sends one byte a second is dropped instead of
+//! holding a connection for as long as it likes.
 
 use std::time::Duration;
 
@@ -29,28 +31,42 @@ where
     type Chunk = B;
 }
 
-/// A body stream whose chunks must each arrive within `idle`; chunks become `Bytes`.
+/// The slowest average a body may arrive at, after its first `idle` (bytes a second).
+pub const MIN_RATE: u64 = 1024;
+
+/// A body stream whose chunks must each arrive within `idle`, and which must arrive in
+/// all within `idle` plus one second per `MIN_RATE` bytes; chunks become `Bytes`.
 pub fn with_idle_timeout(
     body: impl BodyStream,
     idle: Duration,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin {
-    Box::pin(stream::unfold(Some(body), move |state| async move {
-        let mut body = state?;
-        match tokio::time::timeout(idle, body.next()).await {
-            Ok(Some(Ok(mut chunk))) => {
-                Some((Ok(chunk.copy_to_bytes(chunk.remaining())), Some(body)))
-            }
-            Ok(Some(Err(e))) => Some((Err(std::io::Error::other(e)), None)),
-            Ok(None) => None,
-            Err(_) => Some((
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "the client stopped sending the body",
+    let start = tokio::time::Instant::now();
+    Box::pin(stream::unfold(
+        Some((body, 0u64)),
+        move |state| async move {
+            let (mut body, received) = state?;
+            let deadline = start + idle + Duration::from_millis(received * 1000 / MIN_RATE);
+            let wait = deadline
+                .saturating_duration_since(tokio::time::Instant::now())
+                .min(idle);
+            match tokio::time::timeout(wait, body.next()).await {
+                Ok(Some(Ok(mut chunk))) => {
+                    let bytes = chunk.copy_to_bytes(chunk.remaining());
+                    let received = received + bytes.len() as u64;
+                    Some((Ok(bytes), Some((body, received))))
+                }
+                Ok(Some(Err(e))) => Some((Err(std::io::Error::other(e)), None)),
+                Ok(None) => None,
+                Err(_) => Some((
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the client stopped sending the body",
+                    )),
+                    None,
                 )),
-                None,
-            )),
-        }
-    }))
+            }
+        },
+    ))
 }
 
 /// Reads a whole body of at most `limit` bytes.

@@ -13,15 +13,14 @@ use std::time::Duration;
 use http::StatusCode;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tower_service::Service as _;
 use warp::reply::Response;
 
+use super::connections::{self, Activity, Slots, Tracked};
 use super::context::ClientAddr;
 use super::{State, respond, routes};
 use crate::config::{Addresses, Config};
@@ -63,7 +62,10 @@ pub async fn serve(config: Config, manifest: crate::manifest::Manifest) -> Resul
     }
     let addresses = config.addresses(local, &cert_names);
     let grace = config.shutdown_grace;
-    let max_connections = config.max_connections;
+    let slots = Arc::new(Slots::new(
+        config.max_connections,
+        config.max_connections_per_client,
+    ));
     let client_timeout = config.client_timeout;
     let announcement = announcement(&config, &addresses);
     let https_url = Arc::new(
@@ -76,16 +78,16 @@ pub async fn serve(config: Config, manifest: crate::manifest::Manifest) -> Resul
     state.start_upkeep();
     let runs = Arc::clone(&state.runs);
     tokio::spawn(super::reload::watch(Arc::clone(&state), hangups));
-    let service = warp::service(routes::routes(state));
-    let graceful = GracefulShutdown::new();
+    let service = warp::service(routes::routes(Arc::clone(&state)));
+    let (stopping, stop_rx) = tokio::sync::watch::channel(false);
     print_now(&announcement);
-    let connections = Arc::new(Semaphore::new(max_connections));
     loop {
-        // At the cap, stop accepting: new connections wait in the kernel's backlog.
-        let permit = tokio::select! {
-            permit = Arc::clone(&connections).acquire_owned() => permit.expect("never closed"),
+        // With every slot taken, stop accepting: new connections wait in the kernel's
+        // backlog.
+        tokio::select! {
+            () = slots.free() => {}
             () = &mut shutdown => break,
-        };
+        }
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
@@ -98,27 +100,50 @@ pub async fn serve(config: Config, manifest: crate::manifest::Manifest) -> Resul
             },
             () = &mut shutdown => break,
         };
+        let trusted = state
+            .manifest()
+            .server
+            .trusted_proxies
+            .iter()
+            .any(|net| net.contains(&peer.ip()));
+        let Some(slot) = slots.take(peer.ip(), trusted) else {
+            // This client has its share of connections (or every slot is taken).
+            tracing::debug!(%peer, "connection refused: too many from this client");
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let service = service.clone();
         let tls = tls.clone();
-        let watcher = graceful.watcher();
+        let watcher = stop_rx.clone();
         let is_tls = tls.is_some();
         let https_url = https_url.clone();
+        let activity = Activity::default();
         tokio::spawn(async move {
-            let _permit = permit;
+            let health_only = slot.health_only;
+            let _slot = slot;
+            let streams = activity.clone();
             let hyper_service =
                 hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
                     req.extensions_mut().insert(ClientAddr(peer));
                     let mut service = service.clone();
+                    let open = streams.begin();
                     async move {
-                        match head_too_large(&req) {
-                            Some(refusal) => Ok(respond::secure_headers(refusal, is_tls)),
-                            None => service.call(req).await,
-                        }
+                        let response = if health_only && !req.uri().path().ends_with("/healthz") {
+                            respond::secure_headers(connections::busy(), is_tls)
+                        } else {
+                            match head_too_large(&req) {
+                                Some(refusal) => respond::secure_headers(refusal, is_tls),
+                                None => service.call(req).await.unwrap_or_else(|e| match e {}),
+                            }
+                        };
+                        Ok::<_, Infallible>(response.map(|body| Tracked::new(body, open)))
                     }
                 });
+            let keep_alive = !health_only;
             match tls {
-                None => serve_http1(stream, hyper_service, watcher, client_timeout).await,
+                None => {
+                    serve_http1(stream, hyper_service, watcher, client_timeout, keep_alive).await;
+                }
                 Some(acceptor) => {
                     // The hint and the handshake share one deadline.
                     let deadline = tokio::time::Instant::now() + client_timeout;
@@ -129,9 +154,17 @@ pub async fn serve(config: Config, manifest: crate::manifest::Manifest) -> Resul
                         Ok(Ok(stream)) => {
                             let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
                             if h2 {
-                                serve_http2(stream, hyper_service, watcher).await;
+                                let idle = Some((activity, client_timeout));
+                                serve_http2(stream, hyper_service, watcher, idle).await;
                             } else {
-                                serve_http1(stream, hyper_service, watcher, client_timeout).await;
+                                serve_http1(
+                                    stream,
+                                    hyper_service,
+                                    watcher,
+                                    client_timeout,
+                                    keep_alive,
+                                )
+                                .await;
                             }
                         }
                         Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
@@ -148,11 +181,9 @@ pub async fn serve(config: Config, manifest: crate::manifest::Manifest) -> Resul
     );
     // When the runs end, their live pages' event streams end too, and so do those
     // connections.
+    let _ = stopping.send(true);
     let connections = async {
-        if tokio::time::timeout(grace + crate::exec::KILL_GRACE, graceful.shutdown())
-            .await
-            .is_err()
-        {
+        if !slots.all_closed(grace + crate::exec::KILL_GRACE).await {
             tracing::warn!("connections still open after the grace period; closing them");
         }
     };
@@ -300,8 +331,9 @@ fn head_too_large<B>(req: &http::Request<B>) -> Option<Response> {
 async fn serve_http1<IO, S, B>(
     io: IO,
     service: S,
-    watcher: hyper_util::server::graceful::Watcher,
+    shutdown: tokio::sync::watch::Receiver<bool>,
     timeout: Duration,
+    keep_alive: bool,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: hyper::service::HttpService<Incoming, ResBody = B, Error = Infallible>,
@@ -313,17 +345,19 @@ async fn serve_http1<IO, S, B>(
         .timer(TokioTimer::new())
         .header_read_timeout(timeout)
         .max_buf_size(MAX_HEAD_BYTES)
-        .keep_alive(true);
+        .keep_alive(keep_alive);
     let connection = builder.serve_connection(TokioIo::new(io), service);
-    if let Err(e) = watcher.watch(connection).await {
-        tracing::debug!("connection ended with an error: {e}");
-    }
+    connections::drive(connection, shutdown, None).await;
 }
 
-/// HTTP/2 (TLS with ALPN `h2`): pings find dead peers, and headers and concurrent
-/// streams are capped.
-async fn serve_http2<IO, S, B>(io: IO, service: S, watcher: hyper_util::server::graceful::Watcher)
-where
+/// HTTP/2 (TLS with ALPN `h2`): pings find dead peers, headers and concurrent streams
+/// are capped, and a connection without an open stream for `idle` is closed.
+async fn serve_http2<IO, S, B>(
+    io: IO,
+    service: S,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+    idle: Option<(Activity, Duration)>,
+) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: hyper::service::HttpService<Incoming, ResBody = B, Error = Infallible> + Send + 'static,
     S::Future: Send + 'static,
@@ -339,9 +373,7 @@ where
         .max_concurrent_streams(MAX_STREAMS)
         .max_header_list_size(MAX_HEAD_BYTES as u32);
     let connection = builder.serve_connection(TokioIo::new(io), service);
-    if let Err(e) = watcher.watch(connection).await {
-        tracing::debug!("connection ended with an error: {e}");
-    }
+    connections::drive(connection, shutdown, idle).await;
 }
 
 /// The start-up lines for stdout: the one-time password (when there are no users), then

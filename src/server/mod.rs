@@ -7,7 +7,9 @@ mod api;
 pub use api::INLINE_OUTPUT;
 mod assets;
 mod body;
+mod connections;
 pub mod context;
+pub use connections::default_per_client;
 mod download;
 mod form_view;
 mod format;
@@ -71,6 +73,8 @@ pub struct State {
     pub base: String,
     /// Host names answered to whatever the manifest says (see `hosts`).
     pub hosts: hosts::AllowedHosts,
+    /// Live event streams open, by user.
+    pub streams: sse::Streams,
 }
 
 impl State {
@@ -166,6 +170,7 @@ impl State {
             runs,
             tls: config.tls.is_some(),
             hosts: hosts::AllowedHosts::for_config(&config),
+            streams: sse::Streams::new(config.max_streams_per_user),
             base: crate::auth::next::home(&config.base_path),
             manifest: RwLock::new(Arc::new(manifest)),
             config,

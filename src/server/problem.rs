@@ -47,6 +47,8 @@ pub enum Problem {
     SlowClient,
     /// The tool's run queue is full.
     QueueFull,
+    /// The user has `--max-streams-per-user` live event streams open.
+    TooManyStreams,
     /// The user has `max_runs_per_user` runs queued or running.
     UserBusy,
     /// The disk that holds ftw's state is full: 507.
@@ -160,7 +162,7 @@ pub fn api(rejection: &Rejection) -> Response {
             r.headers_mut()
                 .insert(RETRY_AFTER, http::HeaderValue::from(wait.as_secs().max(1)));
         }
-        Some(Problem::QueueFull | Problem::UserBusy) => {
+        Some(Problem::QueueFull | Problem::UserBusy | Problem::TooManyStreams) => {
             r.headers_mut()
                 .insert(RETRY_AFTER, http::HeaderValue::from_static("5"));
         }
@@ -305,7 +307,12 @@ impl Problem {
             Problem::SlowClient => (
                 S::REQUEST_TIMEOUT,
                 "Too slow",
-                "The request body stopped arriving, so ftw gave up on it.",
+                "The request body stopped arriving, or arrived slower than 1 KB a second, so ftw gave up on it.",
+            ),
+            Problem::TooManyStreams => (
+                S::TOO_MANY_REQUESTS,
+                "Too many live pages",
+                "You have as many live run pages and event streams open as one person may (--max-streams-per-user). Close some, then reload this one.",
             ),
             Problem::QueueFull => (
                 S::TOO_MANY_REQUESTS,

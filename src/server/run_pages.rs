@@ -138,7 +138,8 @@ pub async fn show(id: String, state: Arc<State>, ctx: Ctx) -> Result<Response, R
 /// GET /runs/{id}/events: the live output as escaped HTML (see `sse`).
 pub async fn events(id: String, state: Arc<State>, ctx: Ctx) -> Result<Response, Rejection> {
     let (authed, run) = signed_in_run(&state, &ctx, &id).await?;
-    let r = sse::event_stream(run, state.base.clone(), Format::Html);
+    let slot = state.streams.open(&authed.user.name)?;
+    let r = sse::event_stream(run, state.base.clone(), Format::Html, slot);
     Ok(authed.finish(r))
 }
 

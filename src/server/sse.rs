@@ -3,8 +3,13 @@
 //! `output` chunks and `status` changes as they happen, then one `end` event with the
 //! exit code. A browser that reconnects gets a new snapshot, so it never misses or
 //! repeats output. Each viewer keeps only an offset into the run's log.
+//!
+//! One user may have at most `--max-streams-per-user` (32) streams open at once (more
+//! get 429): a stream holds a connection for as long as the run lasts, and connections
+//! are a shared budget.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::stream;
@@ -41,7 +46,44 @@ pub enum Format {
     Text,
 }
 
+/// Event streams open, by user, and how many one user may have.
+#[derive(Debug)]
+pub struct Streams(Arc<Mutex<HashMap<String, usize>>>, usize);
+
+/// One open event stream, counted until it drops.
+pub struct StreamSlot(Arc<Mutex<HashMap<String, usize>>>, String);
+
+impl Streams {
+    pub fn new(per_user: usize) -> Streams {
+        Streams(Arc::default(), per_user.max(1))
+    }
+
+    /// A place for one more stream of `user`, or 429.
+    pub fn open(&self, user: &str) -> Result<StreamSlot, super::problem::Problem> {
+        let mut map = self.0.lock().expect("streams lock");
+        let n = map.entry(user.to_string()).or_insert(0);
+        if *n >= self.1 {
+            return Err(super::problem::Problem::TooManyStreams);
+        }
+        *n += 1;
+        Ok(StreamSlot(Arc::clone(&self.0), user.to_string()))
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut map = self.0.lock().expect("streams lock");
+        if let Some(n) = map.get_mut(&self.1) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.1);
+            }
+        }
+    }
+}
+
 struct Viewer {
+    _slot: StreamSlot,
     run: Arc<Run>,
     changes: tokio::sync::watch::Receiver<u64>,
     offset: u64,
@@ -94,8 +136,9 @@ impl Viewer {
 
 /// An event stream of a run: `snapshot` (the output so far), then `output` chunks and
 /// `status` changes as they happen, then one `end` event (JSON with the exit code).
-pub fn event_stream(run: Arc<Run>, base: String, format: Format) -> Response {
+pub fn event_stream(run: Arc<Run>, base: String, format: Format, slot: StreamSlot) -> Response {
     let viewer = Viewer {
+        _slot: slot,
         changes: run.watch(),
         run,
         offset: 0,

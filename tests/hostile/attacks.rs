@@ -406,3 +406,204 @@ fn a_changed_signing_key_file_is_not_ignored_silently() {
     let page = request(&server, "GET", "/", &[("Cookie", &session.cookie)], b"");
     assert_eq!(page.status, 200);
 }
+
+/// A connection to the server from `source` (any 127.x.y.z address is this machine).
+async fn connect_from(server: &Server, source: &str) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    socket
+        .connect(format!("127.0.0.1:{}", server.port).parse().unwrap())
+        .await
+        .unwrap()
+}
+
+/// A request sent whole from `source`, and the status line of the answer (within 10 s).
+async fn status_from(server: &Server, source: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = connect_from(server, source).await;
+    let head = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        conn.read_to_end(&mut answer),
+    )
+    .await
+    .expect("no answer within 10 s: the server is starved")
+    .unwrap();
+    String::from_utf8_lossy(&answer)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+#[tokio::test]
+async fn slow_bodies_from_one_client_cannot_hold_every_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = server(&["--max-connections", "16", "--client-timeout", "2s"]);
+    // One client opens 16 sign-ins that promise a megabyte and send a byte a second.
+    let mut slow = Vec::new();
+    for _ in 0..16 {
+        let mut conn = connect_from(&server, "127.0.0.2").await;
+        slow.push(tokio::spawn(async move {
+            let head = "POST /login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000000\r\n\r\n";
+            if conn.write_all(head.as_bytes()).await.is_err() {
+                return;
+            }
+            let (mut reader, mut writer) = conn.into_split();
+            let trickle = async {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    if writer.write_all(b"a").await.is_err() {
+                        break;
+                    }
+                }
+            };
+            let mut answer = Vec::new();
+            tokio::select! {
+                () = trickle => {}
+                _ = reader.read_to_end(&mut answer) => {}
+            }
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // Everyone else still gets in, and health checks answer.
+    assert!(
+        status_from(&server, "127.0.0.3", "/login")
+            .await
+            .contains(" 200 ")
+    );
+    assert!(
+        status_from(&server, "127.0.0.4", "/healthz")
+            .await
+            .contains(" 200 ")
+    );
+    // The slow ones end: refused at once beyond the client's share, cut off by the
+    // minimum rate otherwise.
+    for task in slow {
+        tokio::time::timeout(std::time::Duration::from_secs(30), task)
+            .await
+            .expect("a slow body still holds its connection after 30 s")
+            .unwrap();
+    }
+}
+
+#[test]
+fn live_streams_are_capped_per_user() {
+    use std::io::{Read, Write};
+    let manifest = format!(
+        "[auth.users]\nalice = \"{}\"\n\n[tools.t]\ncommand = [\"/bin/sleep\", \"30\"]\n",
+        crate::support::HASH_A
+    );
+    let server = Server::start(
+        Test::new().manifest(&manifest),
+        &["--max-streams-per-user", "2"],
+    );
+    let alice = super::sign_in(&server, "alice", ALICE_PW);
+    let r = request(
+        &server,
+        "POST",
+        "/tools/t",
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Cookie", &alice.cookie),
+        ],
+        format!("_csrf={}", alice.csrf).as_bytes(),
+    );
+    let run = r.header("location").unwrap().to_string();
+    let head = format!(
+        "GET {run}/events HTTP/1.1\r\nHost: localhost\r\nCookie: {}\r\n\r\n",
+        alice.cookie
+    );
+    // Two live pages open (each has its first event before the next one starts)...
+    let open: Vec<_> = (0..2)
+        .map(|_| {
+            let mut conn = server.connect();
+            conn.write_all(head.as_bytes()).unwrap();
+            let mut first = [0u8; 12];
+            conn.read_exact(&mut first).unwrap();
+            assert_eq!(&first, b"HTTP/1.1 200");
+            conn
+        })
+        .collect();
+    // ...and a third is refused.
+    let third = request(
+        &server,
+        "GET",
+        &format!("{run}/events"),
+        &[("Cookie", &alice.cookie)],
+        b"",
+    );
+    assert_eq!(third.status, 429, "{}", third.body);
+    assert!(
+        third.body.contains("max-streams-per-user"),
+        "{}",
+        third.body
+    );
+    drop(open);
+}
+
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed() {
+    let made = Test::new().args(&["cert", "--self-signed"]).run();
+    let cert = std::fs::read_to_string(made.path("cert.pem")).unwrap();
+    let key = std::fs::read_to_string(made.path("key.pem")).unwrap();
+    let test = Test::new()
+        .manifest(&manifest())
+        .exec("record.sh", RECORD_SH)
+        .exec("upload.sh", UPLOAD_SH)
+        .file("cert.pem", &cert)
+        .file("key.pem", &key);
+    let server = Server::start(
+        test,
+        &[
+            "--tls-cert",
+            "cert.pem",
+            "--tls-key",
+            "key.pem",
+            "--client-timeout",
+            "1s",
+        ],
+    );
+    let config = crate::support::server::tls_client(
+        &cert,
+        &[&tokio_rustls::rustls::version::TLS13],
+        &[b"h2"],
+    );
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+        .await
+        .unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            // The client pings, as a browser may: pings alone must not keep it open.
+            .timer(hyper_util::rt::TokioTimer::new())
+            .keep_alive_interval(std::time::Duration::from_millis(200))
+            .keep_alive_while_idle(true)
+            .handshake::<_, http_body_util::Empty<bytes::Bytes>>(hyper_util::rt::TokioIo::new(tls))
+            .await
+            .unwrap();
+    let connection = tokio::spawn(conn);
+    let uri = format!("https://localhost:{}/healthz", server.port);
+    let r = sender
+        .send_request(
+            http::Request::get(uri)
+                .body(http_body_util::Empty::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    drop(r);
+    // No stream open now: the server closes the connection after the client timeout.
+    tokio::time::timeout(std::time::Duration::from_secs(20), connection)
+        .await
+        .expect("an idle HTTP/2 connection was still open after 20 s")
+        .unwrap()
+        .ok();
+}

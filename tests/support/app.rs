@@ -131,6 +131,8 @@ impl App {
             max_state_size: None,
             max_runs_per_user: None,
             max_connections: 64,
+            max_connections_per_client: None,
+            max_streams_per_user: 32,
             client_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(1),
         };
