@@ -33,6 +33,16 @@ impl std::fmt::Debug for Revoked {
     }
 }
 
+impl Inner {
+    fn revoked(&self, session: &Session) -> bool {
+        self.ids.contains_key(&session.id)
+            || self
+                .floors
+                .get(&session.user)
+                .is_some_and(|&floor| session.issued <= floor)
+    }
+}
+
 #[derive(Debug, Default)]
 struct Inner {
     /// session id -> (user, issued, expires)
@@ -91,8 +101,33 @@ impl Revoked {
     /// Revokes `session`, which would have expired at `expires`. Resolves once the
     /// revocation is stored (at once without a store).
     pub fn revoke(&self, session: &Session, expires: u64, now: u64) -> crate::store::Pending<()> {
+        self.revoke_if(session, expires, now, false)
+            .unwrap_or_else(|| Box::pin(async { Ok(()) }))
+    }
+
+    /// Revokes `session` unless it is revoked already, in one step: of two requests
+    /// that race to use a single-use session, one gets `Some`, the other `None`.
+    pub fn revoke_once(
+        &self,
+        session: &Session,
+        expires: u64,
+        now: u64,
+    ) -> Option<crate::store::Pending<()>> {
+        self.revoke_if(session, expires, now, true)
+    }
+
+    fn revoke_if(
+        &self,
+        session: &Session,
+        expires: u64,
+        now: u64,
+        only_if_new: bool,
+    ) -> Option<crate::store::Pending<()>> {
         let mut folded = None;
         let mut inner = self.inner.lock().expect("revocation lock");
+        if only_if_new && inner.revoked(session) {
+            return None;
+        }
         if inner.ids.len() >= self.capacity {
             inner.ids.retain(|_, &mut (_, _, exp)| exp > now);
         }
@@ -119,17 +154,17 @@ impl Revoked {
             .insert(session.id, (session.user.clone(), session.issued, expires));
         drop(inner);
         let Some(store) = &self.store else {
-            return Box::pin(async { Ok(()) });
+            return Some(Box::pin(async { Ok(()) }));
         };
         if let Some(floor) = folded {
             drop(store.revoke_session(floor));
         }
-        store.revoke_session(Revocation {
+        Some(store.revoke_session(Revocation {
             id: Some(session.id),
             user: session.user.clone(),
             issued: session.issued,
             expires,
-        })
+        }))
     }
 
     /// Ends every session of `user` issued at or before `at` (the user was removed):
@@ -152,12 +187,7 @@ impl Revoked {
     }
 
     pub fn is_revoked(&self, session: &Session) -> bool {
-        let inner = self.inner.lock().expect("revocation lock");
-        inner.ids.contains_key(&session.id)
-            || inner
-                .floors
-                .get(&session.user)
-                .is_some_and(|&floor| session.issued <= floor)
+        self.inner.lock().expect("revocation lock").revoked(session)
     }
 
     pub fn len(&self) -> usize {
@@ -172,6 +202,21 @@ impl Revoked {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_single_use_session_is_used_once_even_by_racing_requests() {
+        let r = std::sync::Arc::new(Revoked::new(10));
+        let s = Session::new("alice", [0; 16], 100);
+        let winners: usize = (0..8)
+            .map(|_| {
+                let (r, s) = (std::sync::Arc::clone(&r), s.clone());
+                std::thread::spawn(move || usize::from(r.revoke_once(&s, 200, 100).is_some()))
+            })
+            .map(|t| t.join().unwrap())
+            .sum();
+        assert_eq!(winners, 1);
+        assert!(r.is_revoked(&s));
+    }
 
     #[test]
     fn revoked_sessions_stay_revoked_until_expiry() {

@@ -1,9 +1,10 @@
 //! Who may see what, in one place for pages, event streams, downloads and the API: the
-//! tools a user may run, and the runs a user may see and cancel: their own, whatever
-//! became of the tool since (removed by a reload, or its `allow` narrowed), and, for
-//! admins, everyone's, of every tool, including tools the admin may not run (admins
-//! oversee what ran; running is still per `allow`). Anything else is 404, exactly like
-//! a tool or run that does not exist, so nothing reveals that it does.
+//! tools a user may run, and the runs a user may see and cancel: their own runs of
+//! tools they may still run, or of a tool removed since (by a reload: nobody else could
+//! reach those runs), and, for admins, everyone's, of every tool, including tools the
+//! admin may not run (admins oversee what ran; running is still per `allow`). Anything
+//! else is 404, exactly like a tool or run that does not exist, so nothing reveals that
+//! it does.
 
 use std::sync::Arc;
 
@@ -44,7 +45,14 @@ pub async fn visible_run(state: &State, authed: &Authed, id: &str) -> Result<Arc
 }
 
 pub fn may_see(manifest: &Manifest, user: &User, run: &Run) -> bool {
-    run.user == user.name || manifest.auth.is_admin(user)
+    if manifest.auth.is_admin(user) {
+        return true;
+    }
+    let tool_ok = manifest
+        .tools
+        .get(&run.tool_id)
+        .is_none_or(|t| t.allows(&user.name, &user.groups));
+    run.user == user.name && tool_ok
 }
 
 /// Whether `user` may run `tool_id` now (for "Run again" links).

@@ -205,12 +205,13 @@ fn last_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// proxy. When every hop is a trusted proxy, the leftmost is the client. `None`
 /// without the header.
 fn forwarded_client(headers: &HeaderMap, trusted: &impl Fn(&IpAddr) -> bool) -> Option<IpAddr> {
+    // Split the raw bytes: one byte that is not text spoils only its own hop, not the
+    // address the proxy appended after it.
     let hops: Vec<&str> = headers
         .get_all("x-forwarded-for")
         .iter()
-        .map(|v| v.to_str().unwrap_or(""))
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .map(|hop| std::str::from_utf8(hop).unwrap_or("").trim())
         .collect();
     let mut leftmost = None;
     for hop in hops.iter().rev() {
@@ -307,6 +308,12 @@ mod tests {
         assert_eq!(client("1.1.1.1, garbage, 10.0.0.2"), UNKNOWN_CLIENT);
         assert_eq!(client("10.0.0.3, 10.0.0.2"), ip("10.0.0.3"));
         assert_eq!(client("::ffff:6.6.6.6"), ip("6.6.6.6"));
+        let raw = HeaderMap::from_iter([(
+            http::header::HeaderName::from_static("x-forwarded-for"),
+            http::HeaderValue::from_bytes(b"\x80, 6.6.6.6").unwrap(),
+        )]);
+        let trusted = |ip: &IpAddr| ip.is_loopback();
+        assert_eq!(forwarded_client(&raw, &trusted), Some(ip("6.6.6.6")));
         let none = ctx(&[], "127.0.0.1:1", &["127.0.0.1/32"]);
         assert_eq!(none.client, ip("127.0.0.1"), "the proxy's own request");
     }

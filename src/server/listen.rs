@@ -100,6 +100,9 @@ pub async fn serve(config: Config, manifest: crate::manifest::Manifest) -> Resul
             },
             () = &mut shutdown => break,
         };
+        // On a dual-stack socket an IPv4 client arrives as ::ffff:a.b.c.d: from here on
+        // it is a.b.c.d, so `trusted_proxies = ["127.0.0.1"]` and the rest match it.
+        let peer = std::net::SocketAddr::new(peer.ip().to_canonical(), peer.port());
         let trusted = state
             .manifest()
             .server

@@ -172,10 +172,11 @@ pub async fn submit(state: Arc<State>, ctx: Ctx, fields: Fields) -> Result<Respo
     let password = field(&fields, "password").unwrap_or("");
     let manifest = state.manifest();
     let policy = manifest.auth.throttle;
+    let known = manifest.auth.users.contains_key(username);
 
     let attempt = match state
         .throttle
-        .begin(&policy, username, ctx.client, Instant::now())
+        .begin(&policy, username, known, ctx.client, Instant::now())
     {
         Ok(attempt) => attempt,
         Err(wait) => {
@@ -343,7 +344,7 @@ pub async fn code_submit(
     let policy = state.manifest().auth.throttle;
     let attempt = match state
         .throttle
-        .begin(&policy, &user.name, ctx.client, Instant::now())
+        .begin(&policy, &user.name, true, ctx.client, Instant::now())
     {
         Ok(attempt) => attempt,
         Err(wait) => {
@@ -394,10 +395,15 @@ pub async fn code_submit(
         ));
     }
     attempt.succeeded();
-    // The step is done: its cookie never works again, whoever kept a copy.
-    let used = state
-        .revoked
-        .revoke(&session, session.issued + SECOND_FACTOR_TTL, auth::now());
+    // The step is done: its cookie never works again, whoever kept a copy; of two
+    // requests racing with it, only one gets past this line.
+    let Some(used) =
+        state
+            .revoked
+            .revoke_once(&session, session.issued + SECOND_FACTOR_TTL, auth::now())
+    else {
+        return Err(Problem::LoginExpired.into());
+    };
     if let Err(e) = used.await {
         tracing::error!("cannot store that a sign-in step was used: {e}");
     }

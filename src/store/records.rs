@@ -85,6 +85,8 @@ pub struct RunQuery {
     pub user: Option<String>,
     /// Only runs of these tools (the ones the viewer may see); `None`: any tool.
     pub tools: Option<Vec<String>>,
+    /// Never runs of these tools (ones that exist and the viewer may not run).
+    pub not_tools: Vec<String>,
     pub tool: Option<String>,
     /// A status word (`succeeded`, `failed`, ...).
     pub status: Option<String>,

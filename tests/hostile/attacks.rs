@@ -217,16 +217,17 @@ fn a_removed_user_added_back_does_not_revive_old_sessions() {
 
 #[test]
 fn runs_of_a_removed_tool_stay_visible_and_cancellable_and_admins_see_every_run() {
-    let manifest = |with_slow: bool| {
-        let slow = "[tools.slow]\ncommand = [\"/bin/sleep\", \"60\"]\nallow = [\"bob\"]\n";
+    let manifest = |slow_for: Option<&str>| {
+        let slow = slow_for.map_or(String::new(), |who| {
+            format!("[tools.slow]\ncommand = [\"/bin/sleep\", \"60\"]\nallow = [\"{who}\"]\n")
+        });
         format!(
-            "[auth]\nadmins = [\"alice\"]\n\n[auth.users]\nalice = \"{}\"\nbob = \"{}\"\n\n[tools.t]\ncommand = [\"/bin/true\"]\n\n{}",
+            "[auth]\nadmins = [\"alice\"]\n\n[auth.users]\nalice = \"{}\"\nbob = \"{}\"\n\n[tools.t]\ncommand = [\"/bin/true\"]\n\n{slow}",
             crate::support::HASH_A,
             crate::support::HASH_B,
-            if with_slow { slow } else { "" }
         )
     };
-    let test = Test::new().manifest(&manifest(true));
+    let test = Test::new().manifest(&manifest(Some("bob")));
     let path = test.path().join("tools.toml");
     let server = Server::start(test, &[]);
     let alice = super::sign_in(&server, "alice", ALICE_PW);
@@ -251,10 +252,18 @@ fn runs_of_a_removed_tool_stay_visible_and_cancellable_and_admins_see_every_run(
     assert!(!page(&alice).body.contains("Run again"));
     assert!(page(&bob).body.contains("Run again"));
 
-    // The tool goes; its run is still there for bob and for admins.
-    std::fs::write(&path, manifest(false)).unwrap();
     // SAFETY: kill sends a signal to the child ftw.
-    unsafe { libc::kill(server.child.id() as i32, libc::SIGHUP) };
+    let hangup = || unsafe { libc::kill(server.child.id() as i32, libc::SIGHUP) };
+    // bob may no longer run the tool: its runs are gone for him, not for admins.
+    std::fs::write(&path, manifest(Some("alice"))).unwrap();
+    hangup();
+    crate::support::eventually("bob's access narrowed", || page(&bob).status == 404);
+    assert_eq!(page(&alice).status, 200);
+
+    // The tool goes: nobody could reach its run but its owner and admins, so bob sees
+    // it again.
+    std::fs::write(&path, manifest(None)).unwrap();
+    hangup();
     crate::support::eventually("the tool removed", || {
         request(
             &server,

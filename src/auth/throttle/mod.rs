@@ -7,8 +7,11 @@
 //! full, stale keys (nothing in the window, not blocked) go first, then the least
 //! recently seen of those neither blocked nor being checked. A live block is never
 //! dropped to make room (that would let a flood of cheap failures from many addresses
-//! lift it): when the table holds nothing else, a new name or address is refused
-//! (429) until the first block ends. governor's GCRA limits fit steady request rates, not "N failures then
+//! lift it). When a table holds nothing else: a name the manifest knows still gets
+//! its entry (the table grows by at most the number of users), an unknown name is
+//! refused (429) until the first block ends, and a new address is not counted, so a
+//! flood of blocks from thousands of addresses cannot lock every real user out.
+//! governor's GCRA limits fit steady request rates, not "N failures then
 //! a fixed ban", and it has no hard cap on keys, so this is written out here.
 //!
 //! There is one way to count, for passwords, 2FA codes and API tokens alike: an attempt
@@ -37,6 +40,8 @@ pub struct Throttle {
     addresses: Mutex<Table>,
     capacity: usize,
     store: Option<Arc<dyn Store>>,
+    /// When the "full of blocks" warning was last logged.
+    warned: Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for Throttle {
@@ -110,6 +115,7 @@ impl Throttle {
             addresses: Mutex::new(Table::default()),
             capacity: capacity.max(1),
             store: None,
+            warned: Mutex::new(None),
         }
     }
 
@@ -117,14 +123,16 @@ impl Throttle {
     /// when either is blocked, or when the attempts already being checked could reach
     /// the limit. Say how it ended with `Attempt::failed` or `Attempt::succeeded`; an
     /// attempt dropped without either (the client went away) counts as a failure.
+    /// `known`: the manifest has this user (their entry is never refused for room).
     pub fn begin<'a>(
         &'a self,
         policy: &Policy,
         user: &str,
+        known: bool,
         ip: IpAddr,
         now: Instant,
     ) -> Result<Attempt<'a>, Duration> {
-        self.begin_keys(policy, Some(user_key(user)), ip, now)
+        self.begin_keys(policy, Some(user_key(user)), known, ip, now)
     }
 
     /// Like `begin`, for attempts without a user name (API tokens): they count against
@@ -135,13 +143,14 @@ impl Throttle {
         ip: IpAddr,
         now: Instant,
     ) -> Result<Attempt<'a>, Duration> {
-        self.begin_keys(policy, None, ip, now)
+        self.begin_keys(policy, None, false, ip, now)
     }
 
     fn begin_keys<'a>(
         &'a self,
         policy: &Policy,
         user: Option<String>,
+        known: bool,
         ip: IpAddr,
         now: Instant,
     ) -> Result<Attempt<'a>, Duration> {
@@ -149,7 +158,7 @@ impl Throttle {
             throttle: self,
             policy: *policy,
             user,
-            address: address_key(ip),
+            address: Some(address_key(ip)),
             open: false,
         };
         if policy.max_failures == 0 {
@@ -161,35 +170,53 @@ impl Throttle {
             .user
             .as_ref()
             .and_then(|key| users.room_for_one_more(key, policy, now));
-        let wait = wait_user.max(addresses.room_for_one_more(&attempt.address, policy, now));
+        let address = attempt.address.as_deref().unwrap_or_default();
+        let wait = wait_user.max(addresses.room_for_one_more(address, policy, now));
         if let Some(wait) = wait {
             return Err(wait);
         }
-        // Room for a new key, or wait until a block ends.
-        let full = attempt
+        // Room for a new key: an unknown name waits until a block ends; a new address
+        // goes uncounted while the table is full of blocks.
+        let user_full = attempt
             .user
             .as_ref()
             .and_then(|key| users.room_for_key(key, policy, now, self.capacity));
-        let full = full.max(addresses.room_for_key(&attempt.address, policy, now, self.capacity));
+        let address_full = addresses.room_for_key(address, policy, now, self.capacity);
         self.forget_evicted(USERS, &mut users);
         self.forget_evicted(ADDRESSES, &mut addresses);
-        if let Some(wait) = full {
-            tracing::warn!(
-                "the sign-in throttle is full of blocked names and addresses ({} keys); \
-                 refusing new ones for {}s",
-                self.capacity,
-                wait.as_secs()
-            );
+        if user_full.is_some() || address_full.is_some() {
+            self.warn_full();
+        }
+        if let Some(wait) = user_full.filter(|_| !known) {
             return Err(wait);
+        }
+        if address_full.is_some() {
+            attempt.address = None;
         }
         if let Some(key) = &attempt.user {
             users.begin(key.clone(), policy, now, self.capacity);
         }
-        addresses.begin(attempt.address.clone(), policy, now, self.capacity);
+        if let Some(key) = &attempt.address {
+            addresses.begin(key.clone(), policy, now, self.capacity);
+        }
         self.forget_evicted(USERS, &mut users);
         self.forget_evicted(ADDRESSES, &mut addresses);
         attempt.open = true;
         Ok(attempt)
+    }
+
+    /// Says (at most once a minute) that a table is full of blocks.
+    fn warn_full(&self) {
+        let mut last = self.warned.lock().expect("throttle lock");
+        if last.is_none_or(|at| at.elapsed() > Duration::from_secs(60)) {
+            *last = Some(Instant::now());
+            tracing::warn!(
+                "the sign-in throttle holds {} blocked names or addresses (a flood of failed \
+                 sign-ins?): new unknown names wait, new addresses are not counted, users \
+                 in the manifest can still sign in",
+                self.capacity
+            );
+        }
     }
 
     /// A successful sign-in clears that name's failures (not the address's: one good
@@ -223,7 +250,8 @@ pub struct Attempt<'a> {
     policy: Policy,
     /// `None` for attempts that name no user (API tokens).
     user: Option<String>,
-    address: String,
+    /// `None`: not counted (the table was full of blocks).
+    address: Option<String>,
     /// Counted and not yet ended.
     open: bool,
 }
@@ -263,7 +291,10 @@ impl Attempt<'_> {
             wait
         };
         let a = self.user.as_ref().and_then(|key| end(&t.users, USERS, key));
-        let b = end(&t.addresses, ADDRESSES, &self.address);
+        let b = self
+            .address
+            .as_ref()
+            .and_then(|key| end(&t.addresses, ADDRESSES, key));
         a.max(b)
     }
 }
@@ -431,12 +462,12 @@ mod tests {
 
     /// One failed attempt under `POLICY`, as the handlers make it.
     fn fail(t: &Throttle, user: &str, from: &str, at: Instant) -> Result<(), Duration> {
-        t.begin(&POLICY, user, ip(from), at)?.failed(at)
+        t.begin(&POLICY, user, false, ip(from), at)?.failed(at)
     }
 
     /// Whether an attempt may start (and it leaves no trace if it may).
     fn check(t: &Throttle, user: &str, from: &str, at: Instant) -> Result<(), Duration> {
-        t.begin(&POLICY, user, ip(from), at)
+        t.begin(&POLICY, user, false, ip(from), at)
             .map(Attempt::not_checked)
     }
 
@@ -446,22 +477,26 @@ mod tests {
         let a = ip("192.0.2.1");
         // Five guesses hashing at once: a sixth is turned away before it is checked.
         let open: Vec<_> = (0..5)
-            .map(|_| t.begin(&POLICY, "alice", a, now).unwrap())
+            .map(|_| t.begin(&POLICY, "alice", false, a, now).unwrap())
             .collect();
         assert_eq!(
-            t.begin(&POLICY, "alice", a, now).unwrap_err(),
+            t.begin(&POLICY, "alice", false, a, now).unwrap_err(),
             BUSY_WAIT,
             "no sixth guess in parallel"
         );
         // From another address the name is just as busy; another name from that
         // address too (the address has five in flight).
-        assert!(t.begin(&POLICY, "alice", ip("192.0.2.2"), now).is_err());
-        assert!(t.begin(&POLICY, "bob", a, now).is_err());
+        assert!(
+            t.begin(&POLICY, "alice", false, ip("192.0.2.2"), now)
+                .is_err()
+        );
+        assert!(t.begin(&POLICY, "bob", false, a, now).is_err());
         // All five fail: the name and the address are blocked for the full time.
         let results: Vec<_> = open.into_iter().map(|x| x.failed(now)).collect();
         assert_eq!(results.last().unwrap(), &Err(POLICY.block));
         assert_eq!(
-            t.begin(&POLICY, "alice", ip("192.0.2.9"), now).unwrap_err(),
+            t.begin(&POLICY, "alice", false, ip("192.0.2.9"), now)
+                .unwrap_err(),
             POLICY.block
         );
     }
@@ -471,15 +506,21 @@ mod tests {
         let (t, now) = fresh();
         let a = ip("192.0.2.1");
         for _ in 0..4 {
-            drop(t.begin(&POLICY, "alice", a, now).unwrap());
+            drop(t.begin(&POLICY, "alice", false, a, now).unwrap());
         }
         // Four abandoned guesses count; successes and unchecked attempts do not.
         for _ in 0..10 {
-            t.begin(&POLICY, "carol", a, now).unwrap().succeeded();
-            t.begin(&POLICY, "carol", a, now).unwrap().not_checked();
+            t.begin(&POLICY, "carol", false, a, now)
+                .unwrap()
+                .succeeded();
+            t.begin(&POLICY, "carol", false, a, now)
+                .unwrap()
+                .not_checked();
         }
         assert_eq!(
-            t.begin(&POLICY, "alice", a, now).unwrap().failed(now),
+            t.begin(&POLICY, "alice", false, a, now)
+                .unwrap()
+                .failed(now),
             Err(POLICY.block),
             "the fifth failure blocks"
         );
@@ -578,6 +619,22 @@ mod tests {
             assert!(check(&t, name, "10.1.1.1", later).is_err(), "{name} kept");
         }
         assert!(check(&t, "d", "10.1.1.1", now + POLICY.block).is_ok());
+        // A user the manifest knows still signs in, from a new address too (the full
+        // address table does not count it), and is still throttled by name.
+        for _ in 0..4 {
+            let attempt = t
+                .begin(&POLICY, "erin", true, ip("10.9.9.9"), later)
+                .unwrap();
+            assert_eq!(attempt.failed(later), Ok(()));
+        }
+        let fifth = t
+            .begin(&POLICY, "erin", true, ip("10.9.9.8"), later)
+            .unwrap();
+        assert_eq!(
+            fifth.failed(later),
+            Err(POLICY.block),
+            "the name still counts"
+        );
     }
 
     #[test]
@@ -604,7 +661,7 @@ mod tests {
         };
         let now = Instant::now();
         for _ in 0..50 {
-            let attempt = t.begin(&off, "a", ip("1.1.1.1"), now).unwrap();
+            let attempt = t.begin(&off, "a", false, ip("1.1.1.1"), now).unwrap();
             assert_eq!(attempt.failed(now), Ok(()));
         }
         assert_eq!(t.len(), (0, 0));

@@ -230,6 +230,17 @@ fn list_sql(conn: &Connection, q: &RunQuery) -> rusqlite::Result<(String, Vec<Sq
             .collect();
         sql.push_str(&format!(" AND +tool IN ({})", marks.join(", ")));
     }
+    if !q.not_tools.is_empty() {
+        let marks: Vec<String> = q
+            .not_tools
+            .iter()
+            .map(|t| {
+                values.push(Sql::Text(t.clone()));
+                format!("?{}", values.len())
+            })
+            .collect();
+        sql.push_str(&format!(" AND +tool NOT IN ({})", marks.join(", ")));
+    }
     values.push(Sql::Integer(q.limit as i64));
     sql.push_str(&format!(" ORDER BY seq DESC LIMIT ?{}", values.len()));
     Ok((sql, values))
