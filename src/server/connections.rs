@@ -12,6 +12,13 @@
 //! the client timeout: pings alone do not keep one. HTTP/1.1 has the same rule through
 //! hyper's header-read timeout.
 //!
+//! **Stalled connections** are cut: one whose writes have been blocked (the client
+//! stopped reading, e.g. after pipelining thousands of requests) or whose response
+//! bodies have not been asked for their next piece (an HTTP/2 client that keeps its
+//! flow-control window shut) for `stall_limit` (three client timeouts, at least 20 s,
+//! longer than the 15 s between an event stream's keep-alives). Graceful closing would
+//! wait for those very responses, so these connections are dropped.
+//!
 //! **Shutdown** closes every connection gracefully: requests in progress finish, then
 //! the connection ends.
 
@@ -19,6 +26,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -151,17 +159,67 @@ pub fn busy() -> warp::reply::Response {
     r
 }
 
-/// Open streams of one connection and when that number last changed.
+/// How long a connection may make no progress (see the module's documentation).
+pub fn stall_limit(client_timeout: Duration) -> Duration {
+    (client_timeout * 3).max(Duration::from_secs(20))
+}
+
+/// Open streams of one connection and when that number last changed, and what makes
+/// a connection stalled.
 #[derive(Debug, Clone)]
-pub struct Activity(Arc<watch::Sender<(usize, Instant)>>);
+pub struct Activity(Arc<watch::Sender<(usize, Instant)>>, Arc<Progress>);
+
+/// Times in milliseconds since `start` (0: not set).
+#[derive(Debug)]
+struct Progress {
+    start: Instant,
+    /// Response bodies alive, and when one was last asked for a piece.
+    bodies: AtomicUsize,
+    body_polled: AtomicU64,
+    /// Since when the connection's writes have been blocked.
+    write_blocked: AtomicU64,
+}
+
+impl Progress {
+    fn now(&self) -> u64 {
+        (self.start.elapsed().as_millis() as u64).max(1)
+    }
+}
 
 impl Default for Activity {
     fn default() -> Self {
-        Activity(Arc::new(watch::Sender::new((0, Instant::now()))))
+        let start = Instant::now();
+        Activity(
+            Arc::new(watch::Sender::new((0, start))),
+            Arc::new(Progress {
+                start,
+                bodies: AtomicUsize::new(0),
+                body_polled: AtomicU64::new(1),
+                write_blocked: AtomicU64::new(0),
+            }),
+        )
     }
 }
 
 impl Activity {
+    /// Resolves once the connection is stalled for `limit`: writes blocked, or
+    /// response bodies left unasked.
+    pub async fn stalled_for(&self, limit: Duration) {
+        let limit_ms = limit.as_millis() as u64;
+        loop {
+            tokio::time::sleep(limit / 4).await;
+            let p = &self.1;
+            let now = p.now();
+            let blocked = p.write_blocked.load(Ordering::SeqCst);
+            let writes_stuck = blocked != 0 && now.saturating_sub(blocked) > limit_ms;
+            let bodies_stuck = p.bodies.load(Ordering::SeqCst) > 0
+                && now.saturating_sub(p.body_polled.load(Ordering::SeqCst)) > limit_ms;
+            if writes_stuck || bodies_stuck {
+                return;
+            }
+        }
+    }
+
     /// A request began; its stream stays open until the guard (moved into the response
     /// body) drops.
     pub fn begin(&self) -> StreamOpen {
@@ -202,18 +260,31 @@ impl Drop for StreamOpen {
     }
 }
 
-/// A response body that keeps its stream counted as open until it is sent or dropped.
+/// A response body that keeps its stream counted as open until it is sent or dropped,
+/// and notes each time it is asked for a piece.
 pub struct Tracked<B> {
     inner: Pin<Box<B>>,
-    _open: StreamOpen,
+    open: StreamOpen,
 }
 
 impl<B> Tracked<B> {
     pub fn new(inner: B, open: StreamOpen) -> Tracked<B> {
+        let p = &open.0.1;
+        if p.bodies.fetch_add(1, Ordering::SeqCst) == 0 {
+            p.body_polled.store(p.now(), Ordering::SeqCst);
+        }
         Tracked {
             inner: Box::pin(inner),
-            _open: open,
+            open,
         }
+    }
+}
+
+impl<B> Drop for Tracked<B> {
+    fn drop(&mut self) {
+        let p = &self.open.0.1;
+        p.bodies.fetch_sub(1, Ordering::SeqCst);
+        p.body_polled.store(p.now(), Ordering::SeqCst);
     }
 }
 
@@ -225,6 +296,8 @@ impl<B: Body> Body for Tracked<B> {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let p = &self.open.0.1;
+        p.body_polled.store(p.now(), Ordering::SeqCst);
         self.inner.as_mut().poll_frame(cx)
     }
 
@@ -234,6 +307,82 @@ impl<B: Body> Body for Tracked<B> {
 
     fn size_hint(&self) -> hyper::body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// A connection's stream, noting when its writes block and when they move again.
+pub struct Watched<S> {
+    inner: S,
+    activity: Activity,
+}
+
+impl<S> Watched<S> {
+    pub fn new(inner: S, activity: &Activity) -> Watched<S> {
+        Watched {
+            inner,
+            activity: activity.clone(),
+        }
+    }
+
+    fn note<T>(&self, poll: &Poll<std::io::Result<T>>) {
+        let p = &self.activity.1;
+        match poll {
+            Poll::Pending => {
+                let _ = p.write_blocked.compare_exchange(
+                    0,
+                    p.now(),
+                    Ordering::SeqCst,
+                    Ordering::SeqCst,
+                );
+            }
+            Poll::Ready(_) => p.write_blocked.store(0, Ordering::SeqCst),
+        }
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Watched<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Watched<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.note(&poll);
+        poll
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.note(&poll);
+        poll
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let poll = Pin::new(&mut self.inner).poll_flush(cx);
+        self.note(&poll);
+        poll
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
@@ -268,11 +417,13 @@ where
 }
 
 /// Drives a connection to its end: gracefully when ftw shuts down, and (HTTP/2) when it
-/// has had no open stream for `idle`.
+/// has had no open stream for `idle`; at once when it is stalled for `stall`.
 pub async fn drive<C, E>(
     conn: C,
     mut shutdown: watch::Receiver<bool>,
-    idle: Option<(Activity, Duration)>,
+    activity: &Activity,
+    idle: Option<Duration>,
+    stall: Duration,
 ) where
     C: Graceful<Output = Result<(), E>>,
     E: std::fmt::Display,
@@ -280,14 +431,20 @@ pub async fn drive<C, E>(
     let mut conn = std::pin::pin!(conn);
     let mut closing = false;
     let idle_end = async {
-        match &idle {
-            Some((activity, timeout)) => activity.idle_for(*timeout).await,
+        match idle {
+            Some(timeout) => activity.idle_for(timeout).await,
             None => std::future::pending().await,
         }
     };
     let mut idle_end = std::pin::pin!(idle_end);
+    let stalled = activity.stalled_for(stall);
+    let mut stalled = std::pin::pin!(stalled);
     loop {
         tokio::select! {
+            () = &mut stalled => {
+                tracing::debug!("dropping a stalled connection");
+                return;
+            }
             result = conn.as_mut() => {
                 if let Err(e) = result {
                     tracing::debug!("connection ended with an error: {e}");

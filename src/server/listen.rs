@@ -20,7 +20,7 @@ use tokio_rustls::TlsAcceptor;
 use tower_service::Service as _;
 use warp::reply::Response;
 
-use super::connections::{self, Activity, Slots, Tracked};
+use super::connections::{self, Activity, Slots, Tracked, Watched};
 use super::context::ClientAddr;
 use super::{State, respond, routes};
 use crate::config::{Addresses, Config};
@@ -110,8 +110,13 @@ pub async fn serve(config: Config, manifest: crate::manifest::Manifest) -> Resul
             .iter()
             .any(|net| net.contains(&peer.ip()));
         let Some(slot) = slots.take(peer.ip(), trusted) else {
-            // This client has its share of connections (or every slot is taken).
+            // This client has its share of connections (or every slot is taken). Plain
+            // HTTP gets a one-line answer saying so; TLS just closes (no handshake
+            // is spent on it).
             tracing::debug!(%peer, "connection refused: too many from this client");
+            if tls.is_none() {
+                tokio::spawn(refuse_plain(stream));
+            }
             continue;
         };
         let _ = stream.set_nodelay(true);
@@ -142,11 +147,14 @@ pub async fn serve(config: Config, manifest: crate::manifest::Manifest) -> Resul
                         Ok::<_, Infallible>(response.map(|body| Tracked::new(body, open)))
                     }
                 });
-            let keep_alive = !health_only;
+            let http1 = Http1 {
+                shutdown: watcher.clone(),
+                activity: activity.clone(),
+                timeout: client_timeout,
+                keep_alive: !health_only,
+            };
             match tls {
-                None => {
-                    serve_http1(stream, hyper_service, watcher, client_timeout, keep_alive).await;
-                }
+                None => serve_http1(stream, hyper_service, http1).await,
                 Some(acceptor) => {
                     // The hint and the handshake share one deadline.
                     let deadline = tokio::time::Instant::now() + client_timeout;
@@ -157,17 +165,15 @@ pub async fn serve(config: Config, manifest: crate::manifest::Manifest) -> Resul
                         Ok(Ok(stream)) => {
                             let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
                             if h2 {
-                                let idle = Some((activity, client_timeout));
-                                serve_http2(stream, hyper_service, watcher, idle).await;
+                                // A health-check connection closes after its check.
+                                let idle = if health_only {
+                                    client_timeout.min(Duration::from_secs(1))
+                                } else {
+                                    client_timeout
+                                };
+                                serve_http2(stream, hyper_service, watcher, activity, idle).await;
                             } else {
-                                serve_http1(
-                                    stream,
-                                    hyper_service,
-                                    watcher,
-                                    client_timeout,
-                                    keep_alive,
-                                )
-                                .await;
+                                serve_http1(stream, hyper_service, http1).await;
                             }
                         }
                         Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
@@ -304,6 +310,22 @@ async fn plain_http_to_tls(
     None
 }
 
+/// Tells a plain-HTTP client over its connection cap to retry, without reading its
+/// request, and closes.
+async fn refuse_plain(mut stream: TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let body = "Too many connections from your address; try again in a moment.\n";
+    let reply = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\nretry-after: 1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let write = async {
+        let _ = stream.write_all(reply.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
+}
+
 /// hyper caps the head it buffers only while a head is incomplete, so one that arrives
 /// whole in a large read can pass its limit: the exact limits are checked here, before
 /// any filter sees the request.
@@ -331,13 +353,16 @@ fn head_too_large<B>(req: &http::Request<B>) -> Option<Response> {
 /// HTTP/1.1: the request head must arrive within `timeout` of the connection opening or
 /// going idle (slowloris), and fit in `MAX_HEAD_BYTES`. Plain-text connections only ever
 /// speak HTTP/1.1: browsers use HTTP/2 only over TLS.
-async fn serve_http1<IO, S, B>(
-    io: IO,
-    service: S,
+/// How to drive an HTTP/1.1 connection.
+struct Http1 {
     shutdown: tokio::sync::watch::Receiver<bool>,
+    activity: Activity,
     timeout: Duration,
     keep_alive: bool,
-) where
+}
+
+async fn serve_http1<IO, S, B>(io: IO, service: S, how: Http1)
+where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: hyper::service::HttpService<Incoming, ResBody = B, Error = Infallible>,
     B: hyper::body::Body + 'static,
@@ -346,11 +371,13 @@ async fn serve_http1<IO, S, B>(
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(timeout)
+        .header_read_timeout(how.timeout)
         .max_buf_size(MAX_HEAD_BYTES)
-        .keep_alive(keep_alive);
-    let connection = builder.serve_connection(TokioIo::new(io), service);
-    connections::drive(connection, shutdown, None).await;
+        .keep_alive(how.keep_alive);
+    let io = TokioIo::new(Watched::new(io, &how.activity));
+    let connection = builder.serve_connection(io, service);
+    let stall = connections::stall_limit(how.timeout);
+    connections::drive(connection, how.shutdown, &how.activity, None, stall).await;
 }
 
 /// HTTP/2 (TLS with ALPN `h2`): pings find dead peers, headers and concurrent streams
@@ -359,7 +386,8 @@ async fn serve_http2<IO, S, B>(
     io: IO,
     service: S,
     shutdown: tokio::sync::watch::Receiver<bool>,
-    idle: Option<(Activity, Duration)>,
+    activity: Activity,
+    idle: Duration,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: hyper::service::HttpService<Incoming, ResBody = B, Error = Infallible> + Send + 'static,
@@ -375,8 +403,10 @@ async fn serve_http2<IO, S, B>(
         .keep_alive_timeout(Duration::from_secs(10))
         .max_concurrent_streams(MAX_STREAMS)
         .max_header_list_size(MAX_HEAD_BYTES as u32);
-    let connection = builder.serve_connection(TokioIo::new(io), service);
-    connections::drive(connection, shutdown, idle).await;
+    let io = TokioIo::new(Watched::new(io, &activity));
+    let connection = builder.serve_connection(io, service);
+    let stall = connections::stall_limit(idle);
+    connections::drive(connection, shutdown, &activity, Some(idle), stall).await;
 }
 
 /// The start-up lines for stdout: the one-time password (when there are no users), then

@@ -428,23 +428,27 @@ async fn connect_from(server: &Server, source: &str) -> tokio::net::TcpStream {
 
 /// A request sent whole from `source`, and the status line of the answer (within 10 s).
 async fn status_from(server: &Server, source: &str, path: &str) -> String {
+    try_status_from(server, source, path)
+        .await
+        .expect("no answer within 10 s: the server is starved")
+}
+
+/// Like `status_from`, `None` when the connection is refused or nothing comes back.
+async fn try_status_from(server: &Server, source: &str, path: &str) -> Option<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut conn = connect_from(server, source).await;
     let head = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    conn.write_all(head.as_bytes()).await.unwrap();
+    conn.write_all(head.as_bytes()).await.ok()?;
     let mut answer = Vec::new();
     tokio::time::timeout(
         std::time::Duration::from_secs(10),
         conn.read_to_end(&mut answer),
     )
     .await
-    .expect("no answer within 10 s: the server is starved")
-    .unwrap();
-    String::from_utf8_lossy(&answer)
-        .lines()
-        .next()
-        .unwrap_or("")
-        .to_string()
+    .ok()?
+    .ok()?;
+    let text = String::from_utf8_lossy(&answer);
+    Some(text.lines().next().unwrap_or("").to_string())
 }
 
 #[tokio::test]
@@ -553,8 +557,16 @@ fn live_streams_are_capped_per_user() {
     drop(open);
 }
 
-#[tokio::test]
-async fn an_idle_http2_connection_is_closed() {
+/// A TLS server on the corpus manifest, and an HTTP/2 client connection to it that
+/// pings every 200 ms (as a browser may) with this stream window (0: no response
+/// body can come through).
+async fn h2_client(
+    window: u32,
+) -> (
+    Server,
+    hyper::client::conn::http2::SendRequest<http_body_util::Empty<bytes::Bytes>>,
+    tokio::task::JoinHandle<Result<(), hyper::Error>>,
+) {
     let made = Test::new().args(&["cert", "--self-signed"]).run();
     let cert = std::fs::read_to_string(made.path("cert.pem")).unwrap();
     let key = std::fs::read_to_string(made.path("key.pem")).unwrap();
@@ -588,16 +600,21 @@ async fn an_idle_http2_connection_is_closed() {
         .connect(name, tcp)
         .await
         .unwrap();
-    let (mut sender, conn) =
+    let (sender, conn) =
         hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
-            // The client pings, as a browser may: pings alone must not keep it open.
             .timer(hyper_util::rt::TokioTimer::new())
             .keep_alive_interval(std::time::Duration::from_millis(200))
             .keep_alive_while_idle(true)
+            .initial_stream_window_size(window)
             .handshake::<_, http_body_util::Empty<bytes::Bytes>>(hyper_util::rt::TokioIo::new(tls))
             .await
             .unwrap();
-    let connection = tokio::spawn(conn);
+    (server, sender, tokio::spawn(conn))
+}
+
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed() {
+    let (server, mut sender, connection) = h2_client(65_535).await;
     let uri = format!("https://localhost:{}/healthz", server.port);
     let r = sender
         .send_request(
@@ -609,10 +626,66 @@ async fn an_idle_http2_connection_is_closed() {
         .unwrap();
     assert_eq!(r.status(), 200);
     drop(r);
-    // No stream open now: the server closes the connection after the client timeout.
+    // No stream open now, only pings: the server closes it after the client timeout.
     tokio::time::timeout(std::time::Duration::from_secs(20), connection)
         .await
         .expect("an idle HTTP/2 connection was still open after 20 s")
         .unwrap()
         .ok();
+}
+
+#[tokio::test]
+async fn an_http2_client_that_shuts_its_window_loses_the_connection() {
+    let (server, mut sender, connection) = h2_client(0).await;
+    let uri = format!("https://localhost:{}/login", server.port);
+    // The answer's head arrives; its body never can.
+    let r = sender
+        .send_request(
+            http::Request::get(uri)
+                .body(http_body_util::Empty::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    tokio::time::timeout(std::time::Duration::from_secs(60), connection)
+        .await
+        .expect("a connection with a shut window was still open after 60 s")
+        .unwrap()
+        .ok();
+    drop(r);
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_its_answers_loses_its_connection() {
+    use tokio::io::AsyncWriteExt;
+    let server = server(&[
+        "--client-timeout",
+        "1s",
+        "--max-connections-per-client",
+        "1",
+    ]);
+    // Thousands of pipelined requests, and never a byte read back: the server's writes
+    // block once the socket buffers fill.
+    let mut hog = connect_from(&server, "127.0.0.5").await;
+    let one = "GET /login HTTP/1.1\r\nHost: localhost\r\n\r\n".repeat(3000);
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        hog.write_all(one.as_bytes()),
+    )
+    .await;
+    // The same address gets its one connection back once the stalled one is cut.
+    let start = std::time::Instant::now();
+    loop {
+        let reply = try_status_from(&server, "127.0.0.5", "/healthz").await;
+        if reply.is_some_and(|status| status.contains(" 200 ")) {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(90),
+            "the stalled connection still holds the client's only slot"
+        );
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    drop(hog);
 }
