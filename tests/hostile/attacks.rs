@@ -32,6 +32,29 @@ fn login(server: &Server, credentials: &str) -> Wire {
     )
 }
 
+/// POSTs the session's CSRF token to `path` as a form; it must answer 303, and the
+/// place it sends the browser is returned.
+fn post_form(server: &Server, session: &super::Session, path: &str) -> String {
+    let r = request(
+        server,
+        "POST",
+        path,
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Cookie", &session.cookie),
+        ],
+        format!("_csrf={}", session.csrf).as_bytes(),
+    );
+    assert_eq!(r.status, 303, "POST {path}: {}", r.body);
+    r.header("location").unwrap().to_string()
+}
+
+/// The whole event stream of a run (it ends with the run).
+fn events_of(server: &Server, session: &super::Session, run: &str) -> Wire {
+    let path = format!("{run}/events");
+    request(server, "GET", &path, &[("Cookie", &session.cookie)], b"")
+}
+
 fn audit_bytes(server: &Server) -> u64 {
     std::fs::metadata(server.test.path().join("audit.log")).map_or(0, |m| m.len())
 }
@@ -232,19 +255,7 @@ fn runs_of_a_removed_tool_stay_visible_and_cancellable_and_admins_see_every_run(
     let server = Server::start(test, &[]);
     let alice = super::sign_in(&server, "alice", ALICE_PW);
     let bob = super::sign_in(&server, "bob", super::BOB_PW);
-    let form = [
-        ("Content-Type", "application/x-www-form-urlencoded"),
-        ("Cookie", bob.cookie.as_str()),
-    ];
-    let r = request(
-        &server,
-        "POST",
-        "/tools/slow",
-        &form,
-        format!("_csrf={}", bob.csrf).as_bytes(),
-    );
-    assert_eq!(r.status, 303, "{}", r.body);
-    let run = r.header("location").unwrap().to_string();
+    let run = post_form(&server, &bob, "/tools/slow");
     let page =
         |who: &super::Session| request(&server, "GET", &run, &[("Cookie", &who.cookie)], b"");
     // alice is an admin who may not run `slow`: she still sees bob's run of it.
@@ -277,17 +288,7 @@ fn runs_of_a_removed_tool_stay_visible_and_cancellable_and_admins_see_every_run(
     });
     assert_eq!(page(&bob).status, 200);
     assert!(!page(&bob).body.contains("Run again"));
-    let cancel = request(
-        &server,
-        "POST",
-        &format!("{run}/cancel"),
-        &[
-            ("Content-Type", "application/x-www-form-urlencoded"),
-            ("Cookie", &bob.cookie),
-        ],
-        format!("_csrf={}", bob.csrf).as_bytes(),
-    );
-    assert_eq!(cancel.status, 303, "{}", cancel.body);
+    post_form(&server, &bob, &format!("{run}/cancel"));
     super::wait_for_end(&server, &alice, &run);
     assert!(
         page(&alice).body.contains("ancelled"),
@@ -315,25 +316,8 @@ fn descriptors_ftw_inherited_do_not_reach_tools() {
         "the test's descriptor did not reach ftw"
     );
     let alice = super::sign_in(&server, "alice", ALICE_PW);
-    let r = request(
-        &server,
-        "POST",
-        "/tools/t",
-        &[
-            ("Content-Type", "application/x-www-form-urlencoded"),
-            ("Cookie", &alice.cookie),
-        ],
-        format!("_csrf={}", alice.csrf).as_bytes(),
-    );
-    assert_eq!(r.status, 303, "{}", r.body);
-    let run = r.header("location").unwrap().to_string();
-    let events = request(
-        &server,
-        "GET",
-        &format!("{run}/events"),
-        &[("Cookie", &alice.cookie)],
-        b"",
-    );
+    let run = post_form(&server, &alice, "/tools/t");
+    let events = events_of(&server, &alice, &run);
     assert!(events.body.contains("clean"), "{}", events.body);
     assert!(!events.body.contains("leaked"), "{}", events.body);
 }
@@ -353,24 +337,8 @@ fn hard_links_and_names_that_reorder_text_are_not_served() {
     );
     let server = Server::start(test.manifest(&manifest), &[]);
     let alice = super::sign_in(&server, "alice", ALICE_PW);
-    let r = request(
-        &server,
-        "POST",
-        "/tools/t",
-        &[
-            ("Content-Type", "application/x-www-form-urlencoded"),
-            ("Cookie", &alice.cookie),
-        ],
-        format!("_csrf={}", alice.csrf).as_bytes(),
-    );
-    let run = r.header("location").unwrap().to_string();
-    let events = request(
-        &server,
-        "GET",
-        &format!("{run}/events"),
-        &[("Cookie", &alice.cookie)],
-        b"",
-    );
+    let run = post_form(&server, &alice, "/tools/t");
+    let events = events_of(&server, &alice, &run);
     assert!(
         events.body.contains("linked"),
         "the hard link was not made: {}",
@@ -514,17 +482,7 @@ fn live_streams_are_capped_per_user() {
         &["--max-streams-per-user", "2"],
     );
     let alice = super::sign_in(&server, "alice", ALICE_PW);
-    let r = request(
-        &server,
-        "POST",
-        "/tools/t",
-        &[
-            ("Content-Type", "application/x-www-form-urlencoded"),
-            ("Cookie", &alice.cookie),
-        ],
-        format!("_csrf={}", alice.csrf).as_bytes(),
-    );
-    let run = r.header("location").unwrap().to_string();
+    let run = post_form(&server, &alice, "/tools/t");
     let head = format!(
         "GET {run}/events HTTP/1.1\r\nHost: localhost\r\nCookie: {}\r\n\r\n",
         alice.cookie
@@ -612,47 +570,49 @@ async fn h2_client(
     (server, sender, tokio::spawn(conn))
 }
 
+/// The time ftw has to close `connection`: it must end within `limit`.
+async fn closes_within(
+    connection: tokio::task::JoinHandle<Result<(), hyper::Error>>,
+    limit: u64,
+    what: &str,
+) {
+    tokio::time::timeout(std::time::Duration::from_secs(limit), connection)
+        .await
+        .unwrap_or_else(|_| panic!("{what} was still open after {limit} s"))
+        .unwrap()
+        .ok();
+}
+
+/// GET `path` on the HTTP/2 connection; the answer's head.
+async fn h2_get(
+    server: &Server,
+    sender: &mut hyper::client::conn::http2::SendRequest<http_body_util::Empty<bytes::Bytes>>,
+    path: &str,
+) -> http::Response<hyper::body::Incoming> {
+    let uri = format!("https://localhost:{}{path}", server.port);
+    let request = http::Request::get(uri)
+        .body(http_body_util::Empty::new())
+        .unwrap();
+    sender.send_request(request).await.unwrap()
+}
+
 #[tokio::test]
 async fn an_idle_http2_connection_is_closed() {
     let (server, mut sender, connection) = h2_client(65_535).await;
-    let uri = format!("https://localhost:{}/healthz", server.port);
-    let r = sender
-        .send_request(
-            http::Request::get(uri)
-                .body(http_body_util::Empty::new())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let r = h2_get(&server, &mut sender, "/healthz").await;
     assert_eq!(r.status(), 200);
     drop(r);
     // No stream open now, only pings: the server closes it after the client timeout.
-    tokio::time::timeout(std::time::Duration::from_secs(20), connection)
-        .await
-        .expect("an idle HTTP/2 connection was still open after 20 s")
-        .unwrap()
-        .ok();
+    closes_within(connection, 20, "an idle HTTP/2 connection").await;
 }
 
 #[tokio::test]
 async fn an_http2_client_that_shuts_its_window_loses_the_connection() {
     let (server, mut sender, connection) = h2_client(0).await;
-    let uri = format!("https://localhost:{}/login", server.port);
     // The answer's head arrives; its body never can.
-    let r = sender
-        .send_request(
-            http::Request::get(uri)
-                .body(http_body_util::Empty::new())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let r = h2_get(&server, &mut sender, "/login").await;
     assert_eq!(r.status(), 200);
-    tokio::time::timeout(std::time::Duration::from_secs(60), connection)
-        .await
-        .expect("a connection with a shut window was still open after 60 s")
-        .unwrap()
-        .ok();
+    closes_within(connection, 60, "a connection with a shut window").await;
     drop(r);
 }
 

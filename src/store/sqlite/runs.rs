@@ -221,29 +221,28 @@ fn list_sql(conn: &Connection, q: &RunQuery) -> rusqlite::Result<(String, Vec<Sq
     if let Some(tools) = &q.tools {
         // `+tool`: never pick the tool index for this list; the newest-first scan by
         // `seq` stops after `limit` rows, a scan by tool would sort them all.
-        let marks: Vec<String> = tools
-            .iter()
-            .map(|t| {
-                values.push(Sql::Text(t.clone()));
-                format!("?{}", values.len())
-            })
-            .collect();
-        sql.push_str(&format!(" AND +tool IN ({})", marks.join(", ")));
+        let marks = placeholders(&mut values, tools);
+        sql.push_str(&format!(" AND +tool IN ({marks})"));
     }
     if !q.not_tools.is_empty() {
-        let marks: Vec<String> = q
-            .not_tools
-            .iter()
-            .map(|t| {
-                values.push(Sql::Text(t.clone()));
-                format!("?{}", values.len())
-            })
-            .collect();
-        sql.push_str(&format!(" AND +tool NOT IN ({})", marks.join(", ")));
+        let marks = placeholders(&mut values, &q.not_tools);
+        sql.push_str(&format!(" AND +tool NOT IN ({marks})"));
     }
     values.push(Sql::Integer(q.limit as i64));
     sql.push_str(&format!(" ORDER BY seq DESC LIMIT ?{}", values.len()));
     Ok((sql, values))
+}
+
+/// `?N, ?M, ...` for `texts`, added to `values`.
+fn placeholders(values: &mut Vec<Sql>, texts: &[String]) -> String {
+    let marks: Vec<String> = texts
+        .iter()
+        .map(|t| {
+            values.push(Sql::Text(t.clone()));
+            format!("?{}", values.len())
+        })
+        .collect();
+    marks.join(", ")
 }
 
 /// The first run made at or after `ms`.
