@@ -139,7 +139,7 @@ pub async fn serve(config: Config, manifest: crate::manifest::Manifest) -> Resul
                         let response = if health_only && !req.uri().path().ends_with("/healthz") {
                             respond::secure_headers(connections::busy(), is_tls)
                         } else {
-                            match head_too_large(&req) {
+                            match bad_head(&req) {
                                 Some(refusal) => respond::secure_headers(refusal, is_tls),
                                 None => service.call(req).await.unwrap_or_else(|e| match e {}),
                             }
@@ -328,8 +328,18 @@ async fn refuse_plain(mut stream: TcpStream) {
 
 /// hyper caps the head it buffers only while a head is incomplete, so one that arrives
 /// whole in a large read can pass its limit: the exact limits are checked here, before
-/// any filter sees the request.
-fn head_too_large<B>(req: &http::Request<B>) -> Option<Response> {
+/// any filter sees the request. An HTTP/1.1 request must name its host (RFC 9112): one
+/// without `Host` would pass the host check unchecked.
+fn bad_head<B>(req: &http::Request<B>) -> Option<Response> {
+    if req.version() == http::Version::HTTP_11
+        && req.uri().authority().is_none()
+        && !req.headers().contains_key(http::header::HOST)
+    {
+        return Some(respond::text(
+            StatusCode::BAD_REQUEST,
+            "An HTTP/1.1 request must have a Host header.\n",
+        ));
+    }
     let uri = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
     if uri > MAX_URI_BYTES {
         return Some(respond::text(

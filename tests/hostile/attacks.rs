@@ -649,3 +649,15 @@ async fn a_client_that_never_reads_its_answers_loses_its_connection() {
     }
     drop(hog);
 }
+
+#[test]
+fn an_http11_request_without_a_host_is_refused() {
+    let server = server(&[]);
+    let r = super::exchange(
+        &server,
+        "GET /login HTTP/1.1\r\nConnection: close\r\n\r\n".to_string(),
+        Vec::new(),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("Host header"), "{}", r.body);
+}
