@@ -55,11 +55,6 @@ impl AllowedHosts {
         let host = host_part(authority);
         crate::tls::covers(&self.names, host) || crate::tls::covers(extra, host)
     }
-
-    /// The defaults, for the README's "which hosts" answer and the refusal message.
-    pub fn defaults(&self) -> &[String] {
-        &self.names
-    }
 }
 
 /// The host of an authority, without its port (`[::1]:80` -> `[::1]`).
