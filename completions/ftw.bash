@@ -380,7 +380,7 @@ _ftw() {
             return 0
             ;;
         ftw__subcmd__serve)
-            opts="-h -V --host --port --tls-cert --tls-key --secret-key-file --audit-log --max-runs --client-timeout --max-connections --max-connections-per-client --max-streams-per-user --state-dir --keep-runs --keep-for --max-state-size --max-runs-per-user --shutdown-grace --help --version"
+            opts="-h -V --host --port --tls-cert --tls-key --secret-key-file --audit-log --max-runs --client-timeout --max-connections --max-connections-per-client --allowed-hosts --max-streams-per-user --state-dir --keep-runs --keep-for --max-state-size --max-runs-per-user --shutdown-grace --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -467,6 +467,10 @@ _ftw() {
                     return 0
                     ;;
                 --max-connections-per-client)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --allowed-hosts)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

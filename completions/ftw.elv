@@ -44,6 +44,7 @@ set edit:completion:arg-completer[ftw] = {|@words|
             cand --client-timeout 'How long a client may take to send its request headers, or pause while sending a body, before ftw drops it'
             cand --max-connections 'Open connections at most (live output pages count); more wait to be accepted'
             cand --max-connections-per-client 'Open connections at most from one address (IPv6: one /64); trusted proxies are not capped [default: an eighth of --max-connections, from 4 to 64]'
+            cand --allowed-hosts 'Host names ftw answers to besides its own, comma-separated (e.g. the name users open in a container or behind a proxy); adds to [server] allowed_hosts'
             cand --max-streams-per-user 'Live output streams (run pages, API event streams) one user may have open at once'
             cand --state-dir 'Folder for ftw''s database, runs, their output and files (made mode 0700) [default: [server] state_dir, else $STATE_DIRECTORY (systemd), else $XDG_STATE_HOME/ftw, else ~/.local/state/ftw]'
             cand --keep-runs 'Finished runs kept in the history, with their output and files [default: [server] keep_runs, else 10000]'

@@ -46,6 +46,7 @@ complete -c ftw -n "__fish_ftw_using_subcommand serve" -l max-runs -d 'Runs that
 complete -c ftw -n "__fish_ftw_using_subcommand serve" -l client-timeout -d 'How long a client may take to send its request headers, or pause while sending a body, before ftw drops it' -r
 complete -c ftw -n "__fish_ftw_using_subcommand serve" -l max-connections -d 'Open connections at most (live output pages count); more wait to be accepted' -r
 complete -c ftw -n "__fish_ftw_using_subcommand serve" -l max-connections-per-client -d 'Open connections at most from one address (IPv6: one /64); trusted proxies are not capped [default: an eighth of --max-connections, from 4 to 64]' -r
+complete -c ftw -n "__fish_ftw_using_subcommand serve" -l allowed-hosts -d 'Host names ftw answers to besides its own, comma-separated (e.g. the name users open in a container or behind a proxy); adds to [server] allowed_hosts' -r
 complete -c ftw -n "__fish_ftw_using_subcommand serve" -l max-streams-per-user -d 'Live output streams (run pages, API event streams) one user may have open at once' -r
 complete -c ftw -n "__fish_ftw_using_subcommand serve" -l state-dir -d 'Folder for ftw\'s database, runs, their output and files (made mode 0700) [default: [server] state_dir, else $STATE_DIRECTORY (systemd), else $XDG_STATE_HOME/ftw, else ~/.local/state/ftw]' -r -f -a "(__fish_complete_directories)"
 complete -c ftw -n "__fish_ftw_using_subcommand serve" -l keep-runs -d 'Finished runs kept in the history, with their output and files [default: [server] keep_runs, else 10000]' -r

@@ -146,6 +146,11 @@ pub struct ServeArgs {
     #[arg(long, env = "FTW_MAX_CONNECTIONS_PER_CLIENT", value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections_per_client: Option<u32>,
+    /// Host names ftw answers to besides its own, comma-separated (e.g. the name users
+    /// open in a container or behind a proxy); adds to [server] allowed_hosts
+    #[arg(long, env = "FTW_ALLOWED_HOSTS", value_name = "NAMES", value_delimiter = ',',
+          value_parser = parse_host)]
+    pub allowed_hosts: Vec<String>,
     /// Live output streams (run pages, API event streams) one user may have open at once
     #[arg(long, env = "FTW_MAX_STREAMS_PER_USER", value_name = "N", default_value_t = 32,
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -201,6 +206,11 @@ pub struct CertArgs {
     /// Replace cert.pem and key.pem if they exist
     #[arg(long)]
     pub force: bool,
+}
+
+/// Parses one `--allowed-hosts` name (as `[server] allowed_hosts` takes them).
+fn parse_host(text: &str) -> Result<String, String> {
+    crate::manifest::host_pattern(text).map_err(str::to_string)
 }
 
 /// Parses "10s", "2m", "1h 30m" (humantime) for duration flags.

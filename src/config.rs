@@ -42,6 +42,8 @@ pub struct Config {
     pub max_connections: usize,
     pub max_connections_per_client: usize,
     pub max_streams_per_user: usize,
+    /// Host names from `--allowed-hosts`, besides the manifest's.
+    pub allowed_hosts: Vec<String>,
     pub client_timeout: Duration,
     /// Set when the manifest has no users: the password of the one-time `admin`.
     pub one_time_password: Option<String>,
@@ -140,6 +142,7 @@ impl Config {
                 .into(),
             max_connections: args.max_connections as usize,
             max_streams_per_user: args.max_streams_per_user as usize,
+            allowed_hosts: args.allowed_hosts.clone(),
             max_connections_per_client: args.max_connections_per_client.map_or_else(
                 || crate::server::default_per_client(args.max_connections as usize),
                 |n| n as usize,
@@ -299,6 +302,7 @@ mod tests {
             max_connections: 16,
             max_connections_per_client: 4,
             max_streams_per_user: 32,
+            allowed_hosts: Vec::new(),
             client_timeout: Duration::from_secs(1),
             one_time_password: None,
             warnings: Vec::new(),

@@ -21,6 +21,7 @@ use indexmap::IndexMap;
 pub use arg::{Arg, Kind, Value};
 use diagnostic::{Diagnostics, Source};
 pub use template::Template;
+pub use validate::host_pattern;
 
 /// A valid manifest.
 #[derive(Debug, Clone)]

@@ -17,6 +17,8 @@ use crate::config::Config;
 #[derive(Debug, Default)]
 pub struct AllowedHosts {
     names: Vec<String>,
+    /// `--allowed-hosts *`: any host.
+    any: bool,
 }
 
 impl AllowedHosts {
@@ -41,15 +43,17 @@ impl AllowedHosts {
         {
             names.extend(cert);
         }
+        let any = config.allowed_hosts.iter().any(|h| h == "*");
+        names.extend(config.allowed_hosts.iter().cloned());
         names.sort();
         names.dedup();
-        AllowedHosts { names }
+        AllowedHosts { names, any }
     }
 
     /// Whether `authority` (`host`, `host:port`, `[v6]:port`) names an allowed host:
     /// one of the defaults or of `extra` (the manifest's `allowed_hosts`).
     pub fn allows(&self, extra: &[String], authority: &str) -> bool {
-        if extra.iter().any(|h| h == "*") {
+        if self.any || extra.iter().any(|h| h == "*") {
             return true;
         }
         let host = host_part(authority);
@@ -124,6 +128,7 @@ mod tests {
     fn hosts(names: &[&str]) -> AllowedHosts {
         AllowedHosts {
             names: names.iter().map(|s| (*s).to_string()).collect(),
+            any: false,
         }
     }
 

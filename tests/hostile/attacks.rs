@@ -661,3 +661,29 @@ fn an_http11_request_without_a_host_is_refused() {
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.body.contains("Host header"), "{}", r.body);
 }
+
+#[test]
+fn hosts_can_be_allowed_from_the_command_line() {
+    let server = server(&["--allowed-hosts", "ftw.example.com,*.corp.example"]);
+    assert_eq!(
+        get_as(&server, "ftw.example.com:8000", "/login", &[]).status,
+        200
+    );
+    assert_eq!(get_as(&server, "a.corp.example", "/login", &[]).status, 200);
+    assert_eq!(
+        get_as(&server, "attacker.example", "/login", &[]).status,
+        421
+    );
+    let refused = Test::new()
+        .manifest(&manifest())
+        .args(&[
+            "serve",
+            "tools.toml",
+            "--allowed-hosts",
+            "https://ftw.example.com",
+        ])
+        .run();
+    refused
+        .code(2)
+        .stderr_has("must be a host name or an address, without a scheme or a port");
+}

@@ -133,6 +133,7 @@ impl App {
             max_connections: 64,
             max_connections_per_client: None,
             max_streams_per_user: 32,
+            allowed_hosts: Vec::new(),
             client_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(1),
         };

@@ -11,6 +11,8 @@
 mod args;
 mod auth;
 mod server;
+
+pub use server::host_pattern;
 mod tools;
 
 use std::collections::BTreeSet;

@@ -140,7 +140,7 @@ impl Checker<'_> {
 
 /// An `allowed_hosts` entry: a host name, `*.` and a domain, an IP address, or `*`;
 /// lower case, IPv6 without brackets.
-fn host_pattern(text: &str) -> Result<String, &'static str> {
+pub fn host_pattern(text: &str) -> Result<String, &'static str> {
     let text = text.trim().trim_start_matches('[').trim_end_matches(']');
     if text == "*" || text.parse::<std::net::IpAddr>().is_ok() {
         return Ok(text.to_ascii_lowercase());
