@@ -78,3 +78,25 @@ fn serve_validates_the_manifest_first() {
         .code(2)
         .stderr_has("tools.toml:3:1: error: unknown key `tiemout` in [tools.t]");
 }
+
+#[test]
+fn a_proxy_without_allowed_hosts_is_warned_about() {
+    let manifest = "[server]\ntrusted_proxies = [\"127.0.0.1\"]\n\n[auth]\ntrusted_header = \"Remote-User\"\n\n[tools.t]\ncommand = [\"/bin/true\"]\n";
+    let out = Test::new()
+        .manifest(manifest)
+        .args(&["check", "tools.toml"])
+        .run();
+    out.success();
+    out.stderr_has("warning: with a proxy in front, ftw answers only to its own names");
+    out.stderr_has("allowed_hosts = [\"tools.example.com\"]");
+    let named = manifest.replace(
+        "trusted_proxies = [\"127.0.0.1\"]\n",
+        "trusted_proxies = [\"127.0.0.1\"]\nallowed_hosts = [\"tools.example.com\"]\n",
+    );
+    let out = Test::new()
+        .manifest(&named)
+        .args(&["check", "tools.toml"])
+        .run();
+    out.success();
+    assert!(!out.stderr.contains("warning"), "{}", out.stderr);
+}

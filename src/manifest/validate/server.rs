@@ -86,6 +86,14 @@ impl Checker<'_> {
                 ),
             }
         }
+        if let Some(first) = raw.trusted_proxies.iter().flatten().next()
+            && allowed_hosts.is_empty()
+        {
+            self.warning(
+                first.span(),
+                "with a proxy in front, ftw answers only to its own names (localhost, its addresses, its certificate's): if the proxy passes on the public host name (Caddy does; nginx with `proxy_set_header Host $host`), add it, e.g. allowed_hosts = [\"tools.example.com\"], or those requests get 421".into(),
+            );
+        }
         let mut metrics_allow = Vec::new();
         for entry in raw.metrics_allow.iter().flatten() {
             match parse_net(entry.get_ref()) {
