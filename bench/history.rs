@@ -106,37 +106,26 @@ fn fill(state: &Path, runs: u64) -> Duration {
             } else {
                 Status::Succeeded
             };
-            let record = RunRecord {
-                seq: 0,
-                id: id.clone(),
-                tool: TOOLS[(i % 4) as usize].into(),
-                tool_title: "A tool".into(),
-                user: if i % 10 == 0 {
-                    USER.to_string()
-                } else {
-                    format!("user{}", i % 10)
-                },
-                via: "session".into(),
-                args: vec![RunArg {
-                    name: "target".into(),
-                    label: "Target".into(),
-                    shown: format!("host-{}", i % 50),
-                    again: Some(ftw::manifest::Value::One(format!("host-{}", i % 50))),
-                }],
-                status: Status::Queued,
-                created,
-                started: None,
-                ended: None,
-                duration: None,
-                output_len: 0,
-                dropped: 0,
-                cut: None,
-                in_file: false,
-                stderr: Vec::new(),
-                files: Vec::new(),
-                disk_bytes: 0,
-                process: None,
+            let user = if i % 10 == 0 {
+                USER.to_string()
+            } else {
+                format!("user{}", i % 10)
             };
+            let args = vec![RunArg {
+                name: "target".into(),
+                label: "Target".into(),
+                shown: format!("host-{}", i % 50),
+                again: Some(ftw::manifest::Value::One(format!("host-{}", i % 50))),
+            }];
+            let record = RunRecord::queued(
+                id.clone(),
+                TOOLS[(i % 4) as usize].into(),
+                "A tool".into(),
+                user,
+                "session".into(),
+                args,
+                created,
+            );
             drop(store.insert_run(&record));
             last = Some(store.finish_run(FinishedRun {
                 id,

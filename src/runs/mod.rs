@@ -431,16 +431,16 @@ impl Runs {
         tokio::join!(housekeeping, retries, output);
     }
 
+    /// The runs in memory now (queued, running, or ended and not yet stored).
+    fn live_runs(&self) -> Vec<Arc<Run>> {
+        let live = self.live.lock().expect("runs lock");
+        live.values().cloned().collect()
+    }
+
     /// Stores what running runs printed since the last time (while their output is in
     /// memory; a log file needs no copy).
     fn save_output(&self) {
-        let live: Vec<Arc<Run>> = self
-            .live
-            .lock()
-            .expect("runs lock")
-            .values()
-            .cloned()
-            .collect();
+        let live = self.live_runs();
         for run in live.iter().filter(|r| !r.status().is_finished()) {
             for chunk in run.output.unsaved_chunks() {
                 drop(self.store.append_output(&run.id, chunk));
@@ -468,13 +468,7 @@ impl Runs {
     /// gives them `grace` to exit, then SIGKILL, and commits what is left to write.
     pub async fn shutdown(&self, grace: Duration) {
         self.stopping.store(true, Ordering::SeqCst);
-        let live: Vec<Arc<Run>> = self
-            .live
-            .lock()
-            .expect("runs lock")
-            .values()
-            .cloned()
-            .collect();
+        let live = self.live_runs();
         for run in &live {
             run.shut_down();
         }
@@ -483,13 +477,7 @@ impl Runs {
             .await
             .is_err()
         {
-            let left: Vec<Arc<Run>> = self
-                .live
-                .lock()
-                .expect("runs lock")
-                .values()
-                .cloned()
-                .collect();
+            let left = self.live_runs();
             tracing::warn!(
                 "the grace period ended with {} run(s) still going; killing them",
                 left.len()

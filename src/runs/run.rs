@@ -199,26 +199,16 @@ impl Run {
     /// The record a new run is stored as.
     pub(super) fn record(&self) -> RunRecord {
         RunRecord {
-            seq: 0,
-            id: self.id.clone(),
-            tool: self.tool_id.clone(),
-            tool_title: self.tool_title.clone(),
-            user: self.user.clone(),
-            via: self.via.clone(),
-            args: self.args.clone(),
             status: self.status(),
-            created: self.created,
-            started: None,
-            ended: None,
-            duration: None,
-            output_len: 0,
-            dropped: 0,
-            cut: None,
-            in_file: false,
-            stderr: Vec::new(),
-            files: Vec::new(),
-            disk_bytes: 0,
-            process: None,
+            ..RunRecord::queued(
+                self.id.clone(),
+                self.tool_id.clone(),
+                self.tool_title.clone(),
+                self.user.clone(),
+                self.via.clone(),
+                self.args.clone(),
+                self.created,
+            )
         }
     }
 

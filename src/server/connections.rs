@@ -22,12 +22,11 @@
 //! **Shutdown** closes every connection gracefully: requests in progress finish, then
 //! the connection ends.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -36,6 +35,7 @@ use hyper::body::{Body, Frame, Incoming};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::Instant;
 
+use super::per_key::{PerKey, Place};
 use super::respond;
 
 /// Slots kept for `/healthz` beyond `--max-connections`.
@@ -46,17 +46,13 @@ pub fn default_per_client(max_connections: usize) -> usize {
     (max_connections / 8).clamp(4, 64)
 }
 
-/// Connections open, by client address key.
-type ByClient = Arc<Mutex<HashMap<String, usize>>>;
-
 /// The connection slots (see the module's documentation).
 #[derive(Debug)]
 pub struct Slots {
     main: Arc<Semaphore>,
     health: Arc<Semaphore>,
     max: usize,
-    per_client: usize,
-    by_client: ByClient,
+    by_client: PerKey,
 }
 
 /// A taken slot, given back when the connection ends.
@@ -65,21 +61,7 @@ pub struct Slot {
     _permit: OwnedSemaphorePermit,
     /// Only `/healthz` is answered on this connection.
     pub health_only: bool,
-    client: Option<(ByClient, String)>,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        if let Some((map, key)) = &self.client {
-            let mut map = map.lock().expect("slots lock");
-            if let Some(n) = map.get_mut(key) {
-                *n -= 1;
-                if *n == 0 {
-                    map.remove(key);
-                }
-            }
-        }
-    }
+    _client: Option<Place>,
 }
 
 impl Slots {
@@ -88,8 +70,7 @@ impl Slots {
             main: Arc::new(Semaphore::new(max)),
             health: Arc::new(Semaphore::new(HEALTH_SLOTS)),
             max,
-            per_client: per_client.max(1),
-            by_client: Arc::new(Mutex::new(HashMap::new())),
+            by_client: PerKey::new(per_client),
         }
     }
 
@@ -116,18 +97,12 @@ impl Slots {
             None
         } else {
             let key = crate::auth::throttle::address_key(peer);
-            let mut map = self.by_client.lock().expect("slots lock");
-            let n = map.entry(key.clone()).or_insert(0);
-            if *n >= self.per_client {
-                return None;
-            }
-            *n += 1;
-            Some((Arc::clone(&self.by_client), key))
+            Some(self.by_client.take(key)?)
         };
         Some(Slot {
             _permit: permit,
             health_only,
-            client,
+            _client: client,
         })
     }
 

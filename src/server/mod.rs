@@ -23,6 +23,7 @@ mod login;
 mod metrics;
 mod openapi;
 mod pages;
+mod per_key;
 mod problem;
 pub mod reload;
 mod respond;

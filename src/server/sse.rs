@@ -8,8 +8,7 @@
 //! get 429): a stream holds a connection for as long as the run lasts, and connections
 //! are a shared budget.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::stream;
@@ -20,6 +19,7 @@ use warp::sse::Event;
 
 use super::download::files_json;
 use super::format::{human_duration, is_problem, status_text};
+use super::per_key::{PerKey, Place};
 use crate::ansi::AnsiHtml;
 use crate::runs::{Run, Status};
 
@@ -48,37 +48,23 @@ pub enum Format {
 
 /// Event streams open, by user, and how many one user may have.
 #[derive(Debug)]
-pub struct Streams(Arc<Mutex<HashMap<String, usize>>>, usize);
+pub struct Streams(PerKey);
 
 /// One open event stream, counted until it drops.
-pub struct StreamSlot(Arc<Mutex<HashMap<String, usize>>>, String);
+pub struct StreamSlot {
+    _place: Place,
+}
 
 impl Streams {
     pub fn new(per_user: usize) -> Streams {
-        Streams(Arc::default(), per_user.max(1))
+        Streams(PerKey::new(per_user))
     }
 
     /// A place for one more stream of `user`, or 429.
     pub fn open(&self, user: &str) -> Result<StreamSlot, super::problem::Problem> {
-        let mut map = self.0.lock().expect("streams lock");
-        let n = map.entry(user.to_string()).or_insert(0);
-        if *n >= self.1 {
-            return Err(super::problem::Problem::TooManyStreams);
-        }
-        *n += 1;
-        Ok(StreamSlot(Arc::clone(&self.0), user.to_string()))
-    }
-}
-
-impl Drop for StreamSlot {
-    fn drop(&mut self) {
-        let mut map = self.0.lock().expect("streams lock");
-        if let Some(n) = map.get_mut(&self.1) {
-            *n -= 1;
-            if *n == 0 {
-                map.remove(&self.1);
-            }
-        }
+        let place = self.0.take(user.to_string());
+        let place = place.ok_or(super::problem::Problem::TooManyStreams)?;
+        Ok(StreamSlot { _place: place })
     }
 }
 

@@ -39,6 +39,42 @@ pub struct RunRecord {
     pub process: Option<ProcessMark>,
 }
 
+impl RunRecord {
+    /// A run just made: queued, nothing printed, no process yet.
+    pub fn queued(
+        id: String,
+        tool: String,
+        tool_title: String,
+        user: String,
+        via: String,
+        args: Vec<RunArg>,
+        created: SystemTime,
+    ) -> RunRecord {
+        RunRecord {
+            seq: 0,
+            id,
+            tool,
+            tool_title,
+            user,
+            via,
+            args,
+            status: Status::Queued,
+            created,
+            started: None,
+            ended: None,
+            duration: None,
+            output_len: 0,
+            dropped: 0,
+            cut: None,
+            in_file: false,
+            stderr: Vec::new(),
+            files: Vec::new(),
+            disk_bytes: 0,
+            process: None,
+        }
+    }
+}
+
 /// Which process group a run's program leads, and how to know it is still that one:
 /// process ids are reused, so a start-up that finds an interrupted run only signals a
 /// group whose leader (or members) started at this time since this boot.
