@@ -245,9 +245,14 @@ impl OutputLog {
     /// to the disk when it is nearly full (the cut marker is written regardless).
     fn write(&self, st: &mut State, bytes: &[u8], guarded: bool) -> std::io::Result<()> {
         let len = st.len;
-        let room = || match self.path.parent().and_then(super::space::nearly_full) {
-            Some(why) if guarded => Err(std::io::Error::new(std::io::ErrorKind::StorageFull, why)),
-            _ => Ok(()),
+        // The disk is looked at only for writes that may be refused.
+        let room = || {
+            let full = guarded
+                .then(|| self.path.parent().and_then(super::space::nearly_full))
+                .flatten();
+            full.map_or(Ok(()), |why| {
+                Err(std::io::Error::new(std::io::ErrorKind::StorageFull, why))
+            })
         };
         if let Place::Memory(buf) = &mut st.store {
             if buf.len() + bytes.len() <= SPILL_AT {

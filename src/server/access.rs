@@ -55,6 +55,21 @@ pub fn may_see(manifest: &Manifest, user: &User, run: &Run) -> bool {
     run.user == user.name && tool_ok
 }
 
+/// Tools whose runs `user` may not see even when they started them (`may_see`, for the
+/// history's query): none for admins; else the tools that exist and that the user may
+/// not run.
+pub fn hidden_tools(manifest: &Manifest, user: &User) -> Vec<String> {
+    if manifest.auth.is_admin(user) {
+        return Vec::new();
+    }
+    manifest
+        .tools
+        .values()
+        .filter(|t| !t.allows(&user.name, &user.groups))
+        .map(|t| t.id.clone())
+        .collect()
+}
+
 /// Whether `user` may run `tool_id` now (for "Run again" links).
 pub fn may_run(manifest: &Manifest, user: &User, tool_id: &str) -> bool {
     manifest

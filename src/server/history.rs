@@ -115,19 +115,8 @@ pub async fn page(
         .runs
         .list(RunQuery {
             user,
-            // Admins see every run; others their own, except of tools that exist and
-            // that they may not run (the same rule as `access::may_see`).
             tools: None,
-            not_tools: if admin {
-                Vec::new()
-            } else {
-                manifest
-                    .tools
-                    .values()
-                    .filter(|t| !t.allows(&authed.user.name, &authed.user.groups))
-                    .map(|t| t.id.clone())
-                    .collect()
-            },
+            not_tools: super::access::hidden_tools(&manifest, &authed.user),
             tool: Some(filters.tool.clone()).filter(|t| !t.is_empty()),
             status: Some(filters.status.clone()).filter(|s| !s.is_empty()),
             since,
