@@ -86,8 +86,8 @@ impl Config {
         .map_err(Error::usage)?;
         warnings.extend(key_warning);
 
-        let forward_auth = manifest.auth.trusted_header.is_some();
-        let one_time_password = if manifest.auth.users.is_empty() && !forward_auth {
+        let outside_users = manifest.auth.has_outside_users();
+        let one_time_password = if manifest.auth.users.is_empty() && !outside_users {
             if !ip.is_loopback() {
                 return Err(Error::usage(format!(
                     "refusing to listen on {host}: {} has no users, and ftw only serves its \

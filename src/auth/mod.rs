@@ -7,6 +7,8 @@ pub mod csrf;
 pub mod departed;
 pub mod keys;
 pub mod next;
+pub mod oidc;
+pub mod outside;
 pub mod passwords;
 pub mod revoked;
 pub mod session;

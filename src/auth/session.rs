@@ -2,7 +2,9 @@
 //!
 //! The value is `PAYLOAD.MAC`, both URL-safe base64. PAYLOAD is
 //! `v1|user|issued|active|session-id|fingerprint` (times in Unix seconds, the 128-bit
-//! session id and the password fingerprint in hex). MAC is HMAC-SHA256 under the session
+//! session id and the password fingerprint in hex). A user an identity provider vouched
+//! for has `v2|...|fingerprint|provider|email|group,group`, where the fingerprint is of
+//! the provider's settings (`Codec::provider_fingerprint`). MAC is HMAC-SHA256 under the session
 //! key over the cookie *name*, a NUL, and PAYLOAD as sent, so a renamed cookie fails.
 //!
 //! `Codec::open` checks the MAC in constant time before it decodes a single byte of the
@@ -29,6 +31,19 @@ pub struct Session {
     pub active: u64,
     pub id: [u8; 16],
     pub fingerprint: [u8; 16],
+    /// Set when an identity provider, not a password of ftw's, signed the user in.
+    pub outside: Option<Outside>,
+}
+
+/// What an identity provider said about a session's user when they signed in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outside {
+    /// `oidc:NAME`.
+    pub provider: String,
+    /// The verified email, if any.
+    pub email: Option<String>,
+    /// The groups ftw kept (see `auth::outside`).
+    pub groups: Vec<String>,
 }
 
 /// Why a cookie was refused; for logs and tests, never shown to the client.
@@ -42,6 +57,8 @@ pub enum Refused {
     Revoked,
     UnknownUser,
     PasswordChanged,
+    /// A provider's user whom the manifest's allowlist no longer lets in.
+    NotAllowed,
 }
 
 /// Signs and opens session cookies under one key. The cookie's name is part of every
@@ -69,6 +86,12 @@ impl Codec {
         full[..16].try_into().expect("16 of 32 bytes")
     }
 
+    /// The keyed fingerprint of an identity provider's settings (`oidc:NAME`, issuer,
+    /// client id): a session ends when they change.
+    pub fn provider_fingerprint(&self, parts: &[&str]) -> [u8; 16] {
+        self.fingerprint(&format!("provider\0{}", parts.join("\0")))
+    }
+
     fn tag(&self, name: &str, payload: &str) -> Hmac<Sha256> {
         let mut mac = self.mac();
         mac.update(name.as_bytes());
@@ -79,44 +102,77 @@ impl Codec {
 
     /// The value of cookie `name` for this session.
     pub fn seal(&self, name: &str, s: &Session) -> String {
-        let payload = b64(format!(
-            "v1|{}|{}|{}|{}|{}",
+        let mut text = format!(
+            "{}|{}|{}|{}|{}|{}",
+            if s.outside.is_some() { "v2" } else { "v1" },
             s.user,
             s.issued,
             s.active,
             hex(&s.id),
             hex(&s.fingerprint)
-        )
-        .as_bytes());
-        let tag = self.tag(name, &payload).finalize().into_bytes();
-        format!("{payload}.{}", b64(&tag))
+        );
+        if let Some(o) = &s.outside {
+            let email = o.email.as_deref().unwrap_or("");
+            text.push_str(&format!("|{}|{email}|{}", o.provider, o.groups.join(",")));
+        }
+        self.seal_text(name, &text)
     }
 
     /// Verifies the MAC (constant time), then decodes. Nothing in the payload is looked
     /// at before the MAC has been checked.
     pub fn open(&self, name: &str, value: &str) -> Result<Session, Refused> {
+        decode_payload(&self.open_text(name, value)?).ok_or(Refused::Malformed)
+    }
+
+    /// Any text, signed for cookie `name` (a sign-in in progress uses it too).
+    pub fn seal_text(&self, name: &str, text: &str) -> String {
+        let payload = b64(text.as_bytes());
+        let tag = self.tag(name, &payload).finalize().into_bytes();
+        format!("{payload}.{}", b64(&tag))
+    }
+
+    /// The text of a value `seal_text` made for cookie `name`, once its MAC checks out.
+    pub fn open_text(&self, name: &str, value: &str) -> Result<String, Refused> {
         let (payload, tag) = value.rsplit_once('.').ok_or(Refused::Malformed)?;
         let tag = unb64(tag).ok_or(Refused::Malformed)?;
         self.tag(name, payload)
             .verify_slice(&tag)
             .map_err(|_| Refused::BadMac)?;
-        decode_payload(payload).ok_or(Refused::Malformed)
+        let bytes = unb64(payload).ok_or(Refused::Malformed)?;
+        String::from_utf8(bytes).map_err(|_| Refused::Malformed)
     }
 }
 
-fn decode_payload(payload: &str) -> Option<Session> {
-    let text = String::from_utf8(unb64(payload)?).ok()?;
+fn decode_payload(text: &str) -> Option<Session> {
     let mut fields = text.split('|');
-    if fields.next()? != "v1" {
-        return None;
-    }
-    let session = Session {
+    let version = fields.next()?;
+    let mut session = Session {
         user: fields.next()?.to_string(),
         issued: fields.next()?.parse().ok()?,
         active: fields.next()?.parse().ok()?,
         id: unhex(fields.next()?)?,
         fingerprint: unhex(fields.next()?)?,
+        outside: None,
     };
+    match version {
+        "v1" => {}
+        "v2" => {
+            let provider = fields.next()?.to_string();
+            let email = Some(fields.next()?.to_string()).filter(|e| !e.is_empty());
+            let groups = fields.next()?;
+            let groups = groups
+                .split(',')
+                .filter(|g| !g.is_empty())
+                .map(str::to_string)
+                .collect();
+            session.outside = Some(Outside {
+                provider,
+                email,
+                groups,
+            });
+        }
+        _ => return None,
+    }
     fields.next().is_none().then_some(session)
 }
 
@@ -134,6 +190,7 @@ impl Session {
             active: now,
             id: super::random(),
             fingerprint,
+            outside: None,
         }
     }
 
@@ -201,6 +258,20 @@ mod tests {
     #[test]
     fn seal_then_open_round_trips() {
         let s = session();
+        assert_eq!(codec().open(NAME, &codec().seal(NAME, &s)), Ok(s));
+    }
+
+    #[test]
+    fn a_provider_session_round_trips() {
+        let mut s = session();
+        s.outside = Some(Outside {
+            provider: "oidc:corp".into(),
+            email: Some("a@example.com".into()),
+            groups: vec!["ops".into(), "dev".into()],
+        });
+        assert_eq!(codec().open(NAME, &codec().seal(NAME, &s)), Ok(s.clone()));
+        s.outside.as_mut().unwrap().email = None;
+        s.outside.as_mut().unwrap().groups.clear();
         assert_eq!(codec().open(NAME, &codec().seal(NAME, &s)), Ok(s));
     }
 

@@ -88,6 +88,50 @@ pub struct Auth {
     pub trusted_groups_header: Option<String>,
     /// API tokens (`Authorization: Bearer`), by name.
     pub tokens: Vec<ApiToken>,
+    /// OpenID Connect providers (`[auth.oidc.NAME]`), in the manifest's order.
+    pub oidc: Vec<OidcProvider>,
+}
+
+/// `[auth.oidc.NAME]`: an OpenID Connect provider whose users may sign in.
+#[derive(Debug, Clone)]
+pub struct OidcProvider {
+    /// The key in `[auth.oidc]`, part of the callback URL and of `via` (`oidc:NAME`).
+    pub name: String,
+    /// The issuer exactly as the provider writes it in its tokens.
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// Always holds `openid`.
+    pub scopes: Vec<String>,
+    /// The text of the login page's button.
+    pub label: String,
+    pub admit: Allowlist,
+    /// The claim that lists the user's groups.
+    pub groups_claim: String,
+    /// The claim that names the user; `None`: `preferred_username`, else `email`.
+    pub username_claim: Option<String>,
+    /// The provider's group names to ftw's; groups not listed keep their name.
+    pub map: IndexMap<String, String>,
+}
+
+/// Who of an identity provider's users may sign in: anyone who matches one entry.
+/// Emails and domains are kept in lower case; they match only a verified email.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Allowlist {
+    pub emails: Vec<String>,
+    pub domains: Vec<String>,
+    /// ftw group names (after `map`).
+    pub groups: Vec<String>,
+}
+
+/// A secret read from the manifest or a file; `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
 }
 
 /// An API token: only its SHA-256 is known to ftw.
@@ -116,6 +160,16 @@ pub const DEFAULT_THROTTLE: Throttle = Throttle {
 };
 
 impl Auth {
+    /// Whether anyone can sign in without a password of ftw's own: a proxy in front
+    /// (forward auth) or an identity provider.
+    pub fn has_outside_users(&self) -> bool {
+        self.trusted_header.is_some() || !self.oidc.is_empty()
+    }
+
+    pub fn oidc_provider(&self, name: &str) -> Option<&OidcProvider> {
+        self.oidc.iter().find(|p| p.name == name)
+    }
+
     pub fn is_admin(&self, user: &User) -> bool {
         Principal::matches_any(&self.admins, &user.name, &user.groups)
     }

@@ -57,6 +57,29 @@ pub struct RawAuth {
     pub login_block_time: Option<DurationText>,
     #[serde(default)]
     pub tokens: IndexMap<Spanned<String>, RawToken>,
+    /// `[auth.oidc.NAME]`: OpenID Connect providers, each a button on the login page.
+    #[serde(default)]
+    pub oidc: IndexMap<Spanned<String>, RawOidc>,
+}
+
+/// `[auth.oidc.NAME]`: an OpenID Connect provider and who of its users may sign in.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOidc {
+    pub issuer: Spanned<String>,
+    pub client_id: Spanned<String>,
+    pub client_secret: Option<Spanned<String>>,
+    pub client_secret_file: Option<PathText>,
+    pub scopes: Option<Vec<Spanned<String>>>,
+    pub label: Option<Spanned<String>>,
+    pub allowed_emails: Option<Vec<Spanned<String>>>,
+    pub allowed_domains: Option<Vec<Spanned<String>>>,
+    pub allowed_groups: Option<Vec<Spanned<String>>>,
+    pub groups_claim: Option<Spanned<String>>,
+    pub username_claim: Option<Spanned<String>>,
+    /// The provider's group names to ftw's: `"/ops-team" = "ops"`.
+    #[serde(default)]
+    pub map: IndexMap<String, Spanned<String>>,
 }
 
 /// `[auth.tokens.NAME]`: an API token, stored as its hash.

@@ -21,7 +21,7 @@ use super::problem::Problem;
 use crate::auth::csrf::{self, Binding};
 use crate::auth::session::{Refused, Session};
 use crate::auth::{self, unb64};
-use crate::manifest::{Manifest, User, names};
+use crate::manifest::{Manifest, OidcProvider, User, names};
 
 /// The cookies ftw sets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +32,8 @@ pub enum CookieName {
     Login,
     /// "Password done, code next" for users with a second factor.
     SecondFactor,
+    /// A sign-in in progress at an identity provider (`auth::oidc::Flow`).
+    Provider,
 }
 
 impl CookieName {
@@ -44,6 +46,8 @@ impl CookieName {
             (CookieName::Login, true) => "__Host-ftw_login",
             (CookieName::SecondFactor, false) => "ftw_2fa",
             (CookieName::SecondFactor, true) => "__Host-ftw_2fa",
+            (CookieName::Provider, false) => "ftw_oidc",
+            (CookieName::Provider, true) => "__Host-ftw_oidc",
         }
     }
 }
@@ -60,9 +64,13 @@ pub enum Via {
 }
 
 impl Via {
-    /// For the audit log: `session`, `forward-auth` or `token:NAME`.
+    /// For the audit log: `session`, `oidc:NAME` (a session an identity provider
+    /// started), `forward-auth` or `token:NAME`.
     pub fn label(&self) -> String {
         match self {
+            Via::Session(Session {
+                outside: Some(o), ..
+            }) => o.provider.clone(),
             Via::Session(_) => "session".into(),
             Via::Forwarded => "forward-auth".into(),
             Via::Token(name) => format!("token:{name}"),
@@ -154,8 +162,7 @@ impl State {
         let now = auth::now();
         let name = CookieName::Session.name(ctx.secure);
         request_cookies(&ctx.headers, name).find_map(|value| {
-            let session = self.check_session(name, value, &manifest, now).ok()?;
-            let user = manifest.auth.users.get(&session.user)?.clone();
+            let (session, user) = self.check_session(name, value, &manifest, now).ok()?;
             let refresh = session.needs_refresh(now).then(|| {
                 let fresh = Session {
                     active: now,
@@ -224,21 +231,61 @@ impl State {
         value: &str,
         manifest: &Manifest,
         now: u64,
-    ) -> Result<Session, Refused> {
+    ) -> Result<(Session, User), Refused> {
         let session = self.sessions.open(name, value)?;
         session.check_times(&self.policy(), now)?;
         if self.revoked.is_revoked(&session) {
             return Err(Refused::Revoked);
         }
-        let user = manifest
-            .auth
-            .users
-            .get(&session.user)
+        let user = self.session_user(&session, manifest)?;
+        Ok((session, user))
+    }
+
+    /// The user of a session whose MAC, times and revocation passed: a user of the
+    /// manifest whose password hash has not changed, or a provider's user whom the
+    /// provider's settings and allowlist (as they are now) still let in.
+    fn session_user(&self, session: &Session, manifest: &Manifest) -> Result<User, Refused> {
+        let users = &manifest.auth.users;
+        let Some(outside) = &session.outside else {
+            let user = users.get(&session.user).ok_or(Refused::UnknownUser)?;
+            if self.sessions.fingerprint(&user.password_hash) != session.fingerprint {
+                return Err(Refused::PasswordChanged);
+            }
+            return Ok(user.clone());
+        };
+        let provider = outside
+            .provider
+            .strip_prefix("oidc:")
+            .and_then(|name| manifest.auth.oidc_provider(name))
             .ok_or(Refused::UnknownUser)?;
-        if self.sessions.fingerprint(&user.password_hash) != session.fingerprint {
+        // A name the manifest now gives a password user is theirs alone.
+        if users.contains_key(&session.user) {
+            return Err(Refused::UnknownUser);
+        }
+        if self.provider_fingerprint(provider) != session.fingerprint {
             return Err(Refused::PasswordChanged);
         }
-        Ok(session)
+        if !provider
+            .admit
+            .admits(outside.email.as_deref(), &outside.groups)
+        {
+            return Err(Refused::NotAllowed);
+        }
+        Ok(User {
+            groups: outside.groups.clone(),
+            ..User::synthesized(&session.user)
+        })
+    }
+
+    /// What a provider's sessions are bound to: change the issuer or the client and
+    /// they end.
+    pub fn provider_fingerprint(&self, provider: &OidcProvider) -> [u8; 16] {
+        self.sessions.provider_fingerprint(&[
+            "oidc",
+            &provider.name,
+            &provider.issuer,
+            &provider.client_id,
+        ])
     }
 
     /// `Set-Cookie` for a session, living until its absolute expiry.
@@ -347,6 +394,7 @@ mod tests {
             CookieName::Session,
             CookieName::Login,
             CookieName::SecondFactor,
+            CookieName::Provider,
         ] {
             let plain = which.name(false);
             assert!(plain.starts_with("ftw_"));

@@ -53,6 +53,11 @@ struct SignInPage<'a> {
     step: Step<'a>,
     next: &'a str,
     message: Option<&'a str>,
+    /// Identity providers' buttons: name and label.
+    providers: Vec<(&'a str, &'a str)>,
+    /// Whether the page has the password (or code) form: someone signs in with a
+    /// password of ftw's own.
+    passwords: bool,
 }
 
 /// A sign-in step. Its form's CSRF token is bound to `binding`: the pre-login nonce,
@@ -73,13 +78,51 @@ fn sign_in_page(
     };
     let mut page = Page::new(state, &manifest.title, heading, None);
     page.csrf = &csrf;
+    let passwords = !manifest.auth.users.is_empty() || matches!(step, Step::Code);
     let body = SignInPage {
         page,
         step,
         next,
         message,
+        providers: manifest
+            .auth
+            .oidc
+            .iter()
+            .map(|p| (p.name.as_str(), p.label.as_str()))
+            .collect(),
+        passwords,
     };
     html(status, &body)
+}
+
+/// The pre-login nonce of this browser, or a new one with the cookie that sets it.
+pub(super) fn login_nonce_or_new(state: &State, ctx: &Ctx) -> (Vec<u8>, Option<String>) {
+    match state.login_nonce(ctx) {
+        Some(nonce) => (nonce, None),
+        None => {
+            let nonce = auth::random::<16>().to_vec();
+            let name = CookieName::Login.name(ctx.secure);
+            let cookie = state.cookie(ctx.secure, name, &b64(&nonce), None);
+            (nonce, Some(cookie))
+        }
+    }
+}
+
+/// The sign-in page with `message`, ready for another try.
+pub(super) fn sign_in_again(
+    state: &State,
+    ctx: &Ctx,
+    status: StatusCode,
+    next: &str,
+    message: &str,
+) -> Response {
+    let (nonce, cookie) = login_nonce_or_new(state, ctx);
+    let step = Step::Password { username: "" };
+    let r = sign_in_page(state, status, step, &nonce, next, Some(message));
+    match cookie {
+        Some(c) => add_cookie(r, &c),
+        None => r,
+    }
 }
 
 /// Where to go after signing in: `next` from the query or the form, if it is a
@@ -131,17 +174,7 @@ pub async fn form(state: Arc<State>, ctx: Ctx, next: String) -> Result<Response,
     if state.authenticate(&ctx).is_some() {
         return Ok(see_other(&next));
     }
-    let (nonce, cookie) = match state.login_nonce(&ctx) {
-        Some(nonce) => (nonce, None),
-        None => {
-            let nonce = auth::random::<16>().to_vec();
-            let name = CookieName::Login.name(ctx.secure);
-            (
-                nonce.clone(),
-                Some(state.cookie(ctx.secure, name, &b64(&nonce), None)),
-            )
-        }
-    };
+    let (nonce, cookie) = login_nonce_or_new(&state, &ctx);
     let r = sign_in_page(
         &state,
         StatusCode::OK,
@@ -249,11 +282,28 @@ pub async fn submit(state: Arc<State>, ctx: Ctx, fields: Fields) -> Result<Respo
         );
         return Ok(add_cookie(see_other(&location), &cookie));
     }
-    Ok(start_session(&state, &ctx, user, &next, "password"))
+    let session = password_session(&state, user);
+    Ok(start_session(&state, &ctx, session, &next, "password"))
 }
 
-/// A brand-new session, and every pre-login cookie gone.
-fn start_session(state: &State, ctx: &Ctx, user: &User, next: &str, method: &str) -> Response {
+fn password_session(state: &State, user: &User) -> Session {
+    Session::new(
+        &user.name,
+        state.sessions.fingerprint(&user.password_hash),
+        auth::now(),
+    )
+}
+
+/// `session` started: a session this browser had before is revoked, the sign-in is
+/// audited (`method`: `password`, `password+totp`, `oidc`), and every pre-login cookie
+/// is gone, so nothing from before sign-in survives.
+pub(super) fn start_session(
+    state: &State,
+    ctx: &Ctx,
+    session: Session,
+    next: &str,
+    method: &str,
+) -> Response {
     // A session this browser still had ends here: one browser, one session.
     if let Some(Authed {
         via: Via::Session(old),
@@ -266,23 +316,24 @@ fn start_session(state: &State, ctx: &Ctx, user: &User, next: &str, method: &str
                 .revoke(&old, old.expires(&state.policy()), auth::now()),
         );
     }
-    state.throttle.succeed(&user.name);
+    state.throttle.succeed(&session.user);
     state.metrics.sign_in("success");
-    state.audit.record(
-        "sign-in",
-        json!({ "user": user.name, "client": audit::client(ctx.client), "method": method }),
-    );
+    let mut record = json!({ "user": session.user, "client": audit::client(ctx.client), "method": method });
+    if let Some(outside) = &session.outside {
+        record["via"] = json!(outside.provider);
+        record["groups"] = json!(outside.groups);
+    }
+    state.audit.record("sign-in", record);
     let now = auth::now();
-    let session = Session::new(
-        &user.name,
-        state.sessions.fingerprint(&user.password_hash),
-        now,
-    );
     let mut r = add_cookie(
         see_other(next),
         &state.session_cookie(ctx.secure, &session, now),
     );
-    for which in [CookieName::Login, CookieName::SecondFactor] {
+    for which in [
+        CookieName::Login,
+        CookieName::SecondFactor,
+        CookieName::Provider,
+    ] {
         r = add_cookie(r, &state.expired_cookie(ctx.secure, which));
     }
     r
@@ -407,7 +458,8 @@ pub async fn code_submit(
     if let Err(e) = used.await {
         tracing::error!("cannot store that a sign-in step was used: {e}");
     }
-    Ok(start_session(&state, &ctx, &user, &next, "password+totp"))
+    let session = password_session(&state, &user);
+    Ok(start_session(&state, &ctx, session, &next, "password+totp"))
 }
 
 /// POST /logout: revoke this session id and clear the cookie.
@@ -436,5 +488,7 @@ pub async fn logout(state: Arc<State>, ctx: Ctx, fields: Fields) -> Result<Respo
         "sign-out",
         json!({ "user": authed.user.name, "client": audit::client(ctx.client) }),
     );
-    Ok(add_cookie(see_other(&login), &expired))
+    // A provider's user is signed out there too, where the provider allows it.
+    let after = super::sso::provider_logout(&state, &ctx, session).unwrap_or(login);
+    Ok(add_cookie(see_other(&after), &expired))
 }

@@ -31,6 +31,7 @@ pub mod routes;
 mod run_pages;
 mod schema;
 mod sse;
+mod sso;
 mod tools;
 
 use std::sync::{Arc, RwLock};
@@ -76,6 +77,8 @@ pub struct State {
     pub hosts: hosts::AllowedHosts,
     /// Live event streams open, by user.
     pub streams: sse::Streams,
+    /// Identity providers' fetched settings and keys.
+    pub providers: crate::auth::oidc::Providers,
 }
 
 impl State {
@@ -172,6 +175,7 @@ impl State {
             tls: config.tls.is_some(),
             hosts: hosts::AllowedHosts::for_config(&config),
             streams: sse::Streams::new(config.max_streams_per_user),
+            providers: crate::auth::oidc::Providers::new(),
             base: crate::auth::next::home(&config.base_path),
             manifest: RwLock::new(Arc::new(manifest)),
             config,

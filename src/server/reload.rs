@@ -158,7 +158,7 @@ fn keep_zero_config_user(
     current: &Manifest,
     next: &mut Manifest,
 ) -> Result<(), String> {
-    let no_users = next.auth.users.is_empty() && next.auth.trusted_header.is_none();
+    let no_users = next.auth.users.is_empty() && !next.auth.has_outside_users();
     if !no_users {
         return Ok(());
     }

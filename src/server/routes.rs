@@ -16,7 +16,7 @@ use warp::{Filter, Rejection};
 use super::intake::FORM_LIMIT;
 use super::problem::{self, Problem};
 use super::respond::{secure_headers, text};
-use super::{State, api, assets, login, metrics, pages, run_pages, tools};
+use super::{State, api, assets, login, metrics, pages, run_pages, sso, tools};
 
 /// `METHOD path`, then the shared state and the request's context: the start of every
 /// route that answers for a user.
@@ -91,6 +91,12 @@ pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
         on!(state, post, "logout")
             .and(form())
             .and_then(login::logout),
+        on!(state, post, "login" / "oidc" / String)
+            .and(form())
+            .and_then(sso::start),
+        on!(state, get, "login" / "oidc" / String / "callback")
+            .and(query())
+            .and_then(sso::callback),
     ];
     let tool_pages = any_of![
         on!(state, get, "tools" / String)

@@ -44,7 +44,7 @@ impl Checker<'_> {
         }
         let mut users: IndexMap<String, User> = IndexMap::new();
         let mut declared = Declared::default();
-        if entries.is_empty() {
+        if entries.is_empty() && raw.oidc.is_empty() {
             declared.users.push(ZERO_CONFIG_USER.to_string());
         }
         let mut first_seen: HashMap<String, String> = HashMap::new();
@@ -83,12 +83,18 @@ impl Checker<'_> {
         };
         let trusted_header = header(raw.trusted_header, "trusted_header");
         let trusted_groups_header = header(raw.trusted_groups_header, "trusted_groups_header");
-        // Behind forward auth the proxy knows the users; `allow` may name any of them.
-        declared.open = trusted_header.is_some();
+        let oidc: Vec<_> = raw
+            .oidc
+            .iter()
+            .filter_map(|(name, provider)| self.oidc(name, provider))
+            .collect();
+        // Behind forward auth the proxy knows the users, and an identity provider knows
+        // its own: `allow` may name any of them.
+        declared.open = trusted_header.is_some() || !raw.oidc.is_empty();
 
         let admins = match raw.admins {
             Some(list) => self.principals(list, "admins", &declared),
-            None if users.is_empty() && trusted_header.is_none() => {
+            None if users.is_empty() && trusted_header.is_none() && raw.oidc.is_empty() => {
                 vec![Principal::User(ZERO_CONFIG_USER.into())]
             }
             None => Vec::new(),
@@ -145,6 +151,7 @@ impl Checker<'_> {
             throttle,
             trusted_header,
             trusted_groups_header,
+            oidc,
         };
         (auth, declared)
     }

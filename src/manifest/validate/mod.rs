@@ -10,6 +10,7 @@
 
 mod args;
 mod auth;
+mod oidc;
 mod server;
 
 pub use server::host_pattern;

@@ -1,0 +1,290 @@
+//! Signing in with an identity provider: POST `/login/oidc/NAME` sends the browser to
+//! the provider, GET `/login/oidc/NAME/callback` brings it back.
+//!
+//! The start is a form post with the login page's CSRF token, so no other site can start
+//! a sign-in in the user's name. The callback checks, in order: the throttle (by client
+//! address), the sign-in cookie this browser got at the start (signed, ten minutes),
+//! the `state` (constant time), that this state was not used before (a replayed callback
+//! URL fails even with the cookie), then the code and the ID token (`auth::oidc`), and
+//! last the manifest's allowlist (`auth::outside`). Each failure is audited with its
+//! reason and shown to the user as one sentence; success is an ordinary ftw session
+//! whose audit records say `"via": "oidc:NAME"`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::StatusCode;
+use serde_json::json;
+use warp::Rejection;
+use warp::reply::Response;
+
+use super::State;
+use super::context::Ctx;
+use super::identity::{CookieName, request_cookies};
+use super::login::{sign_in_again, start_session};
+use super::pages::{Fields, field};
+use super::problem::Problem;
+use super::respond::{add_cookie, see_other};
+use crate::audit;
+use crate::auth::oidc::flow::FLOW_TTL;
+use crate::auth::oidc::{Failure, Flow};
+use crate::auth::outside::{ClaimRules, named_groups};
+use crate::auth::session::{Outside, Session};
+use crate::auth::{self, next::safe_next};
+use crate::manifest::OidcProvider;
+
+/// The URL the provider sends the browser back to; register it with the provider.
+fn callback_url(state: &State, ctx: &Ctx, name: &str) -> Option<String> {
+    Some(format!(
+        "{}{}login/oidc/{name}/callback",
+        origin(ctx)?,
+        state.base
+    ))
+}
+
+/// `scheme://host` as the browser addressed ftw (the host passed the allowed-hosts check).
+fn origin(ctx: &Ctx) -> Option<String> {
+    let scheme = if ctx.secure { "https" } else { "http" };
+    Some(format!("{scheme}://{}", ctx.host()?))
+}
+
+/// POST /login/oidc/NAME
+pub async fn start(
+    name: String,
+    state: Arc<State>,
+    ctx: Ctx,
+    fields: Fields,
+) -> Result<Response, Rejection> {
+    if !ctx.same_origin() {
+        return Err(Problem::CrossSite.into());
+    }
+    let Some(nonce) = state.login_nonce(&ctx) else {
+        return Err(Problem::LoginExpired.into());
+    };
+    if !state.login_csrf_ok(&nonce, field(&fields, "_csrf").unwrap_or("")) {
+        return Err(Problem::BadCsrf.into());
+    }
+    let manifest = state.manifest();
+    let provider = manifest
+        .auth
+        .oidc_provider(&name)
+        .ok_or(Problem::NotFound)?;
+    let next = safe_next(field(&fields, "next"), &state.config.base_path);
+    let redirect = callback_url(&state, &ctx, &name).ok_or(Problem::NotFound)?;
+    match state
+        .providers
+        .begin(provider, &redirect, &next, auth::now())
+        .await
+    {
+        Ok(started) => {
+            let cookie_name = CookieName::Provider.name(ctx.secure);
+            let value = started.flow.seal(&state.sessions, cookie_name);
+            let cookie = state.cookie(ctx.secure, cookie_name, &value, Some(FLOW_TTL));
+            Ok(add_cookie(see_other(started.url.as_str()), &cookie))
+        }
+        Err(failure) => {
+            tracing::warn!("cannot start a sign-in with `{name}`: {failure}");
+            let message = format!(
+                "{} cannot be reached right now. Try again in a moment, or ask your administrator.",
+                provider.label.trim_start_matches("Sign in with ")
+            );
+            Ok(sign_in_again(
+                &state,
+                &ctx,
+                StatusCode::BAD_GATEWAY,
+                &next,
+                &message,
+            ))
+        }
+    }
+}
+
+/// GET /login/oidc/NAME/callback
+pub async fn callback(
+    name: String,
+    state: Arc<State>,
+    ctx: Ctx,
+    query: HashMap<String, String>,
+) -> Result<Response, Rejection> {
+    let manifest = state.manifest();
+    let provider = manifest
+        .auth
+        .oidc_provider(&name)
+        .ok_or(Problem::NotFound)?;
+    let home = state.base.clone();
+    let policy = manifest.auth.throttle;
+    let attempt = match state
+        .throttle
+        .begin_address(&policy, ctx.client, Instant::now())
+    {
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            state.metrics.sign_in("throttled");
+            let message = format!(
+                "Too many failed sign-ins from your address. Try again in {} minute(s).",
+                wait.as_secs().div_ceil(60).max(1)
+            );
+            let mut r = sign_in_again(
+                &state,
+                &ctx,
+                StatusCode::TOO_MANY_REQUESTS,
+                &home,
+                &message,
+            );
+            if let Ok(v) = http::HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+                r.headers_mut().insert(http::header::RETRY_AFTER, v);
+            }
+            return Ok(r);
+        }
+    };
+    let refuse = |status: StatusCode, reason: &str, message: &str, next: &str| {
+        state.metrics.sign_in("failure");
+        state.audit.record(
+            "sign-in-failed",
+            json!({ "via": format!("oidc:{name}"), "client": audit::client(ctx.client), "reason": reason }),
+        );
+        let r = sign_in_again(&state, &ctx, status, next, message);
+        add_cookie(r, &state.expired_cookie(ctx.secure, CookieName::Provider))
+    };
+    let again = "Start again from the sign-in page.";
+
+    let Some(flow) = this_flow(&state, &ctx, &name) else {
+        // No failure counted: an old bookmark or a second tab is not an attack.
+        attempt.not_checked();
+        return Ok(refuse(
+            StatusCode::BAD_REQUEST,
+            "no sign-in in progress in this browser",
+            &format!("The sign-in took too long or was not started in this browser. {again}"),
+            &home,
+        ));
+    };
+    let next = flow.next.clone();
+    if !query.get("state").is_some_and(|s| flow.state_matches(s)) {
+        let _ = attempt.failed(Instant::now());
+        return Ok(refuse(
+            StatusCode::BAD_REQUEST,
+            "wrong state",
+            &format!("The answer from the provider does not belong to this sign-in. {again}"),
+            &next,
+        ));
+    }
+    if let Some(error) = query.get("error") {
+        attempt.not_checked();
+        let error: String = error.chars().take(64).collect();
+        let detail = query
+            .get("error_description")
+            .map(|d| d.chars().take(200).collect::<String>())
+            .unwrap_or_default();
+        return Ok(refuse(
+            StatusCode::UNAUTHORIZED,
+            &format!("the provider said {error}: {detail}"),
+            &format!("The provider did not sign you in ({error}). {again}"),
+            &next,
+        ));
+    }
+    // One use per state: of two requests racing with the same callback URL, one goes on.
+    let used = flow
+        .as_used()
+        .and_then(|s| state.revoked.revoke_once(&s, flow.created + FLOW_TTL, auth::now()));
+    let Some(used) = used else {
+        let _ = attempt.failed(Instant::now());
+        return Ok(refuse(
+            StatusCode::BAD_REQUEST,
+            "sign-in already finished (replayed callback)",
+            &format!("This sign-in was already used. {again}"),
+            &next,
+        ));
+    };
+    if let Err(e) = used.await {
+        tracing::error!("cannot store that a sign-in was finished: {e}");
+    }
+    let code = query.get("code").map(String::as_str).unwrap_or("");
+    let redirect = callback_url(&state, &ctx, &name).ok_or(Problem::NotFound)?;
+    let claims = match state.providers.finish(provider, &redirect, &flow, code).await {
+        Ok(claims) => claims,
+        Err(failure) => {
+            tracing::warn!("sign-in with `{name}` failed: {failure}");
+            let (status, message) = match &failure {
+                Failure::Unreachable(_) => (
+                    StatusCode::BAD_GATEWAY,
+                    "The provider cannot be reached right now. Try again in a moment.",
+                ),
+                Failure::Refused(_) => {
+                    let _ = attempt.failed(Instant::now());
+                    (
+                        StatusCode::UNAUTHORIZED,
+                        "The provider's answer did not pass ftw's checks, so you are not signed in.",
+                    )
+                }
+            };
+            return Ok(refuse(status, &failure.to_string(), message, &next));
+        }
+    };
+    let rules = ClaimRules {
+        username_claim: provider.username_claim.as_deref(),
+        groups_claim: &provider.groups_claim,
+        map: &provider.map,
+    };
+    let identity = rules
+        .identity(&claims, &named_groups(&manifest))
+        .and_then(|identity| {
+            if manifest.auth.users.contains_key(&identity.name) {
+                return Err(crate::auth::outside::Denied::LocalName(identity.name));
+            }
+            provider.admit.check(&identity).map(|()| identity)
+        });
+    let identity = match identity {
+        Ok(identity) => identity,
+        Err(denied) => {
+            let _ = attempt.failed(Instant::now());
+            return Ok(refuse(
+                StatusCode::FORBIDDEN,
+                &denied.to_string(),
+                "Your account at the provider is not allowed to use this ftw. Ask your administrator to add you.",
+                &next,
+            ));
+        }
+    };
+    attempt.succeeded();
+    let session = provider_session(&state, provider, identity);
+    Ok(start_session(&state, &ctx, session, &next, "oidc"))
+}
+
+fn provider_session(
+    state: &State,
+    provider: &OidcProvider,
+    identity: crate::auth::outside::Identity,
+) -> Session {
+    let mut session = Session::new(
+        &identity.name,
+        state.provider_fingerprint(provider),
+        auth::now(),
+    );
+    session.outside = Some(Outside {
+        provider: format!("oidc:{}", provider.name),
+        email: identity.email,
+        groups: identity.groups,
+    });
+    session
+}
+
+/// The sign-in this browser started with provider `name`, if its cookie is good.
+fn this_flow(state: &State, ctx: &Ctx, name: &str) -> Option<Flow> {
+    let cookie = CookieName::Provider.name(ctx.secure);
+    let provider = format!("oidc:{name}");
+    let now = auth::now();
+    request_cookies(&ctx.headers, cookie)
+        .filter_map(|value| Flow::open(&state.sessions, cookie, value, now))
+        .find(|flow| flow.provider == provider)
+}
+
+/// Where a signed-out provider user goes next: the provider's end-session endpoint
+/// (RP-initiated logout), which sends them back to ftw's sign-in page.
+pub fn provider_logout(state: &State, ctx: &Ctx, session: &Session) -> Option<String> {
+    let name = session.outside.as_ref()?.provider.strip_prefix("oidc:")?;
+    let manifest = state.manifest();
+    let provider = manifest.auth.oidc_provider(name)?;
+    let after = format!("{}{}login", origin(ctx)?, state.base);
+    Some(state.providers.logout_url(provider, &after)?.to_string())
+}
