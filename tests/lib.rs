@@ -20,3 +20,4 @@ mod http_auth;
 mod runs;
 mod serve;
 mod serve_hardening;
+mod sso;

@@ -244,7 +244,19 @@ pub fn http(
     headers: &[(&str, &str)],
     body: &str,
 ) -> Wire {
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    http_to("localhost", stream, method, path, headers, body)
+}
+
+/// `http` with another `Host`.
+pub fn http_to(
+    host: &str,
+    stream: &mut (impl Read + Write),
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Wire {
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }

@@ -1,0 +1,301 @@
+//! Signing in with OpenID Connect against a real, certified provider (`oidc-provider`
+//! under Node, see `support::idp`): the whole flow over real HTTP, and every check of
+//! the callback with the provider's answer tampered with in one way each.
+
+use serde_json::{Value, json};
+
+use crate::support::idp::{Idp, Journey, free_port};
+use crate::support::server::Server;
+use crate::support::{HASH_A, Test, unindent};
+
+const CALLBACK: &str = "http://localhost/login/oidc/corp/callback";
+const PARTNER_CALLBACK: &str = "http://localhost/login/oidc/partners/callback";
+
+fn accounts() -> Value {
+    let person = |email: &str, verified: bool, groups: &[&str]| {
+        json!({
+            "email": email,
+            "email_verified": verified,
+            "preferred_username": email.split('@').next().unwrap(),
+            "groups": groups,
+        })
+    };
+    json!({
+        "alice": person("alice@example.com", true, &["/staff/ops", "unrelated"]),
+        "bob": person("bob@example.com", true, &["dev"]),
+        "mallory": person("mallory@example.com", false, &[]),
+        "eve": person("eve@elsewhere.org", true, &[]),
+        "dan": person("dan@elsewhere.org", true, &["ext-contractors"]),
+        "local": person("local@example.com", true, &[]),
+        "carol": person("carol@partner.org", true, &[]),
+    })
+}
+
+/// The provider with two clients (two `[auth.oidc]` entries of one ftw), and ftw with
+/// both, a password user named `local`, and a tool only `@ops` may run.
+fn start() -> Option<(Idp, Server)> {
+    let port = free_port();
+    let clients = json!([
+        {
+            "client_id": "ftw",
+            "client_secret": "corp-secret",
+            "redirect_uris": [CALLBACK],
+            "post_logout_redirect_uris": ["http://localhost/login"],
+        },
+        {
+            "client_id": "ftw-partners",
+            "client_secret": "partners-secret",
+            "redirect_uris": [PARTNER_CALLBACK],
+        },
+    ]);
+    let manifest = unindent(&format!(
+        r#"
+        [auth]
+        admins = ["@ops"]
+        max_login_failures = 20
+        [auth.users]
+        local = "{HASH_A}"
+        [auth.oidc.corp]
+        issuer = "http://127.0.0.1:{port}"
+        client_id = "ftw"
+        client_secret_file = "corp.secret"
+        scopes = ["email", "profile", "groups"]
+        allowed_domains = ["example.com"]
+        allowed_groups = ["contractors"]
+        [auth.oidc.corp.map]
+        "/staff/ops" = "ops"
+        "ext-contractors" = "contractors"
+        [auth.oidc.partners]
+        issuer = "http://127.0.0.1:{port}"
+        client_id = "ftw-partners"
+        client_secret = "partners-secret"
+        label = "Partner sign-in"
+        allowed_emails = ["carol@partner.org"]
+        [tools.hello]
+        command = ["echo", "hello"]
+        [tools.deploy]
+        command = ["echo", "deployed"]
+        allow = ["@ops"]
+        "#
+    ));
+    let test = Test::new()
+        .manifest(&manifest)
+        .file("corp.secret", "corp-secret\n");
+    let server = Server::start(test, &["--audit-log", "audit.jsonl"]);
+    let idp = Idp::start(port, clients, accounts())?;
+    Some((idp, server))
+}
+
+fn audit(server: &Server) -> Vec<Value> {
+    std::fs::read_to_string(server.test.path().join("audit.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn get(server: &Server, path: &str, session: &str) -> crate::support::server::Wire {
+    server.request("GET", path, &[("Cookie", session)], "")
+}
+
+#[test]
+fn a_provider_user_signs_in_works_and_signs_out_at_the_provider_too() {
+    let Some((idp, server)) = start() else { return };
+    let page = server.request("GET", "/login", &[], "");
+    assert!(page.body.contains("Sign in with corp"), "{}", page.body);
+    assert!(page.body.contains("Partner sign-in"));
+
+    let mut journey = Journey::to_callback(&server, &idp, "corp", "alice");
+    assert!(journey.callback.contains("state="), "{}", journey.callback);
+    let done = journey.finish(&server);
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(done.header("location"), Some("/"));
+    let session = journey.session().expect("a session cookie");
+    assert!(
+        journey.jar.get("ftw_oidc").is_none(),
+        "the sign-in cookie is gone"
+    );
+
+    // An ordinary session: the start page, the group from the provider (mapped), admin.
+    let home = get(&server, "/", &session);
+    assert_eq!(home.status, 200);
+    assert!(home.body.contains("alice"), "{}", home.body);
+    assert!(get(&server, "/tools/deploy", &session).status == 200);
+
+    let events = audit(&server);
+    let sign_in = events
+        .iter()
+        .find(|e| e["event"] == "sign-in")
+        .expect("a sign-in record");
+    assert_eq!(sign_in["user"], "alice");
+    assert_eq!(sign_in["via"], "oidc:corp");
+    assert_eq!(sign_in["groups"], json!(["ops"]));
+
+    // Sign-out ends the session here and sends the browser to the provider's
+    // end-session endpoint, which knows where to send it back.
+    let page = get(&server, "/", &session);
+    let token = crate::support::server::csrf(&page.body);
+    let out = server.request(
+        "POST",
+        "/logout",
+        &[
+            ("Cookie", &session),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Origin", "http://localhost"),
+        ],
+        &format!("_csrf={token}"),
+    );
+    assert_eq!(out.status, 303);
+    let location = url::Url::parse(out.header("location").unwrap()).unwrap();
+    assert_eq!(
+        location.as_str().split('?').next().unwrap(),
+        format!("{}/session/end", idp.issuer())
+    );
+    let query: std::collections::HashMap<_, _> = location.query_pairs().into_owned().collect();
+    assert_eq!(query["client_id"], "ftw");
+    assert_eq!(query["post_logout_redirect_uri"], "http://localhost/login");
+    let at_provider = idp.request(
+        "GET",
+        location.as_str().strip_prefix(&idp.issuer()).unwrap(),
+        &Default::default(),
+        "",
+    );
+    assert_eq!(at_provider.status, 200, "the provider takes the logout request");
+    assert_eq!(get(&server, "/", &session).status, 303, "the session ended");
+}
+
+#[test]
+fn every_check_of_the_id_token_refuses_a_forged_one() {
+    let Some((idp, server)) = start() else { return };
+    // The control: the same claims signed again with the provider's key pass, so each
+    // refusal below is the tampered claim's doing.
+    let mut modes = vec![("resigned", true)];
+    modes.extend(
+        [
+            "expired",
+            "wrong-audience",
+            "wrong-nonce",
+            "wrong-issuer",
+            "other-key",
+            "unknown-key",
+            "alg-none",
+            "hs256",
+        ]
+        .map(|m| (m, false)),
+    );
+    for (mode, passes) in modes {
+        let mut journey = Journey::to_callback(&server, &idp, "corp", "alice");
+        idp.forge_next_token(mode);
+        let r = journey.finish(&server);
+        if passes {
+            assert_eq!(r.status, 303, "{mode}: {}", r.body);
+            assert!(journey.session().is_some(), "{mode}");
+        } else {
+            assert_eq!(r.status, 401, "{mode} was not refused: {}", r.body);
+            assert!(journey.session().is_none(), "{mode} gave a session");
+            assert!(r.body.contains("did not pass"), "{mode}: {}", r.body);
+        }
+    }
+    let reasons: Vec<String> = audit(&server)
+        .iter()
+        .filter(|e| e["event"] == "sign-in-failed")
+        .map(|e| e["reason"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(reasons.len(), 8, "{reasons:#?}");
+    assert!(reasons[0].contains("xpired"), "{}", reasons[0]);
+    assert!(reasons[1].to_lowercase().contains("audience"), "{}", reasons[1]);
+    assert!(reasons[2].to_lowercase().contains("nonce"), "{}", reasons[2]);
+    assert!(reasons[3].to_lowercase().contains("issuer"), "{}", reasons[3]);
+}
+
+#[test]
+fn state_cookie_and_code_are_each_good_once() {
+    let Some((idp, server)) = start() else { return };
+    // A callback whose state is not this browser's.
+    let mut journey = Journey::to_callback(&server, &idp, "corp", "alice");
+    let good = journey.callback.clone();
+    journey.callback = good.replace("state=", "state=x");
+    let r = journey.finish(&server);
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(journey.session().is_none());
+
+    // Without the sign-in cookie (another browser, say) nothing can be finished.
+    let mut journey = Journey::to_callback(&server, &idp, "corp", "alice");
+    let mut bare = journey.jar.clone();
+    bare.take(&crate::support::server::Wire {
+        status: 200,
+        headers: vec![("set-cookie".into(), "ftw_oidc=; Max-Age=0".into())],
+        body: String::new(),
+    });
+    let r = server.request("GET", &journey.callback, &[("Cookie", &bare.header())], "");
+    assert_eq!(r.status, 400, "{}", r.body);
+
+    // The genuine callback works once; replayed, with the same cookie, it does not.
+    let first_jar = journey.jar.clone();
+    assert_eq!(journey.finish(&server).status, 303);
+    let code = journey
+        .callback
+        .split(['?', '&'])
+        .find_map(|p| p.strip_prefix("code="))
+        .unwrap()
+        .to_string();
+    let replay = server.request(
+        "GET",
+        &journey.callback,
+        &[("Cookie", &first_jar.header())],
+        "",
+    );
+    assert_eq!(replay.status, 400, "{}", replay.body);
+    assert!(replay.body.contains("already used"), "{}", replay.body);
+
+    // A used code with a fresh sign-in's state: the provider refuses it, so does ftw.
+    let mut fresh = Journey::to_callback(&server, &idp, "corp", "alice");
+    let fresh_code = fresh
+        .callback
+        .split(['?', '&'])
+        .find_map(|p| p.strip_prefix("code="))
+        .unwrap()
+        .to_string();
+    fresh.callback = fresh.callback.replace(&fresh_code, &code);
+    let r = fresh.finish(&server);
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert!(fresh.session().is_none());
+}
+
+#[test]
+fn the_allowlist_decides_who_gets_in() {
+    let Some((idp, server)) = start() else { return };
+    let outcome = |provider: &str, account: &str| {
+        let mut journey = Journey::to_callback(&server, &idp, provider, account);
+        let r = journey.finish(&server);
+        (r.status, journey.session())
+    };
+    // An unverified email matches nothing, whatever its domain.
+    assert_eq!(outcome("corp", "mallory").0, 403);
+    // A verified email outside the domain, without an allowed group.
+    assert_eq!(outcome("corp", "eve").0, 403);
+    // A provider user may not take the name of a password user.
+    assert_eq!(outcome("corp", "local").0, 403);
+    // In through a group the provider calls `ext-contractors` (mapped).
+    let (status, dan) = outcome("corp", "dan");
+    assert_eq!(status, 303);
+    // The second provider has its own allowlist.
+    assert_eq!(outcome("corp", "carol").0, 403);
+    let (status, carol) = outcome("partners", "carol");
+    assert_eq!(status, 303);
+    // Groups decide what each may do: bob (domain, no ops) may not deploy; a tool one
+    // may not run is not there at all.
+    let (_, bob) = outcome("corp", "bob");
+    assert_eq!(get(&server, "/tools/hello", &bob.unwrap()).status, 200);
+    let (_, bob) = outcome("corp", "bob");
+    assert_eq!(get(&server, "/tools/deploy", &bob.unwrap()).status, 404);
+    assert_eq!(get(&server, "/tools/deploy", &dan.unwrap()).status, 404);
+    assert_eq!(get(&server, "/tools/hello", &carol.unwrap()).status, 200);
+
+    let denied: Vec<Value> = audit(&server)
+        .into_iter()
+        .filter(|e| e["event"] == "sign-in-failed")
+        .collect();
+    assert_eq!(denied.len(), 4, "{denied:#?}");
+    assert!(denied.iter().all(|e| e["via"].as_str().unwrap().starts_with("oidc:")));
+}
