@@ -100,3 +100,72 @@ fn a_proxy_without_allowed_hosts_is_warned_about() {
     out.success();
     assert!(!out.stderr.contains("warning"), "{}", out.stderr);
 }
+
+#[test]
+fn an_oidc_provider_is_checked_offline_and_its_redirect_url_is_shown() {
+    let out = Test::new()
+        .manifest(
+            r#"
+[auth.oidc.corp]
+issuer = "https://sso.example.com/realms/team"
+client_id = "ftw"
+client_secret_file = "corp.secret"
+allowed_domains = ["example.com"]
+
+[tools.hello]
+command = ["/bin/echo", "hello"]
+allow = ["@anyone-the-provider-names"]
+"#,
+        )
+        .file("corp.secret", "s3cret\n")
+        .args(&["check", "tools.toml"])
+        .run();
+    out.success().stdout_has(
+        "sign-in `corp`: at https://sso.example.com/realms/team, register the redirect URL https://YOUR-FTW/login/oidc/corp/callback",
+    );
+    out.stderr_has("other users can read the client secret file");
+}
+
+#[test]
+fn oidc_mistakes_are_errors_with_the_fix() {
+    let out = Test::new()
+        .manifest(
+            r#"
+[auth.oidc.open]
+issuer = "http://sso.example.com"
+client_id = "ftw"
+client_secret = "x"
+
+[auth.oidc.both]
+issuer = "https://sso.example.com"
+client_id = ""
+client_secret = "x"
+client_secret_file = "missing.secret"
+allowed_emails = ["not-an-email"]
+allowed_domains = ["@example.com"]
+
+[auth.oidc."bad name"]
+issuer = "https://sso.example.com"
+client_id = "ftw"
+allowed_groups = ["ops"]
+
+[tools.hello]
+command = ["/bin/echo", "hello"]
+"#,
+        )
+        .args(&["check", "tools.toml"])
+        .run();
+    out.code(2);
+    for part in [
+        "`issuer` must be an https:// URL",
+        "nobody may sign in with `open`",
+        "`client_id` is empty",
+        "set `client_secret` or `client_secret_file`, not both",
+        "\"not-an-email\" is not an email address",
+        "\"@example.com\" is not a domain",
+        "provider name \"bad name\" may only use",
+        "provider `bad name` has no client secret",
+    ] {
+        out.stderr_has(part);
+    }
+}

@@ -160,7 +160,10 @@ fn a_provider_user_signs_in_works_and_signs_out_at_the_provider_too() {
         &Default::default(),
         "",
     );
-    assert_eq!(at_provider.status, 200, "the provider takes the logout request");
+    assert_eq!(
+        at_provider.status, 200,
+        "the provider takes the logout request"
+    );
     assert_eq!(get(&server, "/", &session).status, 303, "the session ended");
 }
 
@@ -203,9 +206,21 @@ fn every_check_of_the_id_token_refuses_a_forged_one() {
         .collect();
     assert_eq!(reasons.len(), 8, "{reasons:#?}");
     assert!(reasons[0].contains("xpired"), "{}", reasons[0]);
-    assert!(reasons[1].to_lowercase().contains("audience"), "{}", reasons[1]);
-    assert!(reasons[2].to_lowercase().contains("nonce"), "{}", reasons[2]);
-    assert!(reasons[3].to_lowercase().contains("issuer"), "{}", reasons[3]);
+    assert!(
+        reasons[1].to_lowercase().contains("audience"),
+        "{}",
+        reasons[1]
+    );
+    assert!(
+        reasons[2].to_lowercase().contains("nonce"),
+        "{}",
+        reasons[2]
+    );
+    assert!(
+        reasons[3].to_lowercase().contains("issuer"),
+        "{}",
+        reasons[3]
+    );
 }
 
 #[test]
@@ -297,5 +312,9 @@ fn the_allowlist_decides_who_gets_in() {
         .filter(|e| e["event"] == "sign-in-failed")
         .collect();
     assert_eq!(denied.len(), 4, "{denied:#?}");
-    assert!(denied.iter().all(|e| e["via"].as_str().unwrap().starts_with("oidc:")));
+    assert!(
+        denied
+            .iter()
+            .all(|e| e["via"].as_str().unwrap().starts_with("oidc:"))
+    );
 }

@@ -35,6 +35,7 @@ fuzz_target!(|input: Input| {
         active: input.active,
         id: input.id,
         fingerprint: input.fingerprint,
+        outside: None,
     };
     let sealed = codec.seal("ftw_session", &session);
     assert_eq!(codec.open("ftw_session", &sealed), Ok(session.clone()));

@@ -12,7 +12,24 @@ pub fn run(path: &Path) -> Result<()> {
         eprintln!("{warning}");
     }
     print!("{}", summary(&loaded.manifest));
+    print!("{}", providers(&loaded.manifest));
     Ok(())
+}
+
+/// What to register at each identity provider.
+fn providers(manifest: &Manifest) -> String {
+    let base = crate::auth::next::home(&manifest.server.base_path);
+    manifest
+        .auth
+        .oidc
+        .iter()
+        .map(|p| {
+            format!(
+                "sign-in `{}`: at {}, register the redirect URL https://YOUR-FTW{base}login/oidc/{}/callback\n",
+                p.name, p.issuer, p.name
+            )
+        })
+        .collect()
 }
 
 /// One line per tool: id, number of arguments, who may run it; columns aligned.

@@ -369,6 +369,10 @@ mod tests {
                 "`[auth.tokens.NAME]`",
                 field_names::<crate::manifest::raw::RawToken>().to_vec(),
             ),
+            (
+                "`[auth.oidc.NAME]`",
+                field_names::<crate::manifest::raw::RawOidc>().to_vec(),
+            ),
             ("`[tools.ID]`", with(field_names::<RawTool>(), &["args"])),
             ("`[tools.ID.args.NAME]`", field_names::<RawArg>().to_vec()),
         ]

@@ -318,7 +318,8 @@ pub(super) fn start_session(
     }
     state.throttle.succeed(&session.user);
     state.metrics.sign_in("success");
-    let mut record = json!({ "user": session.user, "client": audit::client(ctx.client), "method": method });
+    let mut record =
+        json!({ "user": session.user, "client": audit::client(ctx.client), "method": method });
     if let Some(outside) = &session.outside {
         record["via"] = json!(outside.provider);
         record["groups"] = json!(outside.groups);

@@ -125,13 +125,7 @@ pub async fn callback(
                 "Too many failed sign-ins from your address. Try again in {} minute(s).",
                 wait.as_secs().div_ceil(60).max(1)
             );
-            let mut r = sign_in_again(
-                &state,
-                &ctx,
-                StatusCode::TOO_MANY_REQUESTS,
-                &home,
-                &message,
-            );
+            let mut r = sign_in_again(&state, &ctx, StatusCode::TOO_MANY_REQUESTS, &home, &message);
             if let Ok(v) = http::HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
                 r.headers_mut().insert(http::header::RETRY_AFTER, v);
             }
@@ -184,9 +178,11 @@ pub async fn callback(
         ));
     }
     // One use per state: of two requests racing with the same callback URL, one goes on.
-    let used = flow
-        .as_used()
-        .and_then(|s| state.revoked.revoke_once(&s, flow.created + FLOW_TTL, auth::now()));
+    let used = flow.as_used().and_then(|s| {
+        state
+            .revoked
+            .revoke_once(&s, flow.created + FLOW_TTL, auth::now())
+    });
     let Some(used) = used else {
         let _ = attempt.failed(Instant::now());
         return Ok(refuse(
@@ -201,7 +197,11 @@ pub async fn callback(
     }
     let code = query.get("code").map(String::as_str).unwrap_or("");
     let redirect = callback_url(&state, &ctx, &name).ok_or(Problem::NotFound)?;
-    let claims = match state.providers.finish(provider, &redirect, &flow, code).await {
+    let claims = match state
+        .providers
+        .finish(provider, &redirect, &flow, code)
+        .await
+    {
         Ok(claims) => claims,
         Err(failure) => {
             tracing::warn!("sign-in with `{name}` failed: {failure}");

@@ -130,7 +130,11 @@ impl Idp {
             };
             let r = self.request("GET", path, &jar, "");
             jar.take(&r);
-            assert_eq!(r.status, 303, "the provider answered {}: {}", r.status, r.body);
+            assert_eq!(
+                r.status, 303,
+                "the provider answered {}: {}",
+                r.status, r.body
+            );
             location = r.header("location").unwrap().to_string();
             if location.starts_with('/') {
                 location = format!("{}{location}", self.issuer());
@@ -227,6 +231,8 @@ impl Journey {
 
     /// The session cookie pair, if the browser has one.
     pub fn session(&self) -> Option<String> {
-        self.jar.get("ftw_session").map(|v| format!("ftw_session={v}"))
+        self.jar
+            .get("ftw_session")
+            .map(|v| format!("ftw_session={v}"))
     }
 }

@@ -92,9 +92,15 @@ mod tests {
         let codec = Codec::new([1; 32]);
         let value = flow().seal(&codec, "ftw_oidc");
         assert_eq!(Flow::open(&codec, "ftw_oidc", &value, 1_100), Some(flow()));
-        assert_eq!(Flow::open(&codec, "ftw_oidc", &value, 1_000 + FLOW_TTL), None);
+        assert_eq!(
+            Flow::open(&codec, "ftw_oidc", &value, 1_000 + FLOW_TTL),
+            None
+        );
         assert_eq!(Flow::open(&codec, "other", &value, 1_100), None);
-        assert_eq!(Flow::open(&Codec::new([2; 32]), "ftw_oidc", &value, 1_100), None);
+        assert_eq!(
+            Flow::open(&Codec::new([2; 32]), "ftw_oidc", &value, 1_100),
+            None
+        );
     }
 
     #[test]

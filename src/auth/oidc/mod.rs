@@ -24,14 +24,14 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use openidconnect::core::{
-    CoreAuthDisplay, CoreAuthPrompt, CoreClientAuthMethod, CoreErrorResponseType,
-    CoreGenderClaim, CoreJsonWebKey, CoreJsonWebKeySet, CoreJweContentEncryptionAlgorithm,
-    CoreJwsSigningAlgorithm, CoreResponseType, CoreRevocableToken, CoreRevocationErrorResponse,
+    CoreAuthDisplay, CoreAuthPrompt, CoreClientAuthMethod, CoreErrorResponseType, CoreGenderClaim,
+    CoreJsonWebKey, CoreJsonWebKeySet, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm,
+    CoreResponseType, CoreRevocableToken, CoreRevocationErrorResponse,
     CoreTokenIntrospectionResponse, CoreTokenType,
 };
 use openidconnect::{
-    AdditionalClaims, AuthType, AuthenticationFlow, AuthorizationCode, Client, ClientId,
-    ClientSecret, ClaimsVerificationError, CsrfToken, EmptyExtraTokenFields, EndpointMaybeSet,
+    AdditionalClaims, AuthType, AuthenticationFlow, AuthorizationCode, ClaimsVerificationError,
+    Client, ClientId, ClientSecret, CsrfToken, EmptyExtraTokenFields, EndpointMaybeSet,
     EndpointNotSet, EndpointSet, IdTokenFields, IdTokenVerifier, IssuerUrl, Nonce,
     OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, ProviderMetadataWithLogout,
     RedirectUrl, Scope, SignatureVerificationError, StandardErrorResponse, StandardTokenResponse,
@@ -225,10 +225,17 @@ impl Providers {
         .map_err(|e| Failure::Refused(format!("the ID token was refused: {}", chain(&e))))?;
         let mut json = match serde_json::to_value(&claims) {
             Ok(Value::Object(map)) => map,
-            _ => return Err(Failure::Refused("the ID token's claims are not an object".into())),
+            _ => {
+                return Err(Failure::Refused(
+                    "the ID token's claims are not an object".into(),
+                ));
+            }
         };
         let info = client
-            .user_info(tokens.access_token().clone(), Some(claims.subject().clone()))
+            .user_info(
+                tokens.access_token().clone(),
+                Some(claims.subject().clone()),
+            )
             .ok()
             .map(|request| request.request_async::<OtherClaims, _, CoreGenderClaim>(&self.http));
         if let Some(info) = info {
@@ -264,7 +271,11 @@ impl Providers {
     /// The provider's settings and keys: cached, or fetched now.
     async fn discovered(&self, provider: &OidcProvider) -> Result<Arc<Discovered>, Failure> {
         let settings = format!("{}\0{}", provider.issuer, provider.client_id);
-        if let Some(found) = self.cache.lock().expect("oidc cache lock").get(&provider.name)
+        if let Some(found) = self
+            .cache
+            .lock()
+            .expect("oidc cache lock")
+            .get(&provider.name)
             && found.settings == settings
             && found.fetched.elapsed() < METADATA_TTL
         {
@@ -380,10 +391,7 @@ impl Providers {
 /// Signatures that need the provider's private key (not the client secret, not none).
 fn asymmetric(alg: &CoreJwsSigningAlgorithm) -> bool {
     use CoreJwsSigningAlgorithm as A;
-    !matches!(
-        alg,
-        A::HmacSha256 | A::HmacSha384 | A::HmacSha512 | A::None
-    )
+    !matches!(alg, A::HmacSha256 | A::HmacSha384 | A::HmacSha512 | A::None)
 }
 
 /// An error and its causes, on one line.

@@ -32,7 +32,10 @@ impl Checker<'_> {
         let scopes = self.scopes(raw.scopes.as_deref());
         let map = self.group_map(&raw.map);
         let admit = self.allowlist(name, span, raw);
-        for claim in [&raw.groups_claim, &raw.username_claim].into_iter().flatten() {
+        for claim in [&raw.groups_claim, &raw.username_claim]
+            .into_iter()
+            .flatten()
+        {
             if claim.get_ref().trim().is_empty() {
                 self.error(claim.span(), "the claim name is empty".into());
                 ok = false;
@@ -168,7 +171,10 @@ impl Checker<'_> {
         ok.then_some(out)
     }
 
-    fn group_map(&mut self, map: &IndexMap<String, Spanned<String>>) -> Option<IndexMap<String, String>> {
+    fn group_map(
+        &mut self,
+        map: &IndexMap<String, Spanned<String>>,
+    ) -> Option<IndexMap<String, String>> {
         let mut ok = true;
         for target in map.values() {
             ok &= self.name_follows(&names::GROUP, target);
@@ -190,7 +196,10 @@ impl Checker<'_> {
         let mut list = Allowlist::default();
         for email in raw.allowed_emails.iter().flatten() {
             let text = email.get_ref().trim().to_lowercase();
-            if text.split_once('@').is_none_or(|(user, domain)| user.is_empty() || domain.is_empty()) {
+            if text
+                .split_once('@')
+                .is_none_or(|(user, domain)| user.is_empty() || domain.is_empty())
+            {
                 self.error(
                     email.span(),
                     format!("{} is not an email address", quoted(email.get_ref())),
