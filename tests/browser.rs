@@ -20,6 +20,7 @@ use serde_json::json;
 
 use crate::support::Test;
 use crate::support::external::{self, find};
+use crate::support::idp::{Idp, free_port};
 use crate::support::server::Server;
 
 /// chromedriver on a free port, killed on drop.
@@ -195,55 +196,12 @@ impl Walk {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_walks_through_the_example_in_chromium() {
-    let chromium = find("FTW_CHROMIUM", "/usr/bin/chromium", "chromium");
-    let chromedriver = find("FTW_CHROMEDRIVER", "/usr/bin/chromedriver", "chromedriver");
-    let present = chromium.is_some() && chromedriver.is_some();
-    let install = "sudo apt-get install chromium chromium-driver";
-    let (true, Some(chromium), Some(chromedriver)) = (
-        external::available("browser", present, install),
-        chromium,
-        chromedriver,
-    ) else {
+    let Some(browser) = Browser::find() else {
         return;
     };
-
     let server = Server::start(example(), &[]);
     let password = server.stdout[2].trim().to_string();
-    let driver = start_driver(&chromedriver);
-    let profile = tempfile::tempdir().unwrap();
-    let downloads = tempfile::tempdir().unwrap();
-    let caps = json!({
-        "browserName": "chrome",
-        "goog:chromeOptions": {
-            "binary": chromium,
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--disable-dev-shm-usage", "--window-size=1100,900",
-                format!("--user-data-dir={}", profile.path().display()),
-            ],
-            "prefs": {
-                "download.default_directory": downloads.path(),
-                "download.prompt_for_download": false,
-            },
-        },
-    });
-    let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps.as_object().unwrap().clone())
-        .connect(&driver.url)
-        .await
-        .expect("a WebDriver session in Chromium");
-    let shots = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .unwrap()
-        .join("screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
-    let mut walk = Walk {
-        client,
-        base: server.url.clone(),
-        shots,
-        taken: 0,
-    };
+    let (mut walk, driver, dirs) = browser.open(&server.url).await;
 
     // Signed out, a tool's page leads to the sign-in form, and back after it.
     walk.goto("/tools/greet").await;
@@ -446,7 +404,7 @@ async fn a_user_walks_through_the_example_in_chromium() {
         .click()
         .await
         .unwrap();
-    let csv = downloads.path().join("data.csv");
+    let csv = dirs.downloads.path().join("data.csv");
     let deadline = Instant::now() + Duration::from_secs(20);
     while !csv.exists() {
         assert!(Instant::now() < deadline, "data.csv was not downloaded");
@@ -580,6 +538,148 @@ async fn a_user_walks_through_the_example_in_chromium() {
         "the old run's output after sign-out"
     );
     walk.shot("signed-out").await;
+
+    walk.client.close().await.unwrap();
+    drop(driver);
+}
+
+/// Chromium and chromedriver, when installed.
+struct Browser {
+    chromium: PathBuf,
+    chromedriver: PathBuf,
+}
+
+/// Folders a browser session uses: its profile and its downloads.
+struct Dirs {
+    _profile: tempfile::TempDir,
+    downloads: tempfile::TempDir,
+}
+
+impl Browser {
+    /// `None` after a visible SKIPPED line when the browser is missing (a failure when
+    /// it is required).
+    fn find() -> Option<Browser> {
+        let chromium = find("FTW_CHROMIUM", "/usr/bin/chromium", "chromium");
+        let chromedriver = find("FTW_CHROMEDRIVER", "/usr/bin/chromedriver", "chromedriver");
+        let present = chromium.is_some() && chromedriver.is_some();
+        let install = "sudo apt-get install chromium chromium-driver";
+        if !external::available("browser", present, install) {
+            return None;
+        }
+        Some(Browser {
+            chromium: chromium?,
+            chromedriver: chromedriver?,
+        })
+    }
+
+    /// A headless Chromium session that starts at `base`.
+    async fn open(&self, base: &str) -> (Walk, Driver, Dirs) {
+        let driver = start_driver(&self.chromedriver);
+        let profile = tempfile::tempdir().unwrap();
+        let downloads = tempfile::tempdir().unwrap();
+        let caps = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": self.chromium,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--disable-dev-shm-usage", "--window-size=1100,900",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ],
+                "prefs": {
+                    "download.default_directory": downloads.path(),
+                    "download.prompt_for_download": false,
+                },
+            },
+        });
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps.as_object().unwrap().clone())
+            .connect(&driver.url)
+            .await
+            .expect("a WebDriver session in Chromium");
+        let shots = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .parent()
+            .unwrap()
+            .join("screenshots");
+        std::fs::create_dir_all(&shots).unwrap();
+        let walk = Walk {
+            client,
+            base: base.to_string(),
+            shots,
+            taken: 0,
+        };
+        let dirs = Dirs {
+            _profile: profile,
+            downloads,
+        };
+        (walk, driver, dirs)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_signs_in_with_the_identity_provider_in_chromium() {
+    let Some(browser) = Browser::find() else {
+        return;
+    };
+    let idp_port = free_port();
+    let manifest = crate::support::unindent(&format!(
+        r#"
+        [auth.oidc.corp]
+        issuer = "http://127.0.0.1:{idp_port}"
+        client_id = "ftw"
+        client_secret = "corp-secret"
+        allowed_domains = ["example.com"]
+        label = "Sign in with Example SSO"
+        [tools.hello]
+        command = ["echo", "hello"]
+        "#
+    ));
+    let server = Server::start(Test::new().manifest(&manifest), &[]);
+    let base = server.url.trim_end_matches('/');
+    let clients = json!([{
+        "client_id": "ftw",
+        "client_secret": "corp-secret",
+        "redirect_uris": [format!("{base}/login/oidc/corp/callback")],
+        "post_logout_redirect_uris": [format!("{base}/login")],
+    }]);
+    let accounts = json!({
+        "alice": { "email": "alice@example.com", "email_verified": true, "preferred_username": "alice" },
+    });
+    let Some(_idp) = Idp::start(idp_port, clients, accounts) else {
+        return;
+    };
+    let (mut walk, driver, _dirs) = browser.open(&server.url).await;
+
+    // A tool's page, signed out: the sign-in page has only the provider's button.
+    walk.goto("/tools/hello").await;
+    walk.css("#provider-corp").await;
+    assert!(walk.client.find(Locator::Css("#password")).await.is_err());
+    walk.shot("sso-login").await;
+    walk.css("#provider-corp").await.click().await.unwrap();
+
+    // The provider's own sign-in page, then back to the tool that was asked for.
+    walk.css("#login").await.send_keys("alice").await.unwrap();
+    walk.shot("sso-provider").await;
+    walk.css("#submit").await.click().await.unwrap();
+    walk.css("form.stack").await;
+    assert_eq!(walk.path().await, "/tools/hello");
+    let who = walk.text("header .who").await;
+    assert!(who.contains("alice"), "{who}");
+    walk.shot("sso-signed-in").await;
+
+    // Sign-out goes through the provider's sign-out page and back to ftw's sign-in.
+    walk.css("header .who button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    walk.css("button[name=logout]").await.click().await.unwrap();
+    walk.css("#provider-corp").await;
+    assert!(walk.path().await.starts_with("/login"));
+    walk.goto("/tools/hello").await;
+    walk.css("#provider-corp").await;
+    walk.shot("sso-signed-out").await;
 
     walk.client.close().await.unwrap();
     drop(driver);

@@ -104,6 +104,12 @@ fn a_provider_user_signs_in_works_and_signs_out_at_the_provider_too() {
     let page = server.request("GET", "/login", &[], "");
     assert!(page.body.contains("Sign in with corp"), "{}", page.body);
     assert!(page.body.contains("Partner sign-in"));
+    // Browsers apply `form-action` to a form's redirect: the button must be let through.
+    let csp = page.header("content-security-policy").unwrap();
+    assert!(
+        csp.contains(&format!("form-action 'self' {}", idp.issuer())),
+        "{csp}"
+    );
 
     let mut journey = Journey::to_callback(&server, &idp, "corp", "alice");
     assert!(journey.callback.contains("state="), "{}", journey.callback);

@@ -148,6 +148,8 @@ pub async fn reload(state: &State) {
         Err(e) => tracing::error!("cannot store which users were removed: {e}"),
     }
     tracing::info!("reloaded {}: {tools} tool(s)", path.display());
+    let providers = state.manifest().auth.oidc.clone();
+    state.providers.warm(&providers).await;
 }
 
 /// A server started without users has a one-time `admin`; it stays while the manifest

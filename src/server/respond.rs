@@ -115,11 +115,24 @@ impl Authed {
 }
 
 /// The headers every response gets, whatever produced it.
-pub fn secure_headers(mut r: Response, tls: bool) -> Response {
+pub fn secure_headers(r: Response, tls: bool) -> Response {
+    secure_headers_with(r, tls, &[])
+}
+
+/// `secure_headers`, with forms also allowed to lead to `form_origins`: the identity
+/// providers a sign-in or sign-out form redirects to (browsers apply `form-action` to
+/// a form's redirects too).
+pub fn secure_headers_with(mut r: Response, tls: bool, form_origins: &[String]) -> Response {
     let h = r.headers_mut();
     // A response may carry a stricter policy of its own (downloads are sandboxed).
     if !h.contains_key(CONTENT_SECURITY_POLICY) {
-        h.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+        let policy = if form_origins.is_empty() {
+            HeaderValue::from_static(CSP)
+        } else {
+            let value = format!("{CSP} {}", form_origins.join(" "));
+            HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static(CSP))
+        };
+        h.insert(CONTENT_SECURITY_POLICY, policy);
     }
     h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));

@@ -15,7 +15,7 @@ use warp::{Filter, Rejection};
 
 use super::intake::FORM_LIMIT;
 use super::problem::{self, Problem};
-use super::respond::{secure_headers, text};
+use super::respond::{secure_headers, secure_headers_with, text};
 use super::{State, api, assets, login, metrics, pages, run_pages, sso, tools};
 
 /// `METHOD path`, then the shared state and the request's context: the start of every
@@ -153,7 +153,14 @@ pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
             async move { Ok::<_, Infallible>(problem::page(&state, &r)) }
         })
         .unify()
-        .map(move |r: Response| secure_headers(r, tls))
+        .map(move |r: Response| {
+            let manifest = state.manifest();
+            if manifest.auth.oidc.is_empty() {
+                return secure_headers(r, tls);
+            }
+            let origins = state.providers.form_origins(&manifest.auth.oidc);
+            secure_headers_with(r, tls, &origins)
+        })
         .boxed()
 }
 

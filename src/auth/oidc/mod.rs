@@ -268,6 +268,51 @@ impl Providers {
         Some(url)
     }
 
+    /// Fetches each provider's settings now, so a broken `issuer` shows in the log at
+    /// start rather than at the first sign-in, and the sign-in page's policy knows
+    /// where its buttons lead. A provider that cannot be reached is tried again when
+    /// someone presses its button.
+    pub async fn warm(&self, providers: &[OidcProvider]) {
+        for provider in providers {
+            match self.discovered(provider).await {
+                Ok(_) => tracing::info!(
+                    "identity provider `{}` is ready ({})",
+                    provider.name,
+                    provider.issuer
+                ),
+                Err(e) => tracing::warn!(
+                    "identity provider `{}` cannot be reached yet: {e}",
+                    provider.name
+                ),
+            }
+        }
+    }
+
+    /// The origins a sign-in or sign-out form may lead to: each provider's issuer, and
+    /// its authorization and end-session endpoints once they are known.
+    pub fn form_origins(&self, providers: &[OidcProvider]) -> Vec<String> {
+        let cache = self.cache.lock().expect("oidc cache lock");
+        let mut origins: Vec<String> = Vec::new();
+        let mut add = |url: &url::Url| {
+            let origin = url.origin().ascii_serialization();
+            if origin != "null" && !origins.contains(&origin) {
+                origins.push(origin);
+            }
+        };
+        for provider in providers {
+            if let Ok(url) = url::Url::parse(&provider.issuer) {
+                add(&url);
+            }
+            if let Some(found) = cache.get(&provider.name) {
+                add(found.metadata.authorization_endpoint().url());
+                if let Some(end) = &found.metadata.additional_metadata().end_session_endpoint {
+                    add(end.url());
+                }
+            }
+        }
+        origins
+    }
+
     /// The provider's settings and keys: cached, or fetched now.
     async fn discovered(&self, provider: &OidcProvider) -> Result<Arc<Discovered>, Failure> {
         let settings = format!("{}\0{}", provider.issuer, provider.client_id);
