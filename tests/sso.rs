@@ -48,7 +48,18 @@ fn start() -> Option<(Idp, Server)> {
             "redirect_uris": [PARTNER_CALLBACK],
         },
     ]);
-    let manifest = unindent(&format!(
+    let manifest = manifest(port, "[\"example.com\"]");
+    let test = Test::new()
+        .manifest(&manifest)
+        .file("corp.secret", "corp-secret\n");
+    let server = Server::start(test, &["--audit-log", "audit.jsonl"]);
+    let idp = Idp::start(port, clients, accounts())?;
+    Some((idp, server))
+}
+
+/// ftw's manifest for the provider on `port`; `domains`: corp's `allowed_domains`.
+fn manifest(port: u16, domains: &str) -> String {
+    unindent(&format!(
         r#"
         [auth]
         admins = ["@ops"]
@@ -60,7 +71,7 @@ fn start() -> Option<(Idp, Server)> {
         client_id = "ftw"
         client_secret_file = "corp.secret"
         scopes = ["email", "profile", "groups"]
-        allowed_domains = ["example.com"]
+        allowed_domains = {domains}
         allowed_groups = ["contractors"]
         [auth.oidc.corp.map]
         "/staff/ops" = "ops"
@@ -77,13 +88,7 @@ fn start() -> Option<(Idp, Server)> {
         command = ["echo", "deployed"]
         allow = ["@ops"]
         "#
-    ));
-    let test = Test::new()
-        .manifest(&manifest)
-        .file("corp.secret", "corp-secret\n");
-    let server = Server::start(test, &["--audit-log", "audit.jsonl"]);
-    let idp = Idp::start(port, clients, accounts())?;
-    Some((idp, server))
+    ))
 }
 
 fn audit(server: &Server) -> Vec<Value> {
@@ -323,4 +328,38 @@ fn the_allowlist_decides_who_gets_in() {
             .iter()
             .all(|e| e["via"].as_str().unwrap().starts_with("oidc:"))
     );
+}
+
+#[test]
+fn sessions_follow_the_manifest_as_it_is_now() {
+    let Some((idp, mut server)) = start() else {
+        return;
+    };
+    let sign_in = |account: &str| {
+        let mut journey = Journey::to_callback(&server, &idp, "corp", account);
+        assert_eq!(journey.finish(&server).status, 303, "{account}");
+        journey.session().unwrap()
+    };
+    let alice = sign_in("alice");
+    let dan = sign_in("dan");
+    // The domain leaves the allowlist: alice (in by domain) is out at once; dan (in by
+    // group) stays.
+    std::fs::write(
+        server.test.path().join("tools.toml"),
+        manifest(idp.port, "[\"other.org\"]"),
+    )
+    .unwrap();
+    server.signal_only(libc::SIGHUP);
+    crate::support::eventually("alice signed out", || {
+        get(&server, "/", &alice).status == 303
+    });
+    assert_eq!(get(&server, "/", &dan).status, 200);
+    // A session cookie of a provider user is no key to a password user's account, and
+    // a provider's sessions end with the provider.
+    let without = manifest(idp.port, "[\"example.com\"]")
+        .replace("[auth.oidc.corp.map]", "[auth.oidc.gone.map]")
+        .replace("[auth.oidc.corp]", "[auth.oidc.gone]");
+    std::fs::write(server.test.path().join("tools.toml"), without).unwrap();
+    server.signal_only(libc::SIGHUP);
+    crate::support::eventually("dan signed out", || get(&server, "/", &dan).status == 303);
 }

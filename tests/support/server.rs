@@ -111,6 +111,13 @@ impl Server {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// Sends a signal and goes on (a reload, say).
+    pub fn signal_only(&self, signal: i32) {
+        unsafe {
+            libc::kill(self.child.id() as i32, signal);
+        }
+    }
+
     /// Sends a signal and waits (at most 60 s) for the exit code.
     pub fn signal(&mut self, signal: i32) -> i32 {
         unsafe {
