@@ -332,7 +332,7 @@ fn the_allowlist_decides_who_gets_in() {
 
 #[test]
 fn sessions_follow_the_manifest_as_it_is_now() {
-    let Some((idp, mut server)) = start() else {
+    let Some((idp, server)) = start() else {
         return;
     };
     let sign_in = |account: &str| {
