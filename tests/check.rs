@@ -169,3 +169,42 @@ command = ["/bin/echo", "hello"]
         out.stderr_has(part);
     }
 }
+
+#[test]
+fn ldap_passwords_may_not_cross_the_network_in_the_clear() {
+    let out = Test::new()
+        .manifest(
+            r#"
+[auth.ldap]
+url = "ldap://ldap.example.com"
+bind_dn = "cn=ftw,dc=example,dc=com"
+base_dn = "dc=example,dc=com"
+user_filter = "(uid=alice)"
+
+[tools.hello]
+command = ["/bin/echo", "hello"]
+"#,
+        )
+        .args(&["check", "tools.toml"])
+        .run();
+    out.code(2);
+    out.stderr_has("`url` is plain ldap:// to another machine");
+    out.stderr_has("`bind_dn` needs `bind_password_file`");
+    out.stderr_has("must be in parentheses and hold {username}");
+
+    let fine = Test::new()
+        .manifest(
+            r#"
+[auth.ldap]
+url = "ldap://ldap.example.com"
+starttls = true
+base_dn = "dc=example,dc=com"
+
+[tools.hello]
+command = ["/bin/echo", "hello"]
+"#,
+        )
+        .args(&["check", "tools.toml"])
+        .run();
+    fine.success();
+}

@@ -17,6 +17,7 @@ mod hardening;
 mod hash_password;
 mod hostile;
 mod http_auth;
+mod ldap;
 mod runs;
 mod serve;
 mod serve_hardening;

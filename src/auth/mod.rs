@@ -6,6 +6,7 @@
 pub mod csrf;
 pub mod departed;
 pub mod keys;
+pub mod ldap;
 pub mod next;
 pub mod oidc;
 pub mod outside;

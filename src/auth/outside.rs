@@ -177,6 +177,9 @@ pub fn named_groups(manifest: &Manifest) -> BTreeSet<String> {
     for provider in &manifest.auth.oidc {
         groups.extend(provider.admit.groups.iter().cloned());
     }
+    if let Some(ldap) = &manifest.auth.ldap {
+        groups.extend(ldap.allowed_groups.iter().flatten().cloned());
+    }
     groups
 }
 

@@ -373,6 +373,10 @@ mod tests {
                 "`[auth.oidc.NAME]`",
                 field_names::<crate::manifest::raw::RawOidc>().to_vec(),
             ),
+            (
+                "`[auth.ldap]`",
+                field_names::<crate::manifest::raw::RawLdap>().to_vec(),
+            ),
             ("`[tools.ID]`", with(field_names::<RawTool>(), &["args"])),
             ("`[tools.ID.args.NAME]`", field_names::<RawArg>().to_vec()),
         ]

@@ -90,6 +90,34 @@ pub struct Auth {
     pub tokens: Vec<ApiToken>,
     /// OpenID Connect providers (`[auth.oidc.NAME]`), in the manifest's order.
     pub oidc: Vec<OidcProvider>,
+    /// `[auth.ldap]`: directory users sign in on the password form.
+    pub ldap: Option<Ldap>,
+}
+
+/// `[auth.ldap]`: users not in `[auth.users]` are looked up in this directory and
+/// signed in by binding as them with the password they typed.
+#[derive(Debug, Clone)]
+pub struct Ldap {
+    /// `ldaps://` or `ldap://` (then `starttls`, or a loopback host).
+    pub url: String,
+    pub starttls: bool,
+    /// Trusted besides the system's roots (a company CA).
+    pub ca_file: Option<PathBuf>,
+    /// The account ftw searches with; `None`: an anonymous search.
+    pub bind_dn: Option<String>,
+    pub bind_password: Secret,
+    pub base_dn: String,
+    /// With `{username}` where the (escaped) typed name goes.
+    pub user_filter: String,
+    /// The attribute whose value becomes the ftw user name.
+    pub username_attribute: String,
+    /// Where to search the user's groups (`group_filter`, with `{dn}`); `None`: the
+    /// user's `memberOf`.
+    pub group_base_dn: Option<String>,
+    pub group_filter: String,
+    /// `None`: anyone the user filter finds may sign in.
+    pub allowed_groups: Option<Vec<String>>,
+    pub map: IndexMap<String, String>,
 }
 
 /// `[auth.oidc.NAME]`: an OpenID Connect provider whose users may sign in.
@@ -163,7 +191,7 @@ impl Auth {
     /// Whether anyone can sign in without a password of ftw's own: a proxy in front
     /// (forward auth) or an identity provider.
     pub fn has_outside_users(&self) -> bool {
-        self.trusted_header.is_some() || !self.oidc.is_empty()
+        self.trusted_header.is_some() || !self.oidc.is_empty() || self.ldap.is_some()
     }
 
     pub fn oidc_provider(&self, name: &str) -> Option<&OidcProvider> {

@@ -60,6 +60,29 @@ pub struct RawAuth {
     /// `[auth.oidc.NAME]`: OpenID Connect providers, each a button on the login page.
     #[serde(default)]
     pub oidc: IndexMap<Spanned<String>, RawOidc>,
+    /// `[auth.ldap]`: a directory whose users sign in with their directory password.
+    pub ldap: Option<Spanned<RawLdap>>,
+}
+
+/// `[auth.ldap]`: where the directory is, how to find a user and their groups.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLdap {
+    pub url: Spanned<String>,
+    #[serde(default)]
+    pub starttls: bool,
+    pub ca_file: Option<PathText>,
+    pub bind_dn: Option<Spanned<String>>,
+    pub bind_password_file: Option<PathText>,
+    pub base_dn: Spanned<String>,
+    pub user_filter: Option<Spanned<String>>,
+    pub username_attribute: Option<Spanned<String>>,
+    pub group_base_dn: Option<Spanned<String>>,
+    pub group_filter: Option<Spanned<String>>,
+    pub allowed_groups: Option<Vec<Spanned<String>>>,
+    /// The directory's group names (their `cn`) to ftw's.
+    #[serde(default)]
+    pub map: IndexMap<String, Spanned<String>>,
 }
 
 /// `[auth.oidc.NAME]`: an OpenID Connect provider and who of its users may sign in.

@@ -21,7 +21,7 @@ use super::problem::Problem;
 use crate::auth::csrf::{self, Binding};
 use crate::auth::session::{Refused, Session};
 use crate::auth::{self, unb64};
-use crate::manifest::{Manifest, OidcProvider, User, names};
+use crate::manifest::{Ldap, Manifest, OidcProvider, User, names};
 
 /// The cookies ftw sets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -253,28 +253,45 @@ impl State {
             }
             return Ok(user.clone());
         };
-        let provider = outside
-            .provider
-            .strip_prefix("oidc:")
-            .and_then(|name| manifest.auth.oidc_provider(name))
-            .ok_or(Refused::UnknownUser)?;
         // A name the manifest now gives a password user is theirs alone.
         if users.contains_key(&session.user) {
             return Err(Refused::UnknownUser);
         }
-        if self.provider_fingerprint(provider) != session.fingerprint {
+        let auth = &manifest.auth;
+        let (fingerprint, admitted) = match outside.provider.strip_prefix("oidc:") {
+            Some(name) => {
+                let provider = auth.oidc_provider(name).ok_or(Refused::UnknownUser)?;
+                let admitted = provider
+                    .admit
+                    .admits(outside.email.as_deref(), &outside.groups);
+                (self.provider_fingerprint(provider), admitted)
+            }
+            None if outside.provider == "ldap" => {
+                let ldap = auth.ldap.as_ref().ok_or(Refused::UnknownUser)?;
+                let admitted = ldap
+                    .allowed_groups
+                    .as_ref()
+                    .is_none_or(|allowed| outside.groups.iter().any(|g| allowed.contains(g)));
+                (self.directory_fingerprint(ldap), admitted)
+            }
+            None => return Err(Refused::UnknownUser),
+        };
+        if fingerprint != session.fingerprint {
             return Err(Refused::PasswordChanged);
         }
-        if !provider
-            .admit
-            .admits(outside.email.as_deref(), &outside.groups)
-        {
+        if !admitted {
             return Err(Refused::NotAllowed);
         }
         Ok(User {
             groups: outside.groups.clone(),
             ..User::synthesized(&session.user)
         })
+    }
+
+    /// What directory sessions are bound to: change the directory and they end.
+    pub fn directory_fingerprint(&self, ldap: &Ldap) -> [u8; 16] {
+        self.sessions
+            .provider_fingerprint(&["ldap", &ldap.url, &ldap.base_dn])
     }
 
     /// What a provider's sessions are bound to: change the issuer or the client and

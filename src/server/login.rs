@@ -20,6 +20,7 @@ use warp::{Filter, Rejection};
 
 use super::State;
 use super::context::Ctx;
+use super::directory::{self, Refusal};
 use super::identity::{Authed, CookieName, Via, request_cookies};
 use super::pages::{Fields, field};
 use super::problem::Problem;
@@ -228,6 +229,39 @@ pub async fn submit(state: Arc<State>, ctx: Ctx, fields: Fields) -> Result<Respo
     };
 
     let user = manifest.auth.users.get(username);
+    if user.is_none()
+        && let Some(ldap) = &manifest.auth.ldap
+    {
+        let checked = directory::sign_in(&state, &ctx, &manifest, ldap, username, password).await;
+        let (status, message) = match checked {
+            Ok(session) => {
+                attempt.succeeded();
+                return Ok(start_session(&state, &ctx, session, &next, "ldap"));
+            }
+            Err(Refusal::Failed) => {
+                if let Err(wait) = attempt.failed(Instant::now()) {
+                    audit_throttled(&state, &ctx, username, wait);
+                }
+                (StatusCode::UNAUTHORIZED, LOGIN_FAILED)
+            }
+            Err(Refusal::Unreachable) => {
+                attempt.not_checked();
+                (
+                    StatusCode::BAD_GATEWAY,
+                    "The directory cannot be reached right now. Try again in a moment.",
+                )
+            }
+        };
+        let step = Step::Password { username };
+        return Ok(sign_in_page(
+            &state,
+            status,
+            step,
+            &nonce,
+            &next,
+            Some(message),
+        ));
+    }
     let hash = user.map(|u| u.password_hash.as_str());
     let ok = match state.verifier.verify(hash, username, password).await {
         Ok(ok) => ok,

@@ -9,6 +9,7 @@ mod assets;
 mod body;
 mod connections;
 pub mod context;
+mod directory;
 pub use connections::default_per_client;
 mod download;
 mod form_view;

@@ -13,6 +13,7 @@ pub mod external;
 pub mod idp;
 pub mod pty;
 pub mod server;
+pub mod slapd;
 pub mod sse;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ftw");

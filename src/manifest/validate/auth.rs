@@ -44,7 +44,8 @@ impl Checker<'_> {
         }
         let mut users: IndexMap<String, User> = IndexMap::new();
         let mut declared = Declared::default();
-        if entries.is_empty() && raw.oidc.is_empty() {
+        let outside = !raw.oidc.is_empty() || raw.ldap.is_some();
+        if entries.is_empty() && !outside {
             declared.users.push(ZERO_CONFIG_USER.to_string());
         }
         let mut first_seen: HashMap<String, String> = HashMap::new();
@@ -90,11 +91,12 @@ impl Checker<'_> {
             .collect();
         // Behind forward auth the proxy knows the users, and an identity provider knows
         // its own: `allow` may name any of them.
-        declared.open = trusted_header.is_some() || !raw.oidc.is_empty();
+        declared.open = trusted_header.is_some() || outside;
+        let ldap = raw.ldap.as_ref().and_then(|l| self.ldap(l));
 
         let admins = match raw.admins {
             Some(list) => self.principals(list, "admins", &declared),
-            None if users.is_empty() && trusted_header.is_none() && raw.oidc.is_empty() => {
+            None if users.is_empty() && trusted_header.is_none() && !outside => {
                 vec![Principal::User(ZERO_CONFIG_USER.into())]
             }
             None => Vec::new(),
@@ -152,6 +154,7 @@ impl Checker<'_> {
             trusted_header,
             trusted_groups_header,
             oidc,
+            ldap,
         };
         (auth, declared)
     }

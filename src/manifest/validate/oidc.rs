@@ -105,19 +105,19 @@ impl Checker<'_> {
                 }
                 Some(Secret(secret.get_ref().trim().to_string()))
             }
-            (None, Some(file)) => self.secret_file(file),
+            (None, Some(file)) => self.secret_file(file, "the client secret file"),
         }
     }
 
     /// The secret in a file, without the line break an editor adds.
-    fn secret_file(&mut self, file: &Spanned<String>) -> Option<Secret> {
+    pub(super) fn secret_file(&mut self, file: &Spanned<String>, what: &str) -> Option<Secret> {
         use std::os::unix::fs::PermissionsExt;
         let path = self.path(file.get_ref());
         match std::fs::read_to_string(&path) {
             Ok(text) if text.trim().is_empty() => {
                 self.error(
                     file.span(),
-                    format!("the client secret file {} is empty", quoted(file.get_ref())),
+                    format!("{what} {} is empty", quoted(file.get_ref())),
                 );
                 None
             }
@@ -127,7 +127,7 @@ impl Checker<'_> {
                     self.warning(
                         file.span(),
                         format!(
-                            "other users can read the client secret file {} (mode {:o}); run `chmod 600 {}`",
+                            "other users can read {what} {} (mode {:o}); run `chmod 600 {}`",
                             quoted(file.get_ref()),
                             mode & 0o777,
                             path.display()
@@ -140,7 +140,7 @@ impl Checker<'_> {
                 self.error(
                     file.span(),
                     format!(
-                        "cannot read the client secret file {}: {}",
+                        "cannot read {what} {}: {}",
                         quoted(file.get_ref()),
                         io_reason(&e)
                     ),
@@ -171,7 +171,7 @@ impl Checker<'_> {
         ok.then_some(out)
     }
 
-    fn group_map(
+    pub(super) fn group_map(
         &mut self,
         map: &IndexMap<String, Spanned<String>>,
     ) -> Option<IndexMap<String, String>> {
@@ -237,9 +237,16 @@ impl Checker<'_> {
     }
 }
 
-fn is_loopback(url: &url::Url) -> bool {
+pub(super) fn is_loopback(url: &url::Url) -> bool {
     match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        // Schemes the url crate does not know (ldap://) keep addresses as text.
+        Some(url::Host::Domain(d)) => {
+            d.eq_ignore_ascii_case("localhost")
+                || d.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         None => false,
