@@ -208,3 +208,25 @@ command = ["/bin/echo", "hello"]
         .run();
     fine.success();
 }
+
+#[test]
+fn github_needs_somebody_allowed() {
+    let out = Test::new()
+        .manifest(
+            r#"
+[auth.github]
+client_id = "Iv1.x"
+client_secret = "s"
+allowed_teams = ["no-slash"]
+url = "http://github.example.com"
+
+[tools.hello]
+command = ["/bin/echo", "hello"]
+"#,
+        )
+        .args(&["check", "tools.toml"])
+        .run();
+    out.code(2);
+    out.stderr_has("\"no-slash\" is not a team");
+    out.stderr_has("\"http://github.example.com\" must be an https:// address");
+}

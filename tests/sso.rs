@@ -363,3 +363,133 @@ fn sessions_follow_the_manifest_as_it_is_now() {
     server.signal_only(libc::SIGHUP);
     crate::support::eventually("dan signed out", || get(&server, "/", &dan).status == 303);
 }
+
+// ---- GitHub, against the stand-in of its endpoints (support::github) ----
+
+fn github_journey(
+    server: &Server,
+    github: &crate::support::github::GitHub,
+    login: &str,
+) -> (crate::support::server::Wire, crate::support::idp::Jar) {
+    let mut jar = crate::support::idp::Jar::default();
+    let page = server.request("GET", "/login", &[], "");
+    assert!(page.body.contains("Sign in with GitHub"), "{}", page.body);
+    jar.take(&page);
+    let body = format!(
+        "_csrf={}&next=%2Ftools%2Fhello",
+        crate::support::server::csrf(&page.body)
+    );
+    let cookie = jar.header();
+    let start = server.request(
+        "POST",
+        "/login/github",
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Cookie", &cookie),
+            ("Origin", "http://localhost"),
+        ],
+        &body,
+    );
+    assert_eq!(start.status, 303, "{}", start.body);
+    jar.take(&start);
+    let authorize = start.header("location").unwrap();
+    assert!(
+        authorize.contains("code_challenge_method=S256"),
+        "{authorize}"
+    );
+    assert!(authorize.contains("scope=read%3Aorg"), "{authorize}");
+    github.sign_in_as(login);
+    let path = authorize.strip_prefix(&github.url()).unwrap();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", github.port)).unwrap();
+    let host = format!("127.0.0.1:{}", github.port);
+    let approved = crate::support::server::http_to(&host, &mut stream, "GET", path, &[], "");
+    let back = approved.header("location").unwrap();
+    let callback = back.strip_prefix("http://localhost").unwrap();
+    let cookie = jar.header();
+    let done = server.request("GET", callback, &[("Cookie", &cookie)], "");
+    jar.take(&done);
+    (done, jar)
+}
+
+#[test]
+fn github_users_sign_in_by_organisation_and_team() {
+    use crate::support::github::{Account, CLIENT_ID, CLIENT_SECRET, GitHub};
+    let account =
+        |orgs: Vec<&'static str>, teams: Vec<(&'static str, &'static str)>| Account { orgs, teams };
+    let github = GitHub::start(
+        [
+            ("alice", account(vec!["acme"], vec![("acme", "ops")])),
+            ("bob", account(vec!["acme"], vec![])),
+            (
+                "carol",
+                account(vec!["partners"], vec![("partners", "deployers")]),
+            ),
+            ("mallory", account(vec!["evil"], vec![("evil", "ops")])),
+            ("local", account(vec!["acme"], vec![])),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect(),
+    );
+    let manifest = unindent(&format!(
+        r#"
+        [auth]
+        admins = ["@acme/ops"]
+        [auth.users]
+        local = "{HASH_A}"
+        [auth.github]
+        client_id = "{CLIENT_ID}"
+        client_secret = "{CLIENT_SECRET}"
+        url = "{url}"
+        api_url = "{url}/api/v3"
+        allowed_orgs = ["acme"]
+        allowed_teams = ["partners/deployers"]
+        [tools.hello]
+        command = ["echo", "hello"]
+        [tools.deploy]
+        command = ["echo", "deployed"]
+        allow = ["@acme/ops", "@partners/deployers"]
+        "#,
+        url = github.url()
+    ));
+    let server = Server::start(
+        Test::new().manifest(&manifest),
+        &["--audit-log", "audit.jsonl"],
+    );
+
+    let (done, jar) = github_journey(&server, &github, "alice");
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(done.header("location"), Some("/tools/hello"));
+    let alice = format!("ftw_session={}", jar.get("ftw_session").unwrap());
+    assert_eq!(
+        get(&server, "/tools/deploy", &alice).status,
+        200,
+        "team acme/ops"
+    );
+
+    let (done, jar) = github_journey(&server, &github, "bob");
+    assert_eq!(done.status, 303);
+    let bob = format!("ftw_session={}", jar.get("ftw_session").unwrap());
+    assert_eq!(get(&server, "/tools/hello", &bob).status, 200);
+    assert_eq!(get(&server, "/tools/deploy", &bob).status, 404, "org only");
+
+    let (done, jar) = github_journey(&server, &github, "carol");
+    assert_eq!(
+        done.status, 303,
+        "in through a team of another organisation"
+    );
+    let carol = format!("ftw_session={}", jar.get("ftw_session").unwrap());
+    assert_eq!(get(&server, "/tools/deploy", &carol).status, 200);
+
+    // Another organisation's `ops` team is not acme's; a local user's name is taken.
+    assert_eq!(github_journey(&server, &github, "mallory").0.status, 403);
+    assert_eq!(github_journey(&server, &github, "local").0.status, 403);
+
+    let events = audit(&server);
+    let alice_in = events
+        .iter()
+        .find(|e| e["event"] == "sign-in" && e["user"] == "alice")
+        .unwrap();
+    assert_eq!(alice_in["via"], "github");
+    assert_eq!(alice_in["groups"], json!(["acme", "acme/ops"]));
+}

@@ -5,6 +5,7 @@
 
 pub mod csrf;
 pub mod departed;
+pub mod github;
 pub mod keys;
 pub mod ldap;
 pub mod next;

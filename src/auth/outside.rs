@@ -177,6 +177,10 @@ pub fn named_groups(manifest: &Manifest) -> BTreeSet<String> {
     for provider in &manifest.auth.oidc {
         groups.extend(provider.admit.groups.iter().cloned());
     }
+    if let Some(github) = &manifest.auth.github {
+        groups.extend(github.allowed_orgs.iter().cloned());
+        groups.extend(github.allowed_teams.iter().cloned());
+    }
     if let Some(ldap) = &manifest.auth.ldap {
         groups.extend(ldap.allowed_groups.iter().flatten().cloned());
     }

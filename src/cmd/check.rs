@@ -29,6 +29,12 @@ fn providers(manifest: &Manifest) -> String {
                 p.name, p.issuer, p.name
             )
         })
+        .chain(manifest.auth.github.iter().map(|g| {
+            format!(
+                "sign-in `github`: at {}/settings/developers, register the callback URL https://YOUR-FTW{base}login/github/callback\n",
+                g.url
+            )
+        }))
         .collect()
 }
 

@@ -374,6 +374,10 @@ mod tests {
                 field_names::<crate::manifest::raw::RawOidc>().to_vec(),
             ),
             (
+                "`[auth.github]`",
+                field_names::<crate::manifest::raw::RawGitHub>().to_vec(),
+            ),
+            (
                 "`[auth.ldap]`",
                 field_names::<crate::manifest::raw::RawLdap>().to_vec(),
             ),

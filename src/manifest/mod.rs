@@ -92,6 +92,25 @@ pub struct Auth {
     pub oidc: Vec<OidcProvider>,
     /// `[auth.ldap]`: directory users sign in on the password form.
     pub ldap: Option<Ldap>,
+    /// `[auth.github]`: GitHub users of the allowed organisations and teams.
+    pub github: Option<GitHub>,
+}
+
+/// `[auth.github]`: a GitHub OAuth app. A user's organisations become groups (`@org`),
+/// and their teams too (`@org/team`).
+#[derive(Debug, Clone)]
+pub struct GitHub {
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// Organisation logins, lower case.
+    pub allowed_orgs: Vec<String>,
+    /// `org/team` (team slugs), lower case.
+    pub allowed_teams: Vec<String>,
+    /// The web address (`https://github.com`, or a GitHub Enterprise server).
+    pub url: String,
+    /// The REST API (`https://api.github.com`, or `URL/api/v3`).
+    pub api_url: String,
+    pub label: String,
 }
 
 /// `[auth.ldap]`: users not in `[auth.users]` are looked up in this directory and
@@ -191,7 +210,10 @@ impl Auth {
     /// Whether anyone can sign in without a password of ftw's own: a proxy in front
     /// (forward auth) or an identity provider.
     pub fn has_outside_users(&self) -> bool {
-        self.trusted_header.is_some() || !self.oidc.is_empty() || self.ldap.is_some()
+        self.trusted_header.is_some()
+            || !self.oidc.is_empty()
+            || self.ldap.is_some()
+            || self.github.is_some()
     }
 
     pub fn oidc_provider(&self, name: &str) -> Option<&OidcProvider> {

@@ -16,7 +16,8 @@ pub const MAX_NAME: usize = 64;
 
 pub const TOOL_ID: NameRule = NameRule::new("tool id", "-_");
 pub const USER: NameRule = NameRule::new("user name", "._-@");
-pub const GROUP: NameRule = NameRule::new("group name", "._-");
+/// `/` for GitHub teams (`@org/team`).
+pub const GROUP: NameRule = NameRule::new("group name", "._-/");
 pub const TOKEN: NameRule = NameRule::new("token name", "-_");
 /// An identity provider's name: part of its callback URL.
 pub const PROVIDER: NameRule = NameRule::new("provider name", "-_");

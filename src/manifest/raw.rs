@@ -62,6 +62,22 @@ pub struct RawAuth {
     pub oidc: IndexMap<Spanned<String>, RawOidc>,
     /// `[auth.ldap]`: a directory whose users sign in with their directory password.
     pub ldap: Option<Spanned<RawLdap>>,
+    /// `[auth.github]`: GitHub (or GitHub Enterprise) accounts, by organisation and team.
+    pub github: Option<Spanned<RawGitHub>>,
+}
+
+/// `[auth.github]`: a GitHub OAuth app and who of GitHub's users may sign in.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGitHub {
+    pub client_id: Spanned<String>,
+    pub client_secret: Option<Spanned<String>>,
+    pub client_secret_file: Option<PathText>,
+    pub allowed_orgs: Option<Vec<Spanned<String>>>,
+    pub allowed_teams: Option<Vec<Spanned<String>>>,
+    pub url: Option<Spanned<String>>,
+    pub api_url: Option<Spanned<String>>,
+    pub label: Option<Spanned<String>>,
 }
 
 /// `[auth.ldap]`: where the directory is, how to find a user and their groups.

@@ -21,7 +21,7 @@ use super::problem::Problem;
 use crate::auth::csrf::{self, Binding};
 use crate::auth::session::{Refused, Session};
 use crate::auth::{self, unb64};
-use crate::manifest::{Ldap, Manifest, OidcProvider, User, names};
+use crate::manifest::{GitHub, Ldap, Manifest, OidcProvider, User, names};
 
 /// The cookies ftw sets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -266,6 +266,13 @@ impl State {
                     .admits(outside.email.as_deref(), &outside.groups);
                 (self.provider_fingerprint(provider), admitted)
             }
+            None if outside.provider == "github" => {
+                let github = auth.github.as_ref().ok_or(Refused::UnknownUser)?;
+                (
+                    self.github_fingerprint(github),
+                    github.admits(&outside.groups),
+                )
+            }
             None if outside.provider == "ldap" => {
                 let ldap = auth.ldap.as_ref().ok_or(Refused::UnknownUser)?;
                 let admitted = ldap
@@ -286,6 +293,12 @@ impl State {
             groups: outside.groups.clone(),
             ..User::synthesized(&session.user)
         })
+    }
+
+    /// What GitHub sessions are bound to: change the server or the app and they end.
+    pub fn github_fingerprint(&self, github: &GitHub) -> [u8; 16] {
+        self.sessions
+            .provider_fingerprint(&["github", &github.url, &github.client_id])
     }
 
     /// What directory sessions are bound to: change the directory and they end.

@@ -54,8 +54,8 @@ struct SignInPage<'a> {
     step: Step<'a>,
     next: &'a str,
     message: Option<&'a str>,
-    /// Identity providers' buttons: name and label.
-    providers: Vec<(&'a str, &'a str)>,
+    /// Identity providers' buttons: the path after `login/`, the button's id, its label.
+    providers: Vec<(String, String, &'a str)>,
     /// Whether the page has the password (or code) form: someone signs in with a
     /// password of ftw's own.
     passwords: bool,
@@ -89,7 +89,17 @@ fn sign_in_page(
             .auth
             .oidc
             .iter()
-            .map(|p| (p.name.as_str(), p.label.as_str()))
+            .map(|p| {
+                let id = format!("provider-{}", p.name);
+                (format!("oidc/{}", p.name), id, p.label.as_str())
+            })
+            .chain(manifest.auth.github.iter().map(|g| {
+                (
+                    "github".to_string(),
+                    "provider-github".into(),
+                    g.label.as_str(),
+                )
+            }))
             .collect(),
         passwords,
     };

@@ -93,10 +93,16 @@ pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
             .and_then(login::logout),
         on!(state, post, "login" / "oidc" / String)
             .and(form())
-            .and_then(sso::start),
+            .and_then(sso::start_oidc),
         on!(state, get, "login" / "oidc" / String / "callback")
             .and(query())
-            .and_then(sso::callback),
+            .and_then(sso::callback_oidc),
+        on!(state, post, "login" / "github")
+            .and(form())
+            .and_then(sso::start_github),
+        on!(state, get, "login" / "github" / "callback")
+            .and(query())
+            .and_then(sso::callback_github),
     ];
     let tool_pages = any_of![
         on!(state, get, "tools" / String)
@@ -155,10 +161,15 @@ pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
         .unify()
         .map(move |r: Response| {
             let manifest = state.manifest();
-            if manifest.auth.oidc.is_empty() {
+            if manifest.auth.oidc.is_empty() && manifest.auth.github.is_none() {
                 return secure_headers(r, tls);
             }
-            let origins = state.providers.form_origins(&manifest.auth.oidc);
+            let mut origins = state.providers.form_origins(&manifest.auth.oidc);
+            if let Some(github) = &manifest.auth.github
+                && let Ok(url) = url::Url::parse(&github.url)
+            {
+                origins.push(url.origin().ascii_serialization());
+            }
             secure_headers_with(r, tls, &origins)
         })
         .boxed()

@@ -1,5 +1,5 @@
-//! Signing in with an identity provider: POST `/login/oidc/NAME` sends the browser to
-//! the provider, GET `/login/oidc/NAME/callback` brings it back.
+//! Signing in with an identity provider: POST `/login/oidc/NAME` (or `/login/github`)
+//! sends the browser to the provider, GET `.../callback` brings it back.
 //!
 //! The start is a form post with the login page's CSRF token, so no other site can start
 //! a sign-in in the user's name. The callback checks, in order: the throttle (by client
@@ -29,17 +29,64 @@ use super::respond::{add_cookie, see_other};
 use crate::audit;
 use crate::auth::oidc::flow::FLOW_TTL;
 use crate::auth::oidc::{Failure, Flow};
-use crate::auth::outside::{ClaimRules, named_groups};
+use crate::auth::outside::{ClaimRules, Denied, Identity, named_groups};
 use crate::auth::session::{Outside, Session};
 use crate::auth::{self, next::safe_next};
-use crate::manifest::OidcProvider;
+use crate::manifest::{GitHub, Manifest, OidcProvider, names};
+
+/// Which provider a sign-in goes through, as the URL names it.
+pub enum Which {
+    Oidc(String),
+    GitHub,
+}
+
+/// A provider of the manifest in force.
+enum Provider<'a> {
+    Oidc(&'a OidcProvider),
+    GitHub(&'a GitHub),
+}
+
+impl Which {
+    fn find<'a>(&self, manifest: &'a Manifest) -> Option<Provider<'a>> {
+        match self {
+            Which::Oidc(name) => manifest.auth.oidc_provider(name).map(Provider::Oidc),
+            Which::GitHub => manifest.auth.github.as_ref().map(Provider::GitHub),
+        }
+    }
+
+    /// `oidc:NAME` or `github`: in flows, sessions and the audit log.
+    fn key(&self) -> String {
+        match self {
+            Which::Oidc(name) => format!("oidc:{name}"),
+            Which::GitHub => "github".into(),
+        }
+    }
+
+    /// The part of the URL after `login/`.
+    fn path(&self) -> String {
+        match self {
+            Which::Oidc(name) => format!("oidc/{name}"),
+            Which::GitHub => "github".into(),
+        }
+    }
+}
+
+impl Provider<'_> {
+    fn label(&self) -> &str {
+        match self {
+            Provider::Oidc(p) => &p.label,
+            Provider::GitHub(g) => &g.label,
+        }
+    }
+}
 
 /// The URL the provider sends the browser back to; register it with the provider.
-fn callback_url(state: &State, ctx: &Ctx, name: &str) -> Option<String> {
+fn callback_url(state: &State, ctx: &Ctx, which: &Which) -> Option<String> {
     Some(format!(
-        "{}{}login/oidc/{name}/callback",
+        "{}{}login/{}/callback",
         origin(ctx)?,
-        state.base
+        state.base,
+        which.path()
     ))
 }
 
@@ -50,8 +97,45 @@ fn origin(ctx: &Ctx) -> Option<String> {
 }
 
 /// POST /login/oidc/NAME
-pub async fn start(
+pub async fn start_oidc(
     name: String,
+    state: Arc<State>,
+    ctx: Ctx,
+    fields: Fields,
+) -> Result<Response, Rejection> {
+    start(Which::Oidc(name), state, ctx, fields).await
+}
+
+/// POST /login/github
+pub async fn start_github(
+    state: Arc<State>,
+    ctx: Ctx,
+    fields: Fields,
+) -> Result<Response, Rejection> {
+    start(Which::GitHub, state, ctx, fields).await
+}
+
+/// GET /login/oidc/NAME/callback
+pub async fn callback_oidc(
+    name: String,
+    state: Arc<State>,
+    ctx: Ctx,
+    query: HashMap<String, String>,
+) -> Result<Response, Rejection> {
+    callback(Which::Oidc(name), state, ctx, query).await
+}
+
+/// GET /login/github/callback
+pub async fn callback_github(
+    state: Arc<State>,
+    ctx: Ctx,
+    query: HashMap<String, String>,
+) -> Result<Response, Rejection> {
+    callback(Which::GitHub, state, ctx, query).await
+}
+
+async fn start(
+    which: Which,
     state: Arc<State>,
     ctx: Ctx,
     fields: Fields,
@@ -66,17 +150,15 @@ pub async fn start(
         return Err(Problem::BadCsrf.into());
     }
     let manifest = state.manifest();
-    let provider = manifest
-        .auth
-        .oidc_provider(&name)
-        .ok_or(Problem::NotFound)?;
+    let provider = which.find(&manifest).ok_or(Problem::NotFound)?;
     let next = safe_next(field(&fields, "next"), &state.config.base_path);
-    let redirect = callback_url(&state, &ctx, &name).ok_or(Problem::NotFound)?;
-    match state
-        .providers
-        .begin(provider, &redirect, &next, auth::now())
-        .await
-    {
+    let redirect = callback_url(&state, &ctx, &which).ok_or(Problem::NotFound)?;
+    let now = auth::now();
+    let started = match provider {
+        Provider::Oidc(p) => state.providers.begin(p, &redirect, &next, now).await,
+        Provider::GitHub(g) => crate::auth::github::begin(g, &redirect, &next, now),
+    };
+    match started {
         Ok(started) => {
             let cookie_name = CookieName::Provider.name(ctx.secure);
             let value = started.flow.seal(&state.sessions, cookie_name);
@@ -84,10 +166,10 @@ pub async fn start(
             Ok(add_cookie(see_other(started.url.as_str()), &cookie))
         }
         Err(failure) => {
-            tracing::warn!("cannot start a sign-in with `{name}`: {failure}");
+            tracing::warn!("cannot start a sign-in with `{}`: {failure}", which.key());
             let message = format!(
                 "{} cannot be reached right now. Try again in a moment, or ask your administrator.",
-                provider.label.trim_start_matches("Sign in with ")
+                provider.label().trim_start_matches("Sign in with ")
             );
             Ok(sign_in_again(
                 &state,
@@ -100,18 +182,15 @@ pub async fn start(
     }
 }
 
-/// GET /login/oidc/NAME/callback
-pub async fn callback(
-    name: String,
+async fn callback(
+    which: Which,
     state: Arc<State>,
     ctx: Ctx,
     query: HashMap<String, String>,
 ) -> Result<Response, Rejection> {
     let manifest = state.manifest();
-    let provider = manifest
-        .auth
-        .oidc_provider(&name)
-        .ok_or(Problem::NotFound)?;
+    let provider = which.find(&manifest).ok_or(Problem::NotFound)?;
+    let key = which.key();
     let home = state.base.clone();
     let policy = manifest.auth.throttle;
     let attempt = match state
@@ -136,14 +215,14 @@ pub async fn callback(
         state.metrics.sign_in("failure");
         state.audit.record(
             "sign-in-failed",
-            json!({ "via": format!("oidc:{name}"), "client": audit::client(ctx.client), "reason": reason }),
+            json!({ "via": key, "client": audit::client(ctx.client), "reason": reason }),
         );
         let r = sign_in_again(&state, &ctx, status, next, message);
         add_cookie(r, &state.expired_cookie(ctx.secure, CookieName::Provider))
     };
     let again = "Start again from the sign-in page.";
 
-    let Some(flow) = this_flow(&state, &ctx, &name) else {
+    let Some(flow) = this_flow(&state, &ctx, &key) else {
         // No failure counted: an old bookmark or a second tab is not an attack.
         attempt.not_checked();
         return Ok(refuse(
@@ -196,15 +275,24 @@ pub async fn callback(
         tracing::error!("cannot store that a sign-in was finished: {e}");
     }
     let code = query.get("code").map(String::as_str).unwrap_or("");
-    let redirect = callback_url(&state, &ctx, &name).ok_or(Problem::NotFound)?;
-    let claims = match state
-        .providers
-        .finish(provider, &redirect, &flow, code)
-        .await
-    {
-        Ok(claims) => claims,
+    let redirect = callback_url(&state, &ctx, &which).ok_or(Problem::NotFound)?;
+    let vouched = match provider {
+        Provider::Oidc(p) => oidc_identity(&state, &manifest, p, &redirect, &flow, code).await,
+        Provider::GitHub(g) => github_identity(&state, &manifest, g, &redirect, &flow, code).await,
+    };
+    let identity = match vouched {
+        Ok(Ok(identity)) => identity,
+        Ok(Err(denied)) => {
+            let _ = attempt.failed(Instant::now());
+            return Ok(refuse(
+                StatusCode::FORBIDDEN,
+                &denied.to_string(),
+                "Your account at the provider is not allowed to use this ftw. Ask your administrator to add you.",
+                &next,
+            ));
+        }
         Err(failure) => {
-            tracing::warn!("sign-in with `{name}` failed: {failure}");
+            tracing::warn!("sign-in with `{key}` failed: {failure}");
             let (status, message) = match &failure {
                 Failure::Unreachable(_) => (
                     StatusCode::BAD_GATEWAY,
@@ -221,58 +309,104 @@ pub async fn callback(
             return Ok(refuse(status, &failure.to_string(), message, &next));
         }
     };
+    attempt.succeeded();
+    let fingerprint = match provider {
+        Provider::Oidc(p) => state.provider_fingerprint(p),
+        Provider::GitHub(g) => state.github_fingerprint(g),
+    };
+    let mut session = Session::new(&identity.name, fingerprint, auth::now());
+    session.outside = Some(Outside {
+        provider: key,
+        email: identity.email,
+        groups: identity.groups,
+    });
+    let method = match provider {
+        Provider::Oidc(_) => "oidc",
+        Provider::GitHub(_) => "github",
+    };
+    Ok(start_session(&state, &ctx, session, &next, method))
+}
+
+/// The provider's answer about the user: an identity the manifest lets in, or why
+/// not (`Ok(Err)`), or why the answer itself was no good (`Err`).
+type Vouched = Result<Result<Identity, Denied>, Failure>;
+
+/// Not a name of `[auth.users]`, and admitted by `admits`.
+fn admit(manifest: &Manifest, identity: Identity, admits: bool) -> Result<Identity, Denied> {
+    if manifest.auth.users.contains_key(&identity.name) {
+        return Err(Denied::LocalName(identity.name));
+    }
+    if !admits {
+        return Err(Denied::NotAllowed {
+            email: identity.email,
+        });
+    }
+    Ok(identity)
+}
+
+async fn oidc_identity(
+    state: &State,
+    manifest: &Manifest,
+    provider: &OidcProvider,
+    redirect: &str,
+    flow: &Flow,
+    code: &str,
+) -> Vouched {
+    let claims = state
+        .providers
+        .finish(provider, redirect, flow, code)
+        .await?;
     let rules = ClaimRules {
         username_claim: provider.username_claim.as_deref(),
         groups_claim: &provider.groups_claim,
         map: &provider.map,
     };
-    let identity = rules
-        .identity(&claims, &named_groups(&manifest))
+    Ok(rules
+        .identity(&claims, &named_groups(manifest))
         .and_then(|identity| {
-            if manifest.auth.users.contains_key(&identity.name) {
-                return Err(crate::auth::outside::Denied::LocalName(identity.name));
-            }
-            provider.admit.check(&identity).map(|()| identity)
-        });
-    let identity = match identity {
-        Ok(identity) => identity,
-        Err(denied) => {
-            let _ = attempt.failed(Instant::now());
-            return Ok(refuse(
-                StatusCode::FORBIDDEN,
-                &denied.to_string(),
-                "Your account at the provider is not allowed to use this ftw. Ask your administrator to add you.",
-                &next,
-            ));
-        }
-    };
-    attempt.succeeded();
-    let session = provider_session(&state, provider, identity);
-    Ok(start_session(&state, &ctx, session, &next, "oidc"))
+            let admits = provider
+                .admit
+                .admits(identity.email.as_deref(), &identity.groups);
+            admit(manifest, identity, admits)
+        }))
 }
 
-fn provider_session(
+async fn github_identity(
     state: &State,
-    provider: &OidcProvider,
-    identity: crate::auth::outside::Identity,
-) -> Session {
-    let mut session = Session::new(
-        &identity.name,
-        state.provider_fingerprint(provider),
-        auth::now(),
-    );
-    session.outside = Some(Outside {
-        provider: format!("oidc:{}", provider.name),
-        email: identity.email,
-        groups: identity.groups,
-    });
-    session
+    manifest: &Manifest,
+    github: &GitHub,
+    redirect: &str,
+    flow: &Flow,
+    code: &str,
+) -> Vouched {
+    let member =
+        crate::auth::github::finish(state.providers.http(), github, redirect, flow, code).await?;
+    if !names::USER.allows(&member.login) {
+        return Ok(Err(Denied::NoName(format!(
+            "`{}` is not a valid ftw user name",
+            member.login
+        ))));
+    }
+    let admits = github.admits(&member.groups);
+    let wanted = named_groups(manifest);
+    let mut groups: Vec<String> = member
+        .groups
+        .into_iter()
+        .filter(|g| wanted.contains(g))
+        .collect();
+    groups.truncate(crate::auth::outside::MAX_GROUPS);
+    let identity = Identity {
+        name: member.login,
+        email: None,
+        groups,
+    };
+    Ok(admit(manifest, identity, admits))
 }
 
-/// The sign-in this browser started with provider `name`, if its cookie is good.
-fn this_flow(state: &State, ctx: &Ctx, name: &str) -> Option<Flow> {
+/// The sign-in this browser started with provider `key`, if its cookie is good.
+fn this_flow(state: &State, ctx: &Ctx, key: &str) -> Option<Flow> {
     let cookie = CookieName::Provider.name(ctx.secure);
-    let provider = format!("oidc:{name}");
+    let provider = key;
     let now = auth::now();
     request_cookies(&ctx.headers, cookie)
         .filter_map(|value| Flow::open(&state.sessions, cookie, value, now))

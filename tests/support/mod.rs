@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 
 pub mod app;
 pub mod external;
+pub mod github;
 pub mod idp;
 pub mod pty;
 pub mod server;

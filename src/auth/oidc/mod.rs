@@ -151,6 +151,11 @@ impl Providers {
         }
     }
 
+    /// The HTTP client for identity providers (no redirects, short timeouts).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// Starts a sign-in: the provider's authorization URL, with a fresh `state`, `nonce`
     /// and PKCE challenge.
     pub async fn begin(

@@ -44,7 +44,7 @@ impl Checker<'_> {
         }
         let mut users: IndexMap<String, User> = IndexMap::new();
         let mut declared = Declared::default();
-        let outside = !raw.oidc.is_empty() || raw.ldap.is_some();
+        let outside = !raw.oidc.is_empty() || raw.ldap.is_some() || raw.github.is_some();
         if entries.is_empty() && !outside {
             declared.users.push(ZERO_CONFIG_USER.to_string());
         }
@@ -93,6 +93,7 @@ impl Checker<'_> {
         // its own: `allow` may name any of them.
         declared.open = trusted_header.is_some() || outside;
         let ldap = raw.ldap.as_ref().and_then(|l| self.ldap(l));
+        let github = raw.github.as_ref().and_then(|g| self.github(g));
 
         let admins = match raw.admins {
             Some(list) => self.principals(list, "admins", &declared),
@@ -155,6 +156,7 @@ impl Checker<'_> {
             trusted_groups_header,
             oidc,
             ldap,
+            github,
         };
         (auth, declared)
     }

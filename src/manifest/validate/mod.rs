@@ -10,6 +10,7 @@
 
 mod args;
 mod auth;
+mod github;
 mod ldap;
 mod oidc;
 mod server;

@@ -82,7 +82,23 @@ impl Checker<'_> {
     }
 
     fn client_secret(&mut self, name: &str, raw: &RawOidc) -> Option<Secret> {
-        match (&raw.client_secret, &raw.client_secret_file) {
+        self.one_secret(
+            name,
+            &raw.client_id,
+            &raw.client_secret,
+            &raw.client_secret_file,
+        )
+    }
+
+    /// `client_secret` or `client_secret_file`, exactly one.
+    pub(super) fn one_secret(
+        &mut self,
+        name: &str,
+        client_id: &Spanned<String>,
+        secret: &Option<Spanned<String>>,
+        file: &Option<Spanned<String>>,
+    ) -> Option<Secret> {
+        match (secret, file) {
             (Some(_), Some(file)) => {
                 self.error(
                     file.span(),
@@ -92,7 +108,7 @@ impl Checker<'_> {
             }
             (None, None) => {
                 self.error_help(
-                    raw.client_id.span(),
+                    client_id.span(),
                     format!("provider `{name}` has no client secret"),
                     "put the secret the provider gave you in a file only ftw can read, and name it in `client_secret_file`".into(),
                 );
