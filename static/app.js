@@ -130,3 +130,100 @@
     }
   });
 })();
+
+// Passkeys (WebAuthn): the server's options carry bytes as base64url; the browser's
+// API wants ArrayBuffers, and its answer goes back as base64url again.
+(function () {
+  if (!window.PublicKeyCredential) return;
+  const toBytes = (s) => {
+    const b64 = s.replace(/-/g, "+").replace(/_/g, "/");
+    const raw = atob(b64 + "===".slice((b64.length + 3) % 4));
+    return Uint8Array.from(raw, (c) => c.charCodeAt(0)).buffer;
+  };
+  const toText = (buf) =>
+    btoa(String.fromCharCode(...new Uint8Array(buf)))
+      .replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  const status = (text) => {
+    const el = document.getElementById("passkey-status");
+    if (!el) return;
+    el.textContent = text;
+    el.hidden = !text;
+  };
+  const post = (url, csrf, body) =>
+    fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+      body: JSON.stringify(body),
+    });
+  const failed = async (r) => {
+    try { return (await r.json()).error || "Something went wrong."; } catch (_) { return "Something went wrong."; }
+  };
+
+  // Account page: make a passkey.
+  const add = document.querySelector("[data-passkey-register]");
+  if (add) {
+    add.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const url = add.dataset.passkeyRegister, csrf = add.dataset.csrf;
+      status("");
+      try {
+        const r = await post(url + "/options", csrf, {});
+        if (!r.ok) return status(await failed(r));
+        const { ceremony, options } = await r.json();
+        const pk = options.publicKey;
+        pk.challenge = toBytes(pk.challenge);
+        pk.user.id = toBytes(pk.user.id);
+        (pk.excludeCredentials || []).forEach((c) => { c.id = toBytes(c.id); });
+        // A discoverable key, so it can also sign in without a password.
+        pk.authenticatorSelection = Object.assign({}, pk.authenticatorSelection, { residentKey: "preferred" });
+        const cred = await navigator.credentials.create({ publicKey: pk });
+        const credential = {
+          id: cred.id, rawId: toText(cred.rawId), type: cred.type, extensions: {},
+          response: {
+            attestationObject: toText(cred.response.attestationObject),
+            clientDataJSON: toText(cred.response.clientDataJSON),
+          },
+        };
+        const name = add.querySelector("[name=name]").value;
+        const done = await post(url, csrf, { ceremony, name, credential });
+        if (!done.ok) return status(await failed(done));
+        window.location.reload();
+      } catch (err) {
+        status("No passkey was made (" + err.name + ").");
+      }
+    });
+  }
+
+  // Sign-in page: a passkey as the second step, or alone.
+  for (const button of document.querySelectorAll("[data-passkey-sign-in]")) {
+    button.addEventListener("click", async () => {
+      const base = button.dataset.base, csrf = button.dataset.csrf;
+      status("");
+      try {
+        const r = await post(base + "login/passkey/options", csrf, { mode: button.dataset.passkeySignIn });
+        if (!r.ok) return status(await failed(r));
+        const { ceremony, options } = await r.json();
+        const pk = options.publicKey;
+        pk.challenge = toBytes(pk.challenge);
+        (pk.allowCredentials || []).forEach((c) => { c.id = toBytes(c.id); });
+        const cred = await navigator.credentials.get({ publicKey: pk });
+        const res = cred.response;
+        const credential = {
+          id: cred.id, rawId: toText(cred.rawId), type: cred.type, extensions: {},
+          response: {
+            authenticatorData: toText(res.authenticatorData),
+            clientDataJSON: toText(res.clientDataJSON),
+            signature: toText(res.signature),
+            userHandle: res.userHandle ? toText(res.userHandle) : null,
+          },
+        };
+        const done = await post(base + "login/passkey", csrf, { ceremony, credential, next: button.dataset.next });
+        if (done.redirected) { window.location.href = done.url; return; }
+        status(await failed(done));
+      } catch (err) {
+        status("The passkey was not used (" + err.name + ").");
+      }
+    });
+  }
+})();

@@ -684,3 +684,127 @@ async fn a_user_signs_in_with_the_identity_provider_in_chromium() {
     walk.client.close().await.unwrap();
     drop(driver);
 }
+
+/// WebDriver's virtual authenticator (W3C WebAuthn, "Add Virtual Authenticator"): a
+/// platform authenticator that keeps discoverable keys, verifies the user and says yes.
+#[derive(Debug)]
+struct AddVirtualAuthenticator;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for AddVirtualAuthenticator {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!(
+            "session/{}/webauthn/authenticator",
+            session.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        let body = json!({
+            "protocol": "ctap2",
+            "transport": "internal",
+            "hasResidentKey": true,
+            "hasUserVerification": true,
+            "isUserVerified": true,
+            "automaticPresenceSimulation": true,
+        });
+        (http::Method::POST, Some(body.to_string()))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passkeys_are_made_on_the_account_page_and_sign_in_in_chromium() {
+    let Some(browser) = Browser::find() else {
+        return;
+    };
+    let manifest = crate::support::unindent(&format!(
+        r#"
+        [auth]
+        passkey_sign_in = true
+        [auth.users]
+        alice = "{hash}"
+        [tools.hello]
+        command = ["echo", "hello"]
+        "#,
+        hash = crate::support::HASH_A
+    ));
+    let server = Server::start(Test::new().manifest(&manifest), &[]);
+    // WebAuthn wants a domain for the relying party: localhost, not 127.0.0.1.
+    let base = format!("http://localhost:{}/", server.port);
+    let (mut walk, driver, _dirs) = browser.open(&base).await;
+    walk.client
+        .issue_cmd(AddVirtualAuthenticator)
+        .await
+        .expect("a virtual authenticator");
+
+    let sign_in_with_password = async |walk: &Walk| {
+        walk.goto("/login").await;
+        walk.fill("username", "alice").await;
+        walk.fill("password", "hunter2-but-longer").await;
+        walk.submit().await;
+    };
+    sign_in_with_password(&walk).await;
+    walk.css("header .who").await;
+    walk.goto("/account").await;
+    assert_eq!(walk.text("#account-user").await, "alice");
+    walk.css("#no-passkeys").await;
+    walk.fill("name", "laptop").await;
+    walk.css("#add-passkey button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let name = walk
+        .wait_text(".passkey-name", "the new passkey", |t| t == "laptop")
+        .await;
+    assert_eq!(name, "laptop");
+    walk.shot("account-passkey").await;
+
+    // With a passkey, the password is not enough any more: the passkey is asked for.
+    walk.css("header .who button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    walk.css("#username").await;
+    sign_in_with_password(&walk).await;
+    walk.css("#use-passkey").await;
+    assert!(walk.path().await.starts_with("/login/2fa"));
+    walk.shot("passkey-second-step").await;
+    walk.css("#use-passkey").await.click().await.unwrap();
+    walk.css("header .who").await;
+    assert_eq!(walk.path().await, "/");
+
+    // And alone, where the manifest allows it.
+    walk.css("header .who button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    walk.css("#passkey-sign-in").await.click().await.unwrap();
+    walk.css("header .who").await;
+    assert!(walk.text("header .who").await.contains("alice"));
+
+    // Removed, it is gone from the page and from sign-in.
+    walk.goto("/account").await;
+    walk.css("table.passkeys button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    walk.css("#no-passkeys").await;
+    walk.css("#sign-out-everywhere")
+        .await
+        .click()
+        .await
+        .unwrap();
+    walk.css("#username").await;
+    walk.goto("/account").await;
+    walk.css("#username").await;
+
+    walk.client.close().await.unwrap();
+    drop(driver);
+}

@@ -11,6 +11,7 @@ pub mod ldap;
 pub mod next;
 pub mod oidc;
 pub mod outside;
+pub mod passkeys;
 pub mod passwords;
 pub mod revoked;
 pub mod session;

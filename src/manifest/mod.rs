@@ -92,6 +92,8 @@ pub struct Auth {
     pub oidc: Vec<OidcProvider>,
     /// `[auth.ldap]`: directory users sign in on the password form.
     pub ldap: Option<Ldap>,
+    /// Users of `[auth.users]` with a passkey may sign in with it alone.
+    pub passkey_sign_in: bool,
     /// `[auth.github]`: GitHub users of the allowed organisations and teams.
     pub github: Option<GitHub>,
 }

@@ -55,6 +55,9 @@ pub struct RawAuth {
     pub max_login_failures: Option<Spanned<u32>>,
     pub login_failure_window: Option<DurationText>,
     pub login_block_time: Option<DurationText>,
+    /// Users with a passkey may sign in with it alone.
+    #[serde(default)]
+    pub passkey_sign_in: bool,
     #[serde(default)]
     pub tokens: IndexMap<Spanned<String>, RawToken>,
     /// `[auth.oidc.NAME]`: OpenID Connect providers, each a button on the login page.

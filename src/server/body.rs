@@ -141,6 +141,32 @@ pub fn form(
         )
 }
 
+/// A filter for small JSON bodies (the passkey ceremonies' answers): checked and read
+/// like `form`, then parsed.
+pub fn json(
+    limit: u64,
+    idle: Duration,
+) -> impl Filter<Extract = (serde_json::Value,), Error = Rejection> + Clone {
+    warp::header::optional::<String>("content-type")
+        .and(warp::header::optional::<u64>("content-length"))
+        .and(warp::body::stream())
+        .and_then(
+            move |content_type: Option<String>, length: Option<u64>, body| async move {
+                if length.is_some_and(|n| n > limit) {
+                    return Err(Rejection::from(Problem::TooLarge));
+                }
+                let is_json = content_type
+                    .as_deref()
+                    .is_some_and(|t| t.starts_with("application/json"));
+                if !is_json {
+                    return Err(Problem::UnsupportedForm.into());
+                }
+                let bytes = read_all(with_idle_timeout(body, idle), limit).await?;
+                serde_json::from_slice(&bytes).map_err(|_| Problem::BadBody.into())
+            },
+        )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

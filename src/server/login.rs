@@ -36,15 +36,15 @@ use crate::manifest::User;
 /// The one message for every failed sign-in, whatever failed.
 pub const LOGIN_FAILED: &str = "Wrong user name or password.";
 /// How long the code step may take after the password step.
-const SECOND_FACTOR_TTL: u64 = 300;
+pub(super) const SECOND_FACTOR_TTL: u64 = 300;
 
 /// Which step of signing in a page shows.
 enum Step<'a> {
     /// Name and password. The name typed last time is kept, so a mistyped password does
     /// not cost the name too.
     Password { username: &'a str },
-    /// The six-digit code of a user with a second factor.
-    Code,
+    /// The second factor: the six-digit code (`totp`) and/or a passkey.
+    Code { totp: bool, passkey: bool },
 }
 
 #[derive(Template)]
@@ -57,8 +57,10 @@ struct SignInPage<'a> {
     /// Identity providers' buttons: the path after `login/`, the button's id, its label.
     providers: Vec<(String, String, &'a str)>,
     /// Whether the page has the password (or code) form: someone signs in with a
-    /// password of ftw's own.
-    passwords: bool,
+    /// password of ftw's own, or this is the code step of a TOTP user.
+    show_form: bool,
+    /// The manifest lets users sign in with a passkey alone.
+    passkey_sign_in: bool,
 }
 
 /// A sign-in step. Its form's CSRF token is bound to `binding`: the pre-login nonce,
@@ -75,11 +77,14 @@ fn sign_in_page(
     let csrf = csrf::token(&state.config.keys.csrf, Binding::Login(binding));
     let heading = match step {
         Step::Password { .. } => "Sign in",
-        Step::Code => "Enter your code",
+        Step::Code { .. } => "Second step",
     };
     let mut page = Page::new(state, &manifest.title, heading, None);
     page.csrf = &csrf;
-    let passwords = !manifest.auth.users.is_empty() || matches!(step, Step::Code);
+    let show_form = match step {
+        Step::Password { .. } => !manifest.auth.users.is_empty() || manifest.auth.ldap.is_some(),
+        Step::Code { totp, .. } => totp,
+    };
     let body = SignInPage {
         page,
         step,
@@ -101,7 +106,8 @@ fn sign_in_page(
                 )
             }))
             .collect(),
-        passwords,
+        show_form,
+        passkey_sign_in: manifest.auth.passkey_sign_in,
     };
     html(status, &body)
 }
@@ -301,8 +307,8 @@ pub async fn submit(state: Arc<State>, ctx: Ctx, fields: Fields) -> Result<Respo
     };
     attempt.succeeded();
 
-    if user.totp.is_some() {
-        // Password done; the code comes next, within five minutes, from this browser:
+    if user.totp.is_some() || has_passkeys(&state, &user.name).await {
+        // Password done; the code (or passkey) comes next, within five minutes, from this browser:
         // the step's id is this sign-in's nonce (the login cookie), so the cookie is
         // good only beside that one, and it is revoked once used.
         let now = auth::now();
@@ -387,7 +393,7 @@ pub(super) fn start_session(
 /// The password step of a TOTP user, if this browser finished it in the last five
 /// minutes, still has that sign-in's login cookie, has not used the step yet, and the
 /// user's password has not changed since.
-fn pending(state: &State, ctx: &Ctx) -> Option<(Session, User)> {
+pub(super) fn pending(state: &State, ctx: &Ctx) -> Option<(Session, User)> {
     let name = CookieName::SecondFactor.name(ctx.secure);
     let now = auth::now();
     let manifest = state.manifest();
@@ -401,19 +407,38 @@ fn pending(state: &State, ctx: &Ctx) -> Option<(Session, User)> {
             session.issued <= now + 5 && now.saturating_sub(session.issued) < SECOND_FACTOR_TTL;
         let user = manifest.auth.users.get(&session.user)?;
         let same_password = state.sessions.fingerprint(&user.password_hash) == session.fingerprint;
-        (fresh && same_password && user.totp.is_some()).then(|| (session, user.clone()))
+        (fresh && same_password).then(|| (session, user.clone()))
     })
+}
+
+/// Whether `user` has a passkey (a failed read counts as yes: the step then shows
+/// the button, and the passkey check itself fails safely).
+pub(super) async fn has_passkeys(state: &State, user: &str) -> bool {
+    state
+        .store
+        .passkeys(user)
+        .await
+        .map_or(true, |list| !list.is_empty())
+}
+
+/// The second step `user` can take: their code, their passkey, or either.
+async fn second_step<'a>(state: &State, user: &User) -> Step<'a> {
+    Step::Code {
+        totp: user.totp.is_some(),
+        passkey: has_passkeys(state, &user.name).await,
+    }
 }
 
 /// GET /login/2fa
 pub async fn code_form(state: Arc<State>, ctx: Ctx, next: String) -> Result<Response, Rejection> {
-    let Some((session, _)) = pending(&state, &ctx) else {
+    let Some((session, user)) = pending(&state, &ctx) else {
         return Ok(see_other(&format!("{}login", state.base)));
     };
+    let step = second_step(&state, &user).await;
     Ok(sign_in_page(
         &state,
         StatusCode::OK,
-        Step::Code,
+        step,
         &session.id,
         &next,
         None,
@@ -449,7 +474,7 @@ pub async fn code_submit(
             let page = sign_in_page(
                 &state,
                 StatusCode::OK,
-                Step::Code,
+                second_step(&state, &user).await,
                 &session.id,
                 &next,
                 Some(&message),
@@ -484,7 +509,7 @@ pub async fn code_submit(
         return Ok(sign_in_page(
             &state,
             status,
-            Step::Code,
+            second_step(&state, &user).await,
             &session.id,
             &next,
             Some(message),

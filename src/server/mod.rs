@@ -3,6 +3,7 @@
 //! warp 0.4 has no TLS of its own) and shuts down gracefully.
 
 mod access;
+mod account;
 mod api;
 pub use api::INLINE_OUTPUT;
 mod assets;
@@ -24,6 +25,7 @@ mod login;
 mod metrics;
 mod openapi;
 mod pages;
+mod passkey_login;
 mod per_key;
 mod problem;
 pub mod reload;
@@ -80,6 +82,8 @@ pub struct State {
     pub streams: sse::Streams,
     /// Identity providers' fetched settings and keys.
     pub providers: crate::auth::oidc::Providers,
+    /// Passkey ceremonies waiting for the browser's answer.
+    pub ceremonies: crate::auth::passkeys::Ceremonies,
 }
 
 impl State {
@@ -177,6 +181,7 @@ impl State {
             hosts: hosts::AllowedHosts::for_config(&config),
             streams: sse::Streams::new(config.max_streams_per_user),
             providers: crate::auth::oidc::Providers::new(),
+            ceremonies: Default::default(),
             base: crate::auth::next::home(&config.base_path),
             manifest: RwLock::new(Arc::new(manifest)),
             config,

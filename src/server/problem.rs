@@ -88,6 +88,15 @@ impl Problem {
             _ => Problem::Internal(format!("cannot store {what}: {reason}")),
         }
     }
+
+    /// A failed database write of `what`: 507 when the disk is full, else 500.
+    pub fn stored(what: &str, e: &crate::store::StoreError) -> Problem {
+        if e.full {
+            Problem::StorageFull(format!("cannot store {what}: {e}"))
+        } else {
+            Problem::Internal(format!("cannot store {what}: {e}"))
+        }
+    }
 }
 
 #[derive(Template)]

@@ -16,7 +16,9 @@ use warp::{Filter, Rejection};
 use super::intake::FORM_LIMIT;
 use super::problem::{self, Problem};
 use super::respond::{secure_headers, secure_headers_with, text};
-use super::{State, api, assets, login, metrics, pages, run_pages, sso, tools};
+use super::{
+    State, account, api, assets, login, metrics, pages, passkey_login, run_pages, sso, tools,
+};
 
 /// `METHOD path`, then the shared state and the request's context: the start of every
 /// route that answers for a user.
@@ -124,7 +126,36 @@ pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
             .and_then(run_pages::cancel),
         on!(state, get, "runs" / String / "files" / String).and_then(run_pages::file),
     ];
-    let pages = any_of![pages, sign_in, tool_pages, run_pages];
+    let json_body = || super::body::json(FORM_LIMIT, state.config.client_timeout);
+    let account_pages = any_of![
+        on!(state, get, "account").and_then(account::show),
+        on!(state, post, "account" / "passkeys" / "options").and_then(account::register_options),
+        on!(state, post, "account" / "passkeys")
+            .and(json_body())
+            .and_then(account::register),
+        on!(state, post, "account" / "passkeys" / String / "remove")
+            .and(form())
+            .and_then(account::remove),
+        on!(state, post, "account" / "sign-out-everywhere")
+            .and(form())
+            .and_then(account::sign_out_everywhere),
+    ];
+    let passkey_sign_in = any_of![
+        on!(state, post, "login" / "passkey" / "options")
+            .and(json_body())
+            .and_then(passkey_login::options),
+        on!(state, post, "login" / "passkey")
+            .and(json_body())
+            .and_then(passkey_login::finish),
+    ];
+    let pages = any_of![
+        pages,
+        sign_in,
+        tool_pages,
+        run_pages,
+        account_pages,
+        passkey_sign_in
+    ];
 
     // Everything under /api/ answers in JSON, errors included. warp's own not-found
     // gives way to a handler's rejection, so a route that matched keeps its answer.

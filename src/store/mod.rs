@@ -18,7 +18,8 @@ use std::pin::Pin;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use records::{
-    Chunk, Counts, FinishedRun, ProcessMark, Revocation, RunQuery, RunRecord, ThrottleRecord,
+    Chunk, Counts, FinishedRun, PasskeyRecord, ProcessMark, Revocation, RunQuery, RunRecord,
+    ThrottleRecord,
 };
 pub use sqlite::Sqlite;
 
@@ -88,6 +89,10 @@ pub trait Store: Send + Sync {
     fn heartbeat(&self, at: SystemTime) -> Pending<()>;
     fn last_heartbeat(&self) -> Pending<Option<SystemTime>>;
     /// The user names the manifest had when ftw last looked (`None`: never stored).
+    fn passkeys(&self, user: &str) -> Pending<Vec<PasskeyRecord>>;
+    fn passkey(&self, id: &str) -> Pending<Option<PasskeyRecord>>;
+    fn save_passkey(&self, record: PasskeyRecord) -> Pending<()>;
+    fn remove_passkey(&self, user: &str, id: &str) -> Pending<()>;
     fn known_users(&self) -> Pending<Option<Vec<String>>>;
     fn set_known_users(&self, users: Vec<String>) -> Pending<()>;
     /// Forgets what has expired by `now` (Unix seconds) and gives freed pages back.

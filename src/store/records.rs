@@ -162,3 +162,15 @@ pub struct ThrottleRecord {
     pub failures: Vec<i64>,
     pub blocked_until: Option<i64>,
 }
+
+/// A passkey as stored: its credential id (base64url), owner, the name the user gave it,
+/// the credential itself (webauthn-rs's `Passkey` as JSON) and when it was made and used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasskeyRecord {
+    pub id: String,
+    pub user: String,
+    pub name: String,
+    pub passkey: String,
+    pub created_ms: i64,
+    pub used_ms: Option<i64>,
+}

@@ -72,6 +72,18 @@ pub const MIGRATIONS: &[&str] = &[
         value TEXT NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 2: passkeys (WebAuthn credentials), each with its owner and the time it was used.
+    r#"
+    CREATE TABLE passkeys (
+        id TEXT PRIMARY KEY,
+        user TEXT NOT NULL,
+        name TEXT NOT NULL,
+        passkey TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        used_ms INTEGER
+    ) WITHOUT ROWID;
+    CREATE INDEX passkeys_by_user ON passkeys (user);
+    "#,
 ];
 
 /// The schema version this ftw writes.

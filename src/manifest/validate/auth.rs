@@ -157,6 +157,7 @@ impl Checker<'_> {
             oidc,
             ldap,
             github,
+            passkey_sign_in: raw.passkey_sign_in,
         };
         (auth, declared)
     }

@@ -22,6 +22,7 @@ use super::{Pending, Store, StoreError, StoreResult, schema};
 mod auth;
 mod checkpoint;
 mod codec;
+mod passkeys;
 mod runs;
 
 /// The database file's name in the state folder.
@@ -427,6 +428,25 @@ impl Store for Sqlite {
 
     fn last_heartbeat(&self) -> Pending<Option<SystemTime>> {
         self.read(auth::last_heartbeat)
+    }
+
+    fn passkeys(&self, user: &str) -> Pending<Vec<PasskeyRecord>> {
+        let user = user.to_string();
+        self.read(move |c| passkeys::of_user(c, &user))
+    }
+
+    fn passkey(&self, id: &str) -> Pending<Option<PasskeyRecord>> {
+        let id = id.to_string();
+        self.read(move |c| passkeys::by_id(c, &id))
+    }
+
+    fn save_passkey(&self, record: PasskeyRecord) -> Pending<()> {
+        self.write(Box::new(move |c| passkeys::save(c, &record)))
+    }
+
+    fn remove_passkey(&self, user: &str, id: &str) -> Pending<()> {
+        let (user, id) = (user.to_string(), id.to_string());
+        self.write(Box::new(move |c| passkeys::remove(c, &user, &id)))
     }
 
     fn known_users(&self) -> Pending<Option<Vec<String>>> {
