@@ -2,6 +2,7 @@
 
 mod support;
 
+mod account;
 mod api;
 mod argv_property;
 mod browser;

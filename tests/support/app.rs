@@ -331,6 +331,34 @@ impl Browser<'_> {
         reply
     }
 
+    /// Posts a JSON body with this browser's cookies, origin and `headers`.
+    pub async fn post_json(
+        &mut self,
+        path: &str,
+        body: &serde_json::Value,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let body = body.to_string();
+        let mut req = warp::test::request()
+            .method("POST")
+            .path(path)
+            .header("content-type", "application/json")
+            .header("content-length", body.len().to_string())
+            .body(body);
+        if !self.cookies.is_empty() {
+            req = req.header("cookie", self.cookie_header());
+        }
+        if let Some(origin) = &self.origin {
+            req = req.header("origin", origin.as_str());
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let reply = self.send(req).await;
+        self.absorb(&reply);
+        reply
+    }
+
     /// Posts a multipart body (built by the caller) with this browser's cookies.
     pub async fn post_multipart(&mut self, path: &str, boundary: &str, body: Vec<u8>) -> Reply {
         let mut req = warp::test::request()
