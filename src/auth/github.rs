@@ -18,6 +18,8 @@ use crate::manifest::GitHub;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
     pub login: String,
+    /// GitHub's user id: a login can be renamed and taken by someone else, the id not.
+    pub id: u64,
     /// `org` and `org/team`, lower case.
     pub groups: Vec<String>,
 }
@@ -71,6 +73,7 @@ pub fn begin(github: &GitHub, redirect: &str, next: &str, now: u64) -> Result<St
 #[derive(Deserialize)]
 struct User {
     login: String,
+    id: u64,
 }
 
 #[derive(Deserialize)]
@@ -131,11 +134,25 @@ pub async fn finish(
     groups.dedup();
     Ok(Member {
         login: user.login,
+        id: user.id,
         groups,
     })
 }
 
 impl GitHub {
+    /// The groups ftw believes: allowed organisations, and teams of allowed
+    /// organisations or allowed themselves. Anyone can make an organisation of any
+    /// name, so one outside the allowlist proves nothing.
+    pub fn trusted_groups(&self, groups: Vec<String>) -> Vec<String> {
+        groups
+            .into_iter()
+            .filter(|g| {
+                let org = g.split('/').next().unwrap_or(g);
+                self.allowed_orgs.iter().any(|o| o == org) || self.allowed_teams.contains(g)
+            })
+            .collect()
+    }
+
     /// Whether someone in `groups` (organisations and teams) may sign in.
     pub fn admits(&self, groups: &[String]) -> bool {
         groups

@@ -23,6 +23,8 @@ const INVALID_CREDENTIALS: u32 = 49;
 pub struct Found {
     /// The value of `username_attribute`.
     pub name: String,
+    /// The entry's DN.
+    pub dn: String,
     pub email: Option<String>,
     /// The `cn` of each group, before `map`.
     pub groups: Vec<String>,
@@ -156,6 +158,7 @@ async fn check(ldap: &Ldap, username: &str, password: &str) -> Result<Found, Fai
     let _ = ld.unbind().await;
     Ok(Found {
         name,
+        dn: entry.dn.clone(),
         email: first("mail").map(|m| m.to_lowercase()),
         groups,
     })

@@ -21,6 +21,9 @@ pub const MAX_GROUPS: usize = 32;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     pub name: String,
+    /// Who the source says this is, for good: OIDC's `sub`, GitHub's user id, the
+    /// directory entry's DN.
+    pub subject: String,
     /// Lower case; `None` unless the provider says it is verified.
     pub email: Option<String>,
     /// ftw group names, mapped and kept as the module says.
@@ -36,6 +39,9 @@ pub enum Denied {
     LocalName(String),
     /// Matched no email, domain or group of the allowlist.
     NotAllowed { email: Option<String> },
+    /// The name first signed in through another account (another provider, or another
+    /// user of the same one).
+    NameTaken(String),
 }
 
 impl std::fmt::Display for Denied {
@@ -52,6 +58,10 @@ impl std::fmt::Display for Denied {
             Denied::NotAllowed { email: None } => {
                 write!(f, "no verified email and no allowed group")
             }
+            Denied::NameTaken(name) => write!(
+                f,
+                "the user name `{name}` belongs to another account, which signed in with it first"
+            ),
         }
     }
 }
@@ -119,8 +129,14 @@ impl ClaimRules<'_> {
                 break;
             }
         }
+        let subject = claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .ok_or_else(|| Denied::NoName("the claim `sub` is missing".into()))?
+            .to_string();
         Ok(Identity {
             name,
+            subject,
             email,
             groups,
         })
@@ -218,9 +234,10 @@ mod tests {
                 "neither `preferred_username` nor a verified email".into()
             ))
         );
-        let c = claims(json!({"preferred_username": "eve", "email": "eve@example.com"}));
+        let c =
+            claims(json!({"sub": "1", "preferred_username": "eve", "email": "eve@example.com"}));
         assert_eq!(rules(&map).identity(&c, &wanted(&[])).unwrap().email, None);
-        let c = claims(json!({"email": "Eve@Example.com", "email_verified": true}));
+        let c = claims(json!({"sub": "1", "email": "Eve@Example.com", "email_verified": true}));
         let id = rules(&map).identity(&c, &wanted(&[])).unwrap();
         assert_eq!(id.name, "eve@example.com");
         assert_eq!(id.email.as_deref(), Some("eve@example.com"));
@@ -231,6 +248,7 @@ mod tests {
         let mut map = indexmap::IndexMap::new();
         map.insert("/corp/ops".to_string(), "ops".to_string());
         let c = claims(json!({
+            "sub": "2",
             "preferred_username": "bob",
             "groups": ["/corp/ops", "dev", "ops", "unnamed", 7]
         }));
@@ -241,7 +259,7 @@ mod tests {
     #[test]
     fn names_that_ftw_cannot_use_are_refused() {
         let map = Default::default();
-        let c = claims(json!({"preferred_username": "bob|admin"}));
+        let c = claims(json!({"sub": "3", "preferred_username": "bob|admin"}));
         assert!(matches!(
             rules(&map).identity(&c, &wanted(&[])),
             Err(Denied::NoName(_))

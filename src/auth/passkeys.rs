@@ -59,7 +59,9 @@ impl Ceremonies {
     pub fn hold(&self, ceremony: Ceremony) -> String {
         let id = crate::auth::b64(&crate::auth::random::<16>());
         let mut waiting = self.waiting.lock().expect("ceremony lock");
-        waiting.retain(|_, (_, at)| at.elapsed() < CEREMONY_TTL);
+        if waiting.len() >= MAX_WAITING {
+            waiting.retain(|_, (_, at)| at.elapsed() < CEREMONY_TTL);
+        }
         if waiting.len() >= MAX_WAITING
             && let Some(oldest) = waiting
                 .iter()

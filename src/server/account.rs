@@ -36,6 +36,8 @@ struct Row {
     name: String,
     created: String,
     used: String,
+    /// Made before the user's password last changed: it no longer works.
+    retired: bool,
 }
 
 #[derive(Template)]
@@ -52,6 +54,8 @@ struct AccountPage<'a> {
     totp: bool,
     passkeys: Vec<Row>,
     full: bool,
+    /// Signed in long ago: adding a passkey needs a fresh sign-in.
+    stale: bool,
 }
 
 fn when(ms: i64) -> String {
@@ -87,6 +91,7 @@ pub async fn show(state: Arc<State>, ctx: Ctx) -> Result<Response, Rejection> {
     } else {
         Vec::new()
     };
+    let mark = password_mark(&state, &authed.user.name);
     let since = match &authed.via {
         Via::Session(s) => human_time(UNIX_EPOCH + Duration::from_secs(s.issued)),
         _ => "—".into(),
@@ -110,6 +115,7 @@ pub async fn show(state: Arc<State>, ctx: Ctx) -> Result<Response, Rejection> {
         local,
         totp: authed.user.totp.is_some(),
         full: stored.len() >= MAX_PER_USER,
+        stale: !fresh(&authed),
         passkeys: stored
             .into_iter()
             .map(|p| Row {
@@ -117,6 +123,7 @@ pub async fn show(state: Arc<State>, ctx: Ctx) -> Result<Response, Rejection> {
                 name: p.name,
                 created: when(p.created_ms),
                 used: p.used_ms.map_or_else(|| "never".into(), when),
+                retired: Some(&p.fingerprint) != mark.as_ref(),
             })
             .collect(),
     };
@@ -133,9 +140,38 @@ fn passkey_owner(state: &State, ctx: &Ctx) -> Result<Authed, Problem> {
     Ok(authed)
 }
 
+/// How recent the sign-in must be to add a passkey: a passkey outlives the session, so a
+/// stolen session cookie alone must not be enough to make one.
+pub const FRESH_SIGN_IN: u64 = 600;
+
+/// Whether `authed` signed in (with a password) in the last ten minutes.
+fn fresh(authed: &Authed) -> bool {
+    matches!(&authed.via, Via::Session(s) if auth::now().saturating_sub(s.issued) < FRESH_SIGN_IN)
+}
+
+/// The password fingerprint a user's passkeys are bound to (hex).
+pub fn password_mark(state: &State, user: &str) -> Option<String> {
+    let manifest = state.manifest();
+    let hash = &manifest.auth.users.get(user)?.password_hash;
+    Some(
+        state
+            .sessions
+            .fingerprint(hash)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    )
+}
+
 /// POST /account/passkeys/options: the challenge for a new passkey.
 pub async fn register_options(state: Arc<State>, ctx: Ctx) -> Result<Response, Rejection> {
     let authed = passkey_owner(&state, &ctx)?;
+    if !fresh(&authed) {
+        return Ok(json_reply(
+            StatusCode::FORBIDDEN,
+            &json!({ "error": "To add a passkey, sign out and sign in again first (within ten minutes)." }),
+        ));
+    }
     let name = &authed.user.name;
     let existing = state
         .store
@@ -219,20 +255,29 @@ pub async fn register(state: Arc<State>, ctx: Ctx, body: Value) -> Result<Respon
     } else {
         name.trim().to_string()
     };
+    let Some(mark) = password_mark(&state, &user) else {
+        return refused("Only users with a password of ftw's own can add passkeys.");
+    };
     let record = PasskeyRecord {
         id: auth::b64(passkey.cred_id().as_ref()),
         user: user.clone(),
         name: name.clone(),
+        fingerprint: mark,
         passkey: serde_json::to_string(&passkey)
             .map_err(|e| Problem::Internal(format!("cannot store a passkey: {e}")))?,
         created_ms: crate::store::unix_ms(std::time::SystemTime::now()),
         used_ms: None,
     };
-    state
-        .store
-        .save_passkey(record)
-        .await
-        .map_err(|e| Problem::stored("a passkey", &e))?;
+    if let Err(e) = state.store.add_passkey(record).await {
+        if e.full {
+            return Err(Problem::stored("a passkey", &e).into());
+        }
+        tracing::info!("a passkey of {user} was not stored: {e}");
+        return Ok(json_reply(
+            StatusCode::CONFLICT,
+            &json!({ "error": "This passkey is registered already." }),
+        ));
+    }
     state.audit.record(
         "passkey-added",
         json!({ "user": user, "name": name, "client": audit::client(ctx.client) }),

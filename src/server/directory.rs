@@ -44,7 +44,7 @@ pub async fn sign_in(
         Ok(found) => found,
         Err(Failure::Refused(why)) => return Err(refuse(why)),
         Err(Failure::Unreachable(why)) => {
-            tracing::error!("cannot check a directory sign-in: {why}");
+            tracing::error!("cannot check a directory sign-in: {why:?}");
             return Err(Refusal::Unreachable);
         }
     };

@@ -23,6 +23,10 @@ use crate::auth::session::{Refused, Session};
 use crate::auth::{self, unb64};
 use crate::manifest::{GitHub, Ldap, Manifest, OidcProvider, User, names};
 
+/// The longest a session from an identity provider or a directory lasts (whatever
+/// `session_ttl` says): a user disabled at the source is out within a day.
+pub const OUTSIDE_SESSION_MAX: u64 = 24 * 3600;
+
 /// The cookies ftw sets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CookieName {
@@ -257,6 +261,10 @@ impl State {
         if users.contains_key(&session.user) {
             return Err(Refused::UnknownUser);
         }
+        // The source decides who may still sign in; ftw asks it again at least daily.
+        if auth::now().saturating_sub(session.issued) >= OUTSIDE_SESSION_MAX {
+            return Err(Refused::Expired);
+        }
         let auth = &manifest.auth;
         let (fingerprint, admitted) = match outside.provider.strip_prefix("oidc:") {
             Some(name) => {
@@ -295,26 +303,67 @@ impl State {
         })
     }
 
+    /// An outside user name belongs to the account that first signed in with it
+    /// (`source`: `oidc:NAME`, `github` or `ldap`; the identity's subject): another
+    /// provider, or another user of the same provider who renamed themselves, cannot
+    /// take over its runs and rights. A store that cannot answer refuses too.
+    pub async fn claim_outside_name(
+        &self,
+        identity: &crate::auth::outside::Identity,
+        source: &str,
+    ) -> Result<(), crate::auth::outside::Denied> {
+        let taken = || crate::auth::outside::Denied::NameTaken(identity.name.clone());
+        match self
+            .store
+            .bind_outside_name(&identity.name, source, &identity.subject)
+            .await
+        {
+            Ok((s, subject)) if s == source && subject == identity.subject => Ok(()),
+            Ok(_) => Err(taken()),
+            Err(e) => {
+                tracing::error!("cannot check who owns the name {:?}: {e}", identity.name);
+                Err(taken())
+            }
+        }
+    }
+
     /// What GitHub sessions are bound to: change the server or the app and they end.
     pub fn github_fingerprint(&self, github: &GitHub) -> [u8; 16] {
-        self.sessions
-            .provider_fingerprint(&["github", &github.url, &github.client_id])
+        self.sessions.provider_fingerprint(&[
+            "github",
+            &github.url,
+            &github.api_url,
+            &github.client_id,
+        ])
     }
 
     /// What directory sessions are bound to: change the directory and they end.
     pub fn directory_fingerprint(&self, ldap: &Ldap) -> [u8; 16] {
-        self.sessions
-            .provider_fingerprint(&["ldap", &ldap.url, &ldap.base_dn])
+        let map = format!("{:?}", ldap.map);
+        self.sessions.provider_fingerprint(&[
+            "ldap",
+            &ldap.url,
+            &ldap.base_dn,
+            &ldap.user_filter,
+            &ldap.username_attribute,
+            ldap.group_base_dn.as_deref().unwrap_or(""),
+            &ldap.group_filter,
+            &map,
+        ])
     }
 
     /// What a provider's sessions are bound to: change the issuer or the client and
     /// they end.
     pub fn provider_fingerprint(&self, provider: &OidcProvider) -> [u8; 16] {
+        let map = format!("{:?}", provider.map);
         self.sessions.provider_fingerprint(&[
             "oidc",
             &provider.name,
             &provider.issuer,
             &provider.client_id,
+            &provider.groups_claim,
+            provider.username_claim.as_deref().unwrap_or(""),
+            &map,
         ])
     }
 

@@ -223,26 +223,34 @@ pub async fn submit(state: Arc<State>, ctx: Ctx, fields: Fields) -> Result<Respo
     let manifest = state.manifest();
     let policy = manifest.auth.throttle;
     let known = manifest.auth.users.contains_key(username);
-
-    let attempt = match state
-        .throttle
-        .begin(&policy, username, known, ctx.client, Instant::now())
-    {
-        Ok(attempt) => attempt,
-        Err(wait) => {
-            audit_throttled(&state, &ctx, username, wait);
-            state.metrics.sign_in("throttled");
-            let page = sign_in_page(
-                &state,
-                StatusCode::OK,
-                Step::Password { username },
-                &nonce,
-                &next,
-                Some(&throttled_message(wait)),
-            );
-            return Ok(throttled(page, wait));
-        }
+    // A directory matches `Alice`, `alice` and ` alice ` alike: one throttle count for
+    // all of them. Names of the manifest are exact.
+    let throttle_name = if known || manifest.auth.ldap.is_none() {
+        username.to_string()
+    } else {
+        username.trim().to_lowercase()
     };
+
+    let attempt =
+        match state
+            .throttle
+            .begin(&policy, &throttle_name, known, ctx.client, Instant::now())
+        {
+            Ok(attempt) => attempt,
+            Err(wait) => {
+                audit_throttled(&state, &ctx, username, wait);
+                state.metrics.sign_in("throttled");
+                let page = sign_in_page(
+                    &state,
+                    StatusCode::OK,
+                    Step::Password { username },
+                    &nonce,
+                    &next,
+                    Some(&throttled_message(wait)),
+                );
+                return Ok(throttled(page, wait));
+            }
+        };
 
     let user = manifest.auth.users.get(username);
     if user.is_none()

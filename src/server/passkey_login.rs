@@ -15,7 +15,7 @@ use warp::reply::Response;
 use webauthn_rs::prelude::{AuthenticationResult, PublicKeyCredential};
 
 use super::State;
-use super::account::origin;
+use super::account::{origin, password_mark};
 use super::context::Ctx;
 use super::login::{SECOND_FACTOR_TTL, pending, start_session};
 use super::problem::Problem;
@@ -50,6 +50,7 @@ pub async fn options(state: Arc<State>, ctx: Ctx, body: Value) -> Result<Respons
             let keys: Vec<_> = stored(&state, &user.name)
                 .await?
                 .iter()
+                .filter(|r| current(&state, r))
                 .filter_map(passkeys::credential)
                 .collect();
             if keys.is_empty() {
@@ -67,6 +68,12 @@ pub async fn options(state: Arc<State>, ctx: Ctx, body: Value) -> Result<Respons
         }
         Some("passwordless") if state.manifest().auth.passkey_sign_in => {
             let nonce = state.login_nonce(&ctx).ok_or(Problem::LoginExpired)?;
+            // A blocked address starts nothing (nothing is counted here).
+            state
+                .throttle
+                .begin_address(&state.manifest().auth.throttle, ctx.client, Instant::now())
+                .map_err(Problem::Throttled)?
+                .not_checked();
             if !csrf::verify(key, Binding::Login(&nonce), token) {
                 return Err(Problem::BadCsrf.into());
             }
@@ -95,6 +102,11 @@ async fn stored(state: &State, user: &str) -> Result<Vec<PasskeyRecord>, Problem
         .map_err(|e| Problem::Internal(format!("cannot read passkeys: {e}")))
 }
 
+/// Whether `record` was made under `user`'s current password.
+fn current(state: &State, record: &PasskeyRecord) -> bool {
+    password_mark(state, &record.user).as_ref() == Some(&record.fingerprint)
+}
+
 /// Saves the passkey's new signature counter and the time it was used.
 async fn used(state: &State, mut record: PasskeyRecord, result: &AuthenticationResult) {
     if let Some(mut key) = passkeys::credential(&record) {
@@ -104,7 +116,7 @@ async fn used(state: &State, mut record: PasskeyRecord, result: &AuthenticationR
         }
     }
     record.used_ms = Some(crate::store::unix_ms(std::time::SystemTime::now()));
-    if let Err(e) = state.store.save_passkey(record).await {
+    if let Err(e) = state.store.passkey_used(record).await {
         tracing::error!("cannot store a passkey's use: {e}");
     }
 }
@@ -115,6 +127,8 @@ pub async fn finish(state: Arc<State>, ctx: Ctx, body: Value) -> Result<Response
         return Err(Problem::CrossSite.into());
     }
     let next = safe_next(body["next"].as_str(), &state.config.base_path);
+    let token = ctx.header("x-csrf-token").unwrap_or("");
+    let key = &state.config.keys.csrf;
     let Some(ceremony) = body["ceremony"]
         .as_str()
         .and_then(|id| state.ceremonies.take(id))
@@ -148,6 +162,9 @@ pub async fn finish(state: Arc<State>, ctx: Ctx, body: Value) -> Result<Response
             else {
                 return Err(Problem::LoginExpired.into());
             };
+            if !csrf::verify(key, Binding::Login(&session.id), token) {
+                return Err(Problem::BadCsrf.into());
+            }
             let attempt = state
                 .throttle
                 .begin(&policy, &user, true, ctx.client, Instant::now())
@@ -156,7 +173,7 @@ pub async fn finish(state: Arc<State>, ctx: Ctx, body: Value) -> Result<Response
             let record = stored(&state, &user)
                 .await?
                 .into_iter()
-                .find(|r| r.id == id);
+                .find(|r| r.id == id && current(&state, r));
             let checked = record
                 .as_ref()
                 .ok_or("not one of this user's passkeys".to_string())
@@ -210,6 +227,9 @@ pub async fn finish(state: Arc<State>, ctx: Ctx, body: Value) -> Result<Response
             if state.login_nonce(&ctx).as_deref() != Some(&nonce[..]) {
                 return Err(Problem::LoginExpired.into());
             }
+            if !csrf::verify(key, Binding::Login(&nonce), token) {
+                return Err(Problem::BadCsrf.into());
+            }
             let attempt = state
                 .throttle
                 .begin_address(&policy, ctx.client, Instant::now())
@@ -222,13 +242,14 @@ pub async fn finish(state: Arc<State>, ctx: Ctx, body: Value) -> Result<Response
                 .map_err(|e| Problem::Internal(format!("cannot read passkeys: {e}")))?;
             let account = record
                 .as_ref()
+                .filter(|r| current(&state, r))
                 .and_then(|r| manifest.auth.users.get(&r.user).map(|u| (r, u)));
             let checked = match (
                 account,
                 rp.identify_discoverable_authentication(&credential),
             ) {
                 (Some((record, user)), Ok((handle, _)))
-                    if handle == passkeys::user_handle(key_of(&state), &user.name) =>
+                    if handle == passkeys::user_handle(key, &user.name) =>
                 {
                     passkeys::credential(record)
                         .ok_or("the stored passkey is unreadable".to_string())
@@ -267,8 +288,4 @@ pub async fn finish(state: Arc<State>, ctx: Ctx, body: Value) -> Result<Response
         }
         Ceremony::Register { .. } => Err(Problem::NotFound.into()),
     }
-}
-
-fn key_of(state: &State) -> &[u8; 32] {
-    &state.config.keys.csrf
 }

@@ -166,7 +166,11 @@ async fn start(
             Ok(add_cookie(see_other(started.url.as_str()), &cookie))
         }
         Err(failure) => {
-            tracing::warn!("cannot start a sign-in with `{}`: {failure}", which.key());
+            tracing::warn!(
+                "cannot start a sign-in with `{}`: {:?}",
+                which.key(),
+                failure.to_string()
+            );
             let message = format!(
                 "{} cannot be reached right now. Try again in a moment, or ask your administrator.",
                 provider.label().trim_start_matches("Sign in with ")
@@ -280,6 +284,13 @@ async fn callback(
         Provider::Oidc(p) => oidc_identity(&state, &manifest, p, &redirect, &flow, code).await,
         Provider::GitHub(g) => github_identity(&state, &manifest, g, &redirect, &flow, code).await,
     };
+    let vouched = match vouched {
+        Ok(Ok(identity)) => Ok(state
+            .claim_outside_name(&identity, &key)
+            .await
+            .map(|()| identity)),
+        other => other,
+    };
     let identity = match vouched {
         Ok(Ok(identity)) => identity,
         Ok(Err(denied)) => {
@@ -292,7 +303,7 @@ async fn callback(
             ));
         }
         Err(failure) => {
-            tracing::warn!("sign-in with `{key}` failed: {failure}");
+            tracing::warn!("sign-in with `{key}` failed: {:?}", failure.to_string());
             let (status, message) = match &failure {
                 Failure::Unreachable(_) => (
                     StatusCode::BAD_GATEWAY,
@@ -387,15 +398,13 @@ async fn github_identity(
             member.login
         ))));
     }
-    let admits = github.admits(&member.groups);
+    let trusted = github.trusted_groups(member.groups);
+    let admits = github.admits(&trusted);
     let wanted = named_groups(manifest);
-    let mut groups: Vec<String> = member
-        .groups
-        .into_iter()
-        .filter(|g| wanted.contains(g))
-        .collect();
+    let mut groups: Vec<String> = trusted.into_iter().filter(|g| wanted.contains(g)).collect();
     groups.truncate(crate::auth::outside::MAX_GROUPS);
     let identity = Identity {
+        subject: member.id.to_string(),
         name: member.login,
         email: None,
         groups,

@@ -91,7 +91,18 @@ pub trait Store: Send + Sync {
     /// The user names the manifest had when ftw last looked (`None`: never stored).
     fn passkeys(&self, user: &str) -> Pending<Vec<PasskeyRecord>>;
     fn passkey(&self, id: &str) -> Pending<Option<PasskeyRecord>>;
-    fn save_passkey(&self, record: PasskeyRecord) -> Pending<()>;
+    /// A new passkey; fails if its credential id exists.
+    fn add_passkey(&self, record: PasskeyRecord) -> Pending<()>;
+    /// A passkey's counter and last use, unless it was removed.
+    fn passkey_used(&self, record: PasskeyRecord) -> Pending<()>;
+    /// Binds an outside user name to the account (`source`, `subject`) that first
+    /// signed in with it, and answers the binding in force.
+    fn bind_outside_name(
+        &self,
+        name: &str,
+        source: &str,
+        subject: &str,
+    ) -> Pending<(String, String)>;
     fn remove_passkey(&self, user: &str, id: &str) -> Pending<()>;
     fn known_users(&self) -> Pending<Option<Vec<String>>>;
     fn set_known_users(&self, users: Vec<String>) -> Pending<()>;

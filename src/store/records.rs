@@ -171,6 +171,9 @@ pub struct PasskeyRecord {
     pub user: String,
     pub name: String,
     pub passkey: String,
+    /// The owner's password fingerprint (hex) when the passkey was made: a new
+    /// password retires it.
+    pub fingerprint: String,
     pub created_ms: i64,
     pub used_ms: Option<i64>,
 }

@@ -72,17 +72,26 @@ pub const MIGRATIONS: &[&str] = &[
         value TEXT NOT NULL
     ) WITHOUT ROWID;
     "#,
-    // 2: passkeys (WebAuthn credentials), each with its owner and the time it was used.
+    // 2: passkeys (WebAuthn credentials), each with its owner, the owner's password
+    // fingerprint when it was made, and the time it was used; and which outside account
+    // (provider and subject) each outside user name belongs to.
     r#"
     CREATE TABLE passkeys (
         id TEXT PRIMARY KEY,
         user TEXT NOT NULL,
         name TEXT NOT NULL,
         passkey TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
         created_ms INTEGER NOT NULL,
         used_ms INTEGER
     ) WITHOUT ROWID;
     CREATE INDEX passkeys_by_user ON passkeys (user);
+    CREATE TABLE outside_names (
+        name TEXT PRIMARY KEY,
+        source TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        bound_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
     "#,
 ];
 

@@ -9,7 +9,7 @@
 // - /interaction/UID: the sign-in page (one field, `login`: an account id). After
 //   POST /__test/login?account=ID the next sign-in skips the page and uses that account.
 // - POST /__test/forge?mode=MODE: the next token response carries an ID token forged
-//   from the real one: `expired`, `wrong-audience`, `wrong-nonce`, `wrong-issuer`,
+//   from the real one: `expired`, `stale` (issued an hour ago, not yet expired), `wrong-audience`, `wrong-nonce`, `wrong-issuer`,
 //   `other-key` (same kid, another key), `unknown-key` (a kid the JWKS lacks),
 //   `alg-none`, `hs256` (signed with the client secret), or `resigned` (the same claims
 //   signed again with the real key: the control that proves forging itself is sound).
@@ -64,6 +64,7 @@ async function forged(token, mode) {
   switch (mode) {
     case 'resigned': return sign(claims, real.privateKey, 'k1');
     case 'expired': return sign({ ...claims, iat: now - 7200, exp: now - 3600 }, real.privateKey, 'k1');
+    case 'stale': return sign({ ...claims, iat: now - 3600 }, real.privateKey, 'k1');
     case 'wrong-audience': return sign({ ...claims, aud: 'some-other-app' }, real.privateKey, 'k1');
     case 'wrong-nonce': return sign({ ...claims, nonce: 'not-the-nonce' }, real.privateKey, 'k1');
     case 'wrong-issuer': return sign({ ...claims, iss: 'http://127.0.0.1:9' }, real.privateKey, 'k1');

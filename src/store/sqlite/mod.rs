@@ -440,8 +440,35 @@ impl Store for Sqlite {
         self.read(move |c| passkeys::by_id(c, &id))
     }
 
-    fn save_passkey(&self, record: PasskeyRecord) -> Pending<()> {
-        self.write(Box::new(move |c| passkeys::save(c, &record)))
+    fn add_passkey(&self, record: PasskeyRecord) -> Pending<()> {
+        self.write(Box::new(move |c| passkeys::add(c, &record)))
+    }
+
+    fn passkey_used(&self, record: PasskeyRecord) -> Pending<()> {
+        self.write(Box::new(move |c| passkeys::used(c, &record)))
+    }
+
+    fn bind_outside_name(
+        &self,
+        name: &str,
+        source: &str,
+        subject: &str,
+    ) -> Pending<(String, String)> {
+        let (name, source, subject) = (name.to_string(), source.to_string(), subject.to_string());
+        let now = crate::store::unix_ms(SystemTime::now());
+        let written = {
+            let (name, source, subject) = (name.clone(), source.clone(), subject.clone());
+            self.write(Box::new(move |c| {
+                passkeys::bind_name(c, &name, &source, &subject, now)
+            }))
+        };
+        let store = self.read(move |c| {
+            passkeys::name_binding(c, &name).map(|b| b.unwrap_or((source, subject)))
+        });
+        Box::pin(async move {
+            written.await?;
+            store.await
+        })
     }
 
     fn remove_passkey(&self, user: &str, id: &str) -> Pending<()> {
