@@ -522,4 +522,83 @@ mod tests {
         let err = Sqlite::open(dir.path()).err().unwrap();
         assert!(err.contains("written by a newer ftw"), "{err}");
     }
+
+    fn passkey(id: &str, user: &str, counter: &str) -> PasskeyRecord {
+        PasskeyRecord {
+            id: id.into(),
+            user: user.into(),
+            name: "laptop".into(),
+            passkey: counter.into(),
+            fingerprint: "ab".into(),
+            created_ms: 1,
+            used_ms: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_passkey_id_is_taken_once_and_a_use_never_revives_a_removed_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Sqlite::open(dir.path()).unwrap();
+        store
+            .add_passkey(passkey("k1", "alice", "1"))
+            .await
+            .unwrap();
+        assert!(
+            store
+                .add_passkey(passkey("k1", "mallory", "9"))
+                .await
+                .is_err(),
+            "a second registration of the same credential id took it over"
+        );
+        let mut used = passkey("k1", "alice", "2");
+        used.used_ms = Some(5);
+        store.passkey_used(used).await.unwrap();
+        let kept = store.passkey("k1").await.unwrap().unwrap();
+        assert_eq!(
+            (kept.user.as_str(), kept.passkey.as_str(), kept.used_ms),
+            ("alice", "2", Some(5))
+        );
+        store.remove_passkey("alice", "k1").await.unwrap();
+        store
+            .passkey_used(passkey("k1", "alice", "3"))
+            .await
+            .unwrap();
+        assert_eq!(store.passkey("k1").await.unwrap(), None);
+        assert!(store.passkeys("alice").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_outside_name_stays_with_the_account_that_took_it_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Sqlite::open(dir.path()).unwrap();
+        let first = ("oidc:corp".to_string(), "sub-1".to_string());
+        assert_eq!(
+            store
+                .bind_outside_name("alice", "oidc:corp", "sub-1")
+                .await
+                .unwrap(),
+            first
+        );
+        assert_eq!(
+            store
+                .bind_outside_name("alice", "github", "42")
+                .await
+                .unwrap(),
+            first
+        );
+        assert_eq!(
+            store
+                .bind_outside_name("alice", "oidc:corp", "sub-2")
+                .await
+                .unwrap(),
+            first
+        );
+        assert_eq!(
+            store
+                .bind_outside_name("bob", "github", "42")
+                .await
+                .unwrap(),
+            ("github".to_string(), "42".to_string())
+        );
+    }
 }
