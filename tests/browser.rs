@@ -118,6 +118,15 @@ impl Walk {
             .unwrap_or_else(|e| panic!("no {selector}: {e}"))
     }
 
+    /// Presses the header's sign-out button.
+    async fn sign_out(&self) {
+        self.css("header .who button[type=submit]")
+            .await
+            .click()
+            .await
+            .unwrap();
+    }
+
     async fn path(&self) -> String {
         let url = self.client.current_url().await.unwrap();
         match url.query() {
@@ -518,11 +527,7 @@ async fn a_user_walks_through_the_example_in_chromium() {
     walk.client.set_window_size(1100, 900).await.unwrap();
 
     // Sign out: the old pages are locked, going back included.
-    walk.css("header .who button[type=submit]")
-        .await
-        .click()
-        .await
-        .unwrap();
+    walk.sign_out().await;
     walk.css("#username").await;
     assert!(walk.path().await.starts_with("/login"));
     walk.client.back().await.unwrap();
@@ -669,11 +674,7 @@ async fn a_user_signs_in_with_the_identity_provider_in_chromium() {
     walk.shot("sso-signed-in").await;
 
     // Sign-out goes through the provider's sign-out page and back to ftw's sign-in.
-    walk.css("header .who button[type=submit]")
-        .await
-        .click()
-        .await
-        .unwrap();
+    walk.sign_out().await;
     walk.css("button[name=logout]").await.click().await.unwrap();
     walk.css("#provider-corp").await;
     assert!(walk.path().await.starts_with("/login"));
@@ -764,11 +765,7 @@ async fn passkeys_are_made_on_the_account_page_and_sign_in_in_chromium() {
     walk.shot("account-passkey").await;
 
     // With a passkey, the password is not enough any more: the passkey is asked for.
-    walk.css("header .who button[type=submit]")
-        .await
-        .click()
-        .await
-        .unwrap();
+    walk.sign_out().await;
     walk.css("#username").await;
     sign_in_with_password(&walk).await;
     walk.css("#use-passkey").await;
@@ -779,11 +776,7 @@ async fn passkeys_are_made_on_the_account_page_and_sign_in_in_chromium() {
     assert_eq!(walk.path().await, "/");
 
     // And alone, where the manifest allows it.
-    walk.css("header .who button[type=submit]")
-        .await
-        .click()
-        .await
-        .unwrap();
+    walk.sign_out().await;
     walk.css("#passkey-sign-in").await.click().await.unwrap();
     walk.css("header .who").await;
     assert!(walk.text("header .who").await.contains("alice"));

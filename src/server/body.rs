@@ -114,57 +114,46 @@ fn form_decode(part: &[u8]) -> Result<String, Problem> {
     String::from_utf8(bytes).map_err(|_| Problem::BadBody)
 }
 
-/// A filter for small urlencoded forms (sign-in, sign-out, cancel): the declared
-/// length is checked before anything else, then the body is read with the idle
-/// timeout and the cap.
-pub fn form(
+/// A small body of `content_type`: the declared length is checked before anything
+/// else, then the body is read with the idle timeout and the cap.
+fn small_body(
+    content_type: &'static str,
     limit: u64,
     idle: Duration,
-) -> impl Filter<Extract = (Fields,), Error = Rejection> + Clone {
+) -> impl Filter<Extract = (Vec<u8>,), Error = Rejection> + Clone {
     warp::header::optional::<String>("content-type")
         .and(warp::header::optional::<u64>("content-length"))
         .and(warp::body::stream())
         .and_then(
-            move |content_type: Option<String>, length: Option<u64>, body| async move {
+            move |sent: Option<String>, length: Option<u64>, body| async move {
                 if length.is_some_and(|n| n > limit) {
                     return Err(Rejection::from(Problem::TooLarge));
                 }
-                let urlencoded = content_type
-                    .as_deref()
-                    .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
-                if !urlencoded {
+                if !sent.as_deref().is_some_and(|t| t.starts_with(content_type)) {
                     return Err(Problem::UnsupportedForm.into());
                 }
-                let bytes = read_all(with_idle_timeout(body, idle), limit).await?;
-                Ok(parse_form(&bytes)?)
+                Ok(read_all(with_idle_timeout(body, idle), limit).await?)
             },
         )
 }
 
-/// A filter for small JSON bodies (the passkey ceremonies' answers): checked and read
-/// like `form`, then parsed.
+/// A filter for small urlencoded forms (sign-in, sign-out, cancel).
+pub fn form(
+    limit: u64,
+    idle: Duration,
+) -> impl Filter<Extract = (Fields,), Error = Rejection> + Clone {
+    small_body("application/x-www-form-urlencoded", limit, idle)
+        .and_then(|bytes: Vec<u8>| async move { parse_form(&bytes).map_err(Rejection::from) })
+}
+
+/// A filter for small JSON bodies (the passkey ceremonies' answers).
 pub fn json(
     limit: u64,
     idle: Duration,
 ) -> impl Filter<Extract = (serde_json::Value,), Error = Rejection> + Clone {
-    warp::header::optional::<String>("content-type")
-        .and(warp::header::optional::<u64>("content-length"))
-        .and(warp::body::stream())
-        .and_then(
-            move |content_type: Option<String>, length: Option<u64>, body| async move {
-                if length.is_some_and(|n| n > limit) {
-                    return Err(Rejection::from(Problem::TooLarge));
-                }
-                let is_json = content_type
-                    .as_deref()
-                    .is_some_and(|t| t.starts_with("application/json"));
-                if !is_json {
-                    return Err(Problem::UnsupportedForm.into());
-                }
-                let bytes = read_all(with_idle_timeout(body, idle), limit).await?;
-                serde_json::from_slice(&bytes).map_err(|_| Problem::BadBody.into())
-            },
-        )
+    small_body("application/json", limit, idle).and_then(|bytes: Vec<u8>| async move {
+        serde_json::from_slice(&bytes).map_err(|_| Rejection::from(Problem::BadBody))
+    })
 }
 
 #[cfg(test)]

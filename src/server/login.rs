@@ -206,17 +206,26 @@ pub async fn form(state: Arc<State>, ctx: Ctx, next: String) -> Result<Response,
     })
 }
 
+/// The checks of every form on the sign-in page: this site's origin, the pre-login
+/// cookie, and the form's CSRF token bound to it. The pre-login nonce.
+pub(super) fn sign_in_form_checks(
+    state: &State,
+    ctx: &Ctx,
+    fields: &Fields,
+) -> Result<Vec<u8>, Problem> {
+    if !ctx.same_origin() {
+        return Err(Problem::CrossSite);
+    }
+    let nonce = state.login_nonce(ctx).ok_or(Problem::LoginExpired)?;
+    if !state.login_csrf_ok(&nonce, field(fields, "_csrf").unwrap_or("")) {
+        return Err(Problem::BadCsrf);
+    }
+    Ok(nonce)
+}
+
 /// POST /login
 pub async fn submit(state: Arc<State>, ctx: Ctx, fields: Fields) -> Result<Response, Rejection> {
-    if !ctx.same_origin() {
-        return Err(Problem::CrossSite.into());
-    }
-    let Some(nonce) = state.login_nonce(&ctx) else {
-        return Err(Problem::LoginExpired.into());
-    };
-    if !state.login_csrf_ok(&nonce, field(&fields, "_csrf").unwrap_or("")) {
-        return Err(Problem::BadCsrf.into());
-    }
+    let nonce = sign_in_form_checks(&state, &ctx, &fields)?;
     let next = next_from(&state, field(&fields, "next"));
     let username = field(&fields, "username").unwrap_or("");
     let password = field(&fields, "password").unwrap_or("");

@@ -22,7 +22,7 @@ use warp::reply::Response;
 use super::State;
 use super::context::Ctx;
 use super::identity::{CookieName, request_cookies};
-use super::login::{sign_in_again, start_session};
+use super::login::{sign_in_again, sign_in_form_checks, start_session};
 use super::pages::{Fields, field};
 use super::problem::Problem;
 use super::respond::{add_cookie, see_other};
@@ -140,15 +140,7 @@ async fn start(
     ctx: Ctx,
     fields: Fields,
 ) -> Result<Response, Rejection> {
-    if !ctx.same_origin() {
-        return Err(Problem::CrossSite.into());
-    }
-    let Some(nonce) = state.login_nonce(&ctx) else {
-        return Err(Problem::LoginExpired.into());
-    };
-    if !state.login_csrf_ok(&nonce, field(&fields, "_csrf").unwrap_or("")) {
-        return Err(Problem::BadCsrf.into());
-    }
+    sign_in_form_checks(&state, &ctx, &fields)?;
     let manifest = state.manifest();
     let provider = which.find(&manifest).ok_or(Problem::NotFound)?;
     let next = safe_next(field(&fields, "next"), &state.config.base_path);

@@ -311,10 +311,21 @@ impl Browser<'_> {
         let body: String = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(fields)
             .finish();
+        self.post_typed(path, "application/x-www-form-urlencoded", body, headers)
+            .await
+    }
+
+    async fn post_typed(
+        &mut self,
+        path: &str,
+        content_type: &str,
+        body: String,
+        headers: &[(&str, &str)],
+    ) -> Reply {
         let mut req = warp::test::request()
             .method("POST")
             .path(path)
-            .header("content-type", "application/x-www-form-urlencoded")
+            .header("content-type", content_type)
             .header("content-length", body.len().to_string())
             .body(body);
         if !self.cookies.is_empty() {
@@ -338,25 +349,8 @@ impl Browser<'_> {
         body: &serde_json::Value,
         headers: &[(&str, &str)],
     ) -> Reply {
-        let body = body.to_string();
-        let mut req = warp::test::request()
-            .method("POST")
-            .path(path)
-            .header("content-type", "application/json")
-            .header("content-length", body.len().to_string())
-            .body(body);
-        if !self.cookies.is_empty() {
-            req = req.header("cookie", self.cookie_header());
-        }
-        if let Some(origin) = &self.origin {
-            req = req.header("origin", origin.as_str());
-        }
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let reply = self.send(req).await;
-        self.absorb(&reply);
-        reply
+        self.post_typed(path, "application/json", body.to_string(), headers)
+            .await
     }
 
     /// Posts a multipart body (built by the caller) with this browser's cookies.
