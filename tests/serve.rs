@@ -29,6 +29,8 @@ fn prints_the_listening_line_and_serves_plain_http() {
     );
     let r = http(&mut server.connect(), "GET", "/healthz", &[], "");
     assert_eq!((r.status, r.body.as_str()), (200, "ok\n"));
+    let r = http(&mut server.connect(), "GET", "/readyz", &[], "");
+    assert_eq!((r.status, r.body.as_str()), (200, "ready\n"));
     let r = http(&mut server.connect(), "GET", "/", &[], "");
     assert_eq!(
         (r.status, r.header("location")),
@@ -375,4 +377,22 @@ fn plain_http_to_the_tls_port_gets_a_hint() {
         r.body, "This port speaks HTTPS, not plain HTTP: open https://localhost/\n",
         "the host the client asked for"
     );
+}
+
+#[test]
+fn readyz_fails_when_the_database_is_gone_and_healthz_does_not() {
+    let state = tempfile::tempdir().unwrap();
+    let dir = state.path().join("state");
+    let server = Server::start(
+        Test::new().manifest(&with_users()),
+        &["--state-dir", dir.to_str().unwrap()],
+    );
+    let ready = || http(&mut server.connect(), "GET", "/readyz", &[], "").status;
+    assert_eq!(ready(), 200);
+    for name in ["ftw.db", "ftw.db-wal", "ftw.db-shm"] {
+        let _ = std::fs::remove_file(dir.join(name));
+    }
+    assert_eq!(ready(), 503, "the database file is gone");
+    let r = http(&mut server.connect(), "GET", "/healthz", &[], "");
+    assert_eq!(r.status, 200, "liveness is not readiness");
 }

@@ -464,6 +464,11 @@ impl Runs {
         }
     }
 
+    /// Whether shutdown has begun (new runs are refused).
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
     /// Refuses new runs, sends SIGTERM to every running tool (queued runs end at once),
     /// gives them `grace` to exit, then SIGKILL, and commits what is left to write.
     pub async fn shutdown(&self, grace: Duration) {

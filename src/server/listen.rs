@@ -137,7 +137,9 @@ pub async fn serve(config: Config, manifest: crate::manifest::Manifest) -> Resul
                     let mut service = service.clone();
                     let open = streams.begin();
                     async move {
-                        let response = if health_only && !req.uri().path().ends_with("/healthz") {
+                        let path = req.uri().path();
+                        let health = path.ends_with("/healthz") || path.ends_with("/readyz");
+                        let response = if health_only && !health {
                             respond::secure_headers(connections::busy(), is_tls)
                         } else {
                             match bad_head(&req) {

@@ -71,8 +71,13 @@ pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
             .and_then(|name: String| async move {
                 assets::get(&name).ok_or_else(|| Rejection::from(Problem::NotFound))
             });
+    let readyz = warp::path!("readyz")
+        .and(warp::get())
+        .and(with_state(&state))
+        .then(|state: Arc<State>| async move { ready(&state).await });
     let pages = any_of![
         healthz,
+        readyz,
         static_files,
         on!(state, get).and(query()).and_then(pages::index),
         on!(state, get, "metrics").and_then(metrics::scrape),
@@ -204,6 +209,22 @@ pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
             secure_headers_with(r, tls, &origins)
         })
         .boxed()
+}
+
+/// GET /readyz: 200 when ftw can serve (its database answers within two seconds),
+/// 503 otherwise. `/healthz` stays liveness: the process answers.
+async fn ready(state: &State) -> Response {
+    let answered =
+        tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await;
+    match answered {
+        Ok(Ok(())) if !state.runs.is_stopping() => text(StatusCode::OK, "ready\n"),
+        Ok(Ok(())) => text(StatusCode::SERVICE_UNAVAILABLE, "stopping\n"),
+        Ok(Err(e)) => {
+            tracing::warn!("not ready: the database does not answer: {e}");
+            text(StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n")
+        }
+        Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n"),
+    }
 }
 
 /// Matches the base path's segments ("/" matches nothing, "/ops/tools" two segments).

@@ -112,6 +112,8 @@ pub trait Store: Send + Sync {
     fn size(&self) -> Pending<u64>;
     /// Waits until every write queued before this call is committed.
     fn flush(&self) -> Pending<()>;
+    /// A trivial read: whether the database answers at all (`/readyz`).
+    fn ping(&self) -> Pending<()>;
 }
 
 /// Milliseconds since the Unix epoch (0 before it).

@@ -476,6 +476,21 @@ impl Store for Sqlite {
         self.write(Box::new(move |c| passkeys::remove(c, &user, &id)))
     }
 
+    fn ping(&self) -> Pending<()> {
+        // A fresh connection, not a pooled one: open descriptors keep working on a file
+        // that was deleted or a folder that was unmounted, and that is what to notice.
+        let path = self.path.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let conn = open_reader(&path)?;
+                conn.query_row("SELECT count(*) FROM meta", [], |_| Ok(()))
+                    .map_err(|e| store_error(&e))
+            })
+            .await
+            .unwrap_or_else(|e| Err(failure(&format!("a database read failed: {e}"))))
+        })
+    }
+
     fn known_users(&self) -> Pending<Option<Vec<String>>> {
         self.read(auth::known_users)
     }
