@@ -55,10 +55,16 @@ pub struct Ceremonies {
 }
 
 impl Ceremonies {
-    /// Keeps `ceremony` until its answer; the id to send with the challenge.
+    /// Keeps `ceremony` until its answer; the id to send with the challenge. A browser
+    /// has one passwordless ceremony at a time: a new one replaces the last.
     pub fn hold(&self, ceremony: Ceremony) -> String {
         let id = crate::auth::b64(&crate::auth::random::<16>());
         let mut waiting = self.waiting.lock().expect("ceremony lock");
+        if let Ceremony::Passwordless { nonce, .. } = &ceremony {
+            waiting.retain(|_, (c, _)| {
+                !matches!(c, Ceremony::Passwordless { nonce: other, .. } if other == nonce)
+            });
+        }
         if waiting.len() >= MAX_WAITING {
             waiting.retain(|_, (_, at)| at.elapsed() < CEREMONY_TTL);
         }
