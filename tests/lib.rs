@@ -19,6 +19,7 @@ mod hash_password;
 mod hostile;
 mod http_auth;
 mod ldap;
+mod replicas;
 mod runs;
 mod serve;
 mod serve_hardening;

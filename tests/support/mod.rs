@@ -12,6 +12,7 @@ pub mod app;
 pub mod external;
 pub mod github;
 pub mod idp;
+pub mod postgres;
 pub mod pty;
 pub mod server;
 pub mod slapd;
