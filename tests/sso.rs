@@ -251,6 +251,26 @@ fn state_cookie_and_code_are_each_good_once() {
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(journey.session().is_none());
 
+    // The provider said no (the user pressed "cancel" there): a clear message.
+    let mut journey = Journey::to_callback(&server, &idp, "corp", "alice");
+    let state = journey
+        .callback
+        .split(['?', '&'])
+        .find(|p| p.starts_with("state="))
+        .unwrap()
+        .to_string();
+    journey.callback = format!(
+        "/login/oidc/corp/callback?error=access_denied&error_description=no%3Cb%3E&{state}"
+    );
+    let r = journey.finish(&server);
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert!(
+        r.body.contains("did not sign you in (access_denied)"),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("<b>"), "the provider's text is never HTML");
+
     // Without the sign-in cookie (another browser, say) nothing can be finished.
     let mut journey = Journey::to_callback(&server, &idp, "corp", "alice");
     let mut bare = journey.jar.clone();
@@ -517,4 +537,59 @@ fn github_users_sign_in_by_organisation_and_team() {
         .unwrap();
     assert_eq!(alice_in["via"], "github");
     assert_eq!(alice_in["groups"], json!(["acme", "acme/ops"]));
+}
+
+#[test]
+fn an_unreachable_provider_or_directory_gets_a_clear_answer_not_a_hang() {
+    // Nothing listens on these ports: the provider and the directory are down.
+    let closed = crate::support::idp::free_port();
+    let manifest = unindent(&format!(
+        r#"
+        [auth.oidc.corp]
+        issuer = "http://127.0.0.1:{closed}"
+        client_id = "ftw"
+        client_secret = "s"
+        allowed_domains = ["example.com"]
+        [auth.ldap]
+        url = "ldap://127.0.0.1:{closed}"
+        base_dn = "dc=example,dc=com"
+        [tools.hello]
+        command = ["echo", "hello"]
+        "#
+    ));
+    let server = Server::start(Test::new().manifest(&manifest), &[]);
+    let mut jar = crate::support::idp::Jar::default();
+    let page = server.request("GET", "/login", &[], "");
+    assert_eq!(page.status, 200, "ftw serves while its provider is down");
+    jar.take(&page);
+    let csrf = crate::support::server::csrf(&page.body);
+    let cookie = jar.header();
+    let headers = [
+        ("Content-Type", "application/x-www-form-urlencoded"),
+        ("Cookie", cookie.as_str()),
+        ("Origin", "http://localhost"),
+    ];
+    let r = server.request(
+        "POST",
+        "/login/oidc/corp",
+        &headers,
+        &format!("_csrf={csrf}&next=%2F"),
+    );
+    assert_eq!(r.status, 502, "{}", r.body);
+    assert!(r.body.contains("cannot be reached right now"), "{}", r.body);
+    let r = server.request(
+        "POST",
+        "/login",
+        &headers,
+        &format!("_csrf={csrf}&username=alice&password=pw&next=%2F"),
+    );
+    assert_eq!(r.status, 502, "{}", r.body);
+    assert!(r.body.contains("directory cannot be reached"), "{}", r.body);
+    assert!(
+        server
+            .stderr()
+            .contains("identity provider `corp` cannot be reached yet"),
+        "the log says so at start: {}",
+        server.stderr()
+    );
 }
