@@ -230,3 +230,27 @@ command = ["/bin/echo", "hello"]
     out.stderr_has("\"no-slash\" is not a team");
     out.stderr_has("\"http://github.example.com\" must be an https:// address");
 }
+
+#[test]
+fn passwordless_passkeys_without_password_users_are_warned_about() {
+    let out = Test::new()
+        .manifest(
+            r#"
+[auth]
+passkey_sign_in = true
+
+[auth.oidc.corp]
+issuer = "https://sso.example.com"
+client_id = "ftw"
+client_secret = "s"
+allowed_domains = ["example.com"]
+
+[tools.hello]
+command = ["/bin/echo", "hello"]
+"#,
+        )
+        .args(&["check", "tools.toml"])
+        .run();
+    out.success();
+    out.stderr_has("`passkey_sign_in` is on, but only users of [auth.users] have passkeys");
+}

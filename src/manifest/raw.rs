@@ -56,8 +56,7 @@ pub struct RawAuth {
     pub login_failure_window: Option<DurationText>,
     pub login_block_time: Option<DurationText>,
     /// Users with a passkey may sign in with it alone.
-    #[serde(default)]
-    pub passkey_sign_in: bool,
+    pub passkey_sign_in: Option<Spanned<bool>>,
     #[serde(default)]
     pub tokens: IndexMap<Spanned<String>, RawToken>,
     /// `[auth.oidc.NAME]`: OpenID Connect providers, each a button on the login page.

@@ -143,6 +143,15 @@ impl Checker<'_> {
                 });
             }
         }
+        let passkey_sign_in = raw.passkey_sign_in.as_ref().is_some_and(|p| *p.get_ref());
+        if let Some(flag) = raw.passkey_sign_in.as_ref().filter(|p| *p.get_ref())
+            && users.is_empty()
+        {
+            self.warning(
+                flag.span(),
+                "`passkey_sign_in` is on, but only users of [auth.users] have passkeys, and there are none".into(),
+            );
+        }
         let auth = Auth {
             tokens,
             users_file: raw.users_file.as_ref().map(|f| self.path(f.get_ref())),
@@ -157,7 +166,7 @@ impl Checker<'_> {
             oidc,
             ldap,
             github,
-            passkey_sign_in: raw.passkey_sign_in,
+            passkey_sign_in,
         };
         (auth, declared)
     }
