@@ -22,6 +22,18 @@ command = ["/bin/echo", "hello"]
     )
 }
 
+/// Starts a passkey ceremony at `path` with `body`; its id.
+async fn ceremony(
+    b: &mut crate::support::app::Browser<'_>,
+    path: &str,
+    body: serde_json::Value,
+    csrf: &str,
+) -> serde_json::Value {
+    let r = b.post_json(path, &body, &[("x-csrf-token", csrf)]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    serde_json::from_str::<serde_json::Value>(&r.body).unwrap()["ceremony"].clone()
+}
+
 #[tokio::test]
 async fn the_account_page_is_for_the_signed_in_user_only() {
     let app = App::new(&manifest(false));
@@ -193,16 +205,8 @@ async fn passwordless_sign_in_exists_only_where_the_manifest_allows_it() {
         .await;
     assert_ne!(r.status, 200);
     // A made-up answer signs nobody in.
-    let ceremony = {
-        let r = b
-            .post_json(
-                "/login/passkey/options",
-                &json!({ "mode": "passwordless" }),
-                &[("x-csrf-token", &csrf)],
-            )
-            .await;
-        serde_json::from_str::<serde_json::Value>(&r.body).unwrap()["ceremony"].clone()
-    };
+    let mode = json!({ "mode": "passwordless" });
+    let ceremony = ceremony(&mut b, "/login/passkey/options", mode, &csrf).await;
     let fake = json!({
         "id": "AAAA", "rawId": "AAAA", "type": "public-key", "extensions": {},
         "response": { "authenticatorData": "AAAA", "clientDataJSON": "AAAA", "signature": "AAAA", "userHandle": null }

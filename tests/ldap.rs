@@ -2,8 +2,6 @@
 //! the password form, groups from a group search or `memberOf`, the allowlist, filter
 //! injection, throttling and the audit log.
 
-use serde_json::Value;
-
 use crate::support::server::Server;
 use crate::support::slapd::{SEARCH_DN, SEARCH_PASSWORD, SUFFIX, Slapd};
 use crate::support::{HASH_A, Test, unindent};
@@ -38,14 +36,6 @@ fn start(slapd: &Slapd, groups: &str) -> Server {
         .manifest(&manifest)
         .file("ldap.secret", &format!("{SEARCH_PASSWORD}\n"));
     Server::start(test, &["--audit-log", "audit.jsonl"])
-}
-
-fn audit(server: &Server) -> Vec<Value> {
-    std::fs::read_to_string(server.test.path().join("audit.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 fn get(server: &Server, path: &str, session: &str) -> u16 {
@@ -95,7 +85,7 @@ fn directory_users_sign_in_with_their_directory_password() {
         assert!(server.sign_in(user, password).is_none(), "{why} was let in");
     }
 
-    let events = audit(&server);
+    let events = server.audit("audit.jsonl");
     let sign_in = events
         .iter()
         .find(|e| e["event"] == "sign-in" && e["user"] == "alice")

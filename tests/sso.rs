@@ -97,14 +97,6 @@ fn manifest(port: u16, domains: &str) -> String {
     ))
 }
 
-fn audit(server: &Server) -> Vec<Value> {
-    std::fs::read_to_string(server.test.path().join("audit.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 fn get(server: &Server, path: &str, session: &str) -> crate::support::server::Wire {
     server.request("GET", path, &[("Cookie", session)], "")
 }
@@ -139,7 +131,7 @@ fn a_provider_user_signs_in_works_and_signs_out_at_the_provider_too() {
     assert!(home.body.contains("alice"), "{}", home.body);
     assert!(get(&server, "/tools/deploy", &session).status == 200);
 
-    let events = audit(&server);
+    let events = server.audit("audit.jsonl");
     let sign_in = events
         .iter()
         .find(|e| e["event"] == "sign-in")
@@ -217,7 +209,8 @@ fn every_check_of_the_id_token_refuses_a_forged_one() {
             assert!(r.body.contains("did not pass"), "{mode}: {}", r.body);
         }
     }
-    let reasons: Vec<String> = audit(&server)
+    let reasons: Vec<String> = server
+        .audit("audit.jsonl")
         .iter()
         .filter(|e| e["event"] == "sign-in-failed")
         .map(|e| e["reason"].as_str().unwrap().to_string())
@@ -348,7 +341,8 @@ fn the_allowlist_decides_who_gets_in() {
     assert_eq!(get(&server, "/tools/deploy", &dan.unwrap()).status, 404);
     assert_eq!(get(&server, "/tools/hello", &carol.unwrap()).status, 200);
 
-    let denied: Vec<Value> = audit(&server)
+    let denied: Vec<Value> = server
+        .audit("audit.jsonl")
         .into_iter()
         .filter(|e| e["event"] == "sign-in-failed")
         .collect();
@@ -530,7 +524,7 @@ fn github_users_sign_in_by_organisation_and_team() {
     assert_eq!(github_journey(&server, &github, "mallory").0.status, 403);
     assert_eq!(github_journey(&server, &github, "local").0.status, 403);
 
-    let events = audit(&server);
+    let events = server.audit("audit.jsonl");
     let alice_in = events
         .iter()
         .find(|e| e["event"] == "sign-in" && e["user"] == "alice")

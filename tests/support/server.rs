@@ -111,6 +111,15 @@ impl Server {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// The records of the audit log `name` in the test folder (`--audit-log name`).
+    pub fn audit(&self, name: &str) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.test.path().join(name))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
     /// Sends a signal and goes on (a reload, say).
     pub fn signal_only(&self, signal: i32) {
         unsafe {
