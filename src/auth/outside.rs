@@ -12,7 +12,9 @@ use std::collections::BTreeSet;
 
 use serde_json::{Map, Value};
 
-use crate::manifest::{Allowlist, Manifest, Principal, names};
+use indexmap::IndexMap;
+
+use crate::manifest::{Allowlist, Auth, GitHub, Ldap, Manifest, OidcProvider, Principal, names};
 
 /// The most groups a session keeps.
 pub const MAX_GROUPS: usize = 32;
@@ -107,28 +109,13 @@ impl ClaimRules<'_> {
                     Denied::NoName("neither `preferred_username` nor a verified email".into())
                 })?,
         };
-        if !names::USER.allows(&name) {
-            return Err(Denied::NoName(format!(
-                "`{}` is not a valid ftw user name ({})",
-                name.chars().take(64).collect::<String>(),
-                names::USER.describe()
-            )));
-        }
+        usable_name(&name)?;
         let raw_groups: Vec<&str> = match claims.get(self.groups_claim) {
             Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
             Some(Value::String(one)) => vec![one.as_str()],
             _ => Vec::new(),
         };
-        let mut groups = Vec::new();
-        for group in raw_groups {
-            let group = self.map.get(group).map_or(group, String::as_str);
-            if wanted.contains(group) && !groups.iter().any(|g| g == group) {
-                groups.push(group.to_string());
-            }
-            if groups.len() == MAX_GROUPS {
-                break;
-            }
-        }
+        let groups = keep_groups(raw_groups, self.map, wanted);
         let subject = claims
             .get("sub")
             .and_then(Value::as_str)
@@ -140,6 +127,127 @@ impl ClaimRules<'_> {
             email,
             groups,
         })
+    }
+}
+
+/// A name from outside must follow ftw's rule for user names.
+pub fn usable_name(name: &str) -> Result<(), Denied> {
+    if names::USER.allows(name) {
+        return Ok(());
+    }
+    Err(Denied::NoName(format!(
+        "`{}` is not a valid ftw user name ({})",
+        name.chars().take(64).collect::<String>(),
+        names::USER.describe()
+    )))
+}
+
+/// The source's group names renamed by `map`, kept when `wanted`, each once, in the
+/// source's order, at most `MAX_GROUPS`.
+pub fn keep_groups<'a>(
+    raw: impl IntoIterator<Item = &'a str>,
+    map: &IndexMap<String, String>,
+    wanted: &BTreeSet<String>,
+) -> Vec<String> {
+    let mut groups: Vec<String> = Vec::new();
+    for group in raw {
+        let group = map.get(group).map_or(group, String::as_str);
+        if wanted.contains(group) && !groups.iter().any(|g| g == group) {
+            groups.push(group.to_string());
+        }
+        if groups.len() == MAX_GROUPS {
+            break;
+        }
+    }
+    groups
+}
+
+/// `identity`, unless its name is a user of `[auth.users]` (theirs alone) or the
+/// source's allowlist does not let it in (`admits`).
+pub fn admit(manifest: &Manifest, identity: Identity, admits: bool) -> Result<Identity, Denied> {
+    if manifest.auth.users.contains_key(&identity.name) {
+        return Err(Denied::LocalName(identity.name));
+    }
+    if !admits {
+        return Err(Denied::NotAllowed {
+            email: identity.email,
+        });
+    }
+    Ok(identity)
+}
+
+/// Where an outside user comes from, as the manifest in force configures it.
+#[derive(Clone, Copy)]
+pub enum Source<'a> {
+    Oidc(&'a OidcProvider),
+    GitHub(&'a GitHub),
+    Ldap(&'a Ldap),
+}
+
+impl<'a> Source<'a> {
+    /// The source named `key` (`oidc:NAME`, `github`, `ldap`), if the manifest has it.
+    pub fn find(auth: &'a Auth, key: &str) -> Option<Source<'a>> {
+        match key {
+            "github" => auth.github.as_ref().map(Source::GitHub),
+            "ldap" => auth.ldap.as_ref().map(Source::Ldap),
+            _ => auth
+                .oidc_provider(key.strip_prefix("oidc:")?)
+                .map(Source::Oidc),
+        }
+    }
+
+    /// `oidc:NAME`, `github` or `ldap`: in sessions, name bindings and the audit log.
+    pub fn key(&self) -> String {
+        match self {
+            Source::Oidc(p) => format!("oidc:{}", p.name),
+            Source::GitHub(_) => "github".into(),
+            Source::Ldap(_) => "ldap".into(),
+        }
+    }
+
+    /// Whether a user with this verified email and these (kept) groups may sign in.
+    pub fn admits(&self, email: Option<&str>, groups: &[String]) -> bool {
+        match self {
+            Source::Oidc(p) => p.admit.admits(email, groups),
+            Source::GitHub(g) => g.admits(groups),
+            Source::Ldap(l) => l
+                .allowed_groups
+                .as_ref()
+                .is_none_or(|allowed| groups.iter().any(|g| allowed.contains(g))),
+        }
+    }
+
+    /// The settings a session from this source is bound to: change one and its
+    /// sessions end (the issuer or client, the claims and map, the directory and its
+    /// filters).
+    pub fn settings(&self) -> Vec<String> {
+        match self {
+            Source::Oidc(p) => vec![
+                "oidc".into(),
+                p.name.clone(),
+                p.issuer.clone(),
+                p.client_id.clone(),
+                p.groups_claim.clone(),
+                p.username_claim.clone().unwrap_or_default(),
+                format!("{:?}", p.map),
+            ],
+            Source::GitHub(g) => vec![
+                "github".into(),
+                g.url.clone(),
+                g.api_url.clone(),
+                g.client_id.clone(),
+            ],
+            Source::Ldap(l) => vec![
+                "ldap".into(),
+                l.url.clone(),
+                l.base_dn.clone(),
+                l.user_filter.clone(),
+                l.username_attribute.clone(),
+                l.group_base_dn.clone().unwrap_or_default(),
+                l.group_filter.clone(),
+                format!("{:?}", l.map),
+            ],
+        }
     }
 }
 
@@ -161,17 +269,6 @@ impl Allowlist {
             self.emails.iter().any(|e| e == email) || self.domains.iter().any(|d| d == domain)
         });
         by_email || groups.iter().any(|g| self.groups.contains(g))
-    }
-
-    /// As `admits`, with the reason when not.
-    pub fn check(&self, identity: &Identity) -> Result<(), Denied> {
-        if self.admits(identity.email.as_deref(), &identity.groups) {
-            Ok(())
-        } else {
-            Err(Denied::NotAllowed {
-                email: identity.email.clone(),
-            })
-        }
     }
 }
 

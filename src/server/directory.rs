@@ -9,10 +9,11 @@ use super::State;
 use super::context::Ctx;
 use crate::audit;
 use crate::auth::ldap::{self, Failure};
-use crate::auth::outside::named_groups;
-use crate::auth::session::{Outside, Session};
-use crate::auth::{self};
-use crate::manifest::{Ldap, Manifest, names};
+use crate::auth::outside::{
+    Denied, Identity, Source, admit, keep_groups, named_groups, usable_name,
+};
+use crate::auth::session::Session;
+use crate::manifest::{Ldap, Manifest};
 
 /// Why a directory sign-in did not make a session.
 pub enum Refusal {
@@ -48,40 +49,31 @@ pub async fn sign_in(
             return Err(Refusal::Unreachable);
         }
     };
-    if !names::USER.allows(&found.name) {
-        return Err(refuse(
-            "the directory's user name is not a valid ftw user name",
-        ));
-    }
-    if manifest.auth.users.contains_key(&found.name) {
-        return Err(refuse(
-            "the name belongs to a user with a password in the manifest",
-        ));
-    }
-    let wanted = named_groups(manifest);
-    let mut groups: Vec<String> = Vec::new();
-    for group in &found.groups {
-        let group = ldap.map.get(group).unwrap_or(group);
-        if wanted.contains(group) && !groups.contains(group) {
-            groups.push(group.clone());
-        }
-    }
+    let source = Source::Ldap(ldap);
+    let mut groups = keep_groups(
+        found.groups.iter().map(String::as_str),
+        &ldap.map,
+        &named_groups(manifest),
+    );
     groups.sort();
-    groups.truncate(auth::outside::MAX_GROUPS);
-    let admitted = ldap
-        .allowed_groups
-        .as_ref()
-        .is_none_or(|allowed| groups.iter().any(|g| allowed.contains(g)));
-    if !admitted {
-        return Err(refuse("not in an allowed group"));
-    }
-    let mut session = Session::new(&found.name, state.directory_fingerprint(ldap), auth::now());
-    session.outside = Some(Outside {
-        provider: "ldap".into(),
+    let identity = Identity {
+        name: found.name,
+        subject: found.dn,
         email: found
             .email
             .filter(|e| !e.contains(['|', ',']) && e.len() <= 254),
         groups,
-    });
+    };
+    let admits = source.admits(None, &identity.groups);
+    let checked = usable_name(&identity.name).and_then(|()| admit(manifest, identity, admits));
+    let identity = match checked {
+        Ok(identity) => identity,
+        Err(Denied::NotAllowed { .. }) => return Err(refuse("not in an allowed group")),
+        Err(denied) => return Err(refuse(&denied.to_string())),
+    };
+    if let Err(denied) = state.claim_outside_name(&identity, "ldap").await {
+        return Err(refuse(&denied.to_string()));
+    }
+    let session = state.outside_session(&source, identity);
     Ok(session)
 }

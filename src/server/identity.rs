@@ -19,9 +19,10 @@ use super::State;
 use super::context::Ctx;
 use super::problem::Problem;
 use crate::auth::csrf::{self, Binding};
-use crate::auth::session::{Refused, Session};
+use crate::auth::outside::{Identity, Source};
+use crate::auth::session::{Outside, Refused, Session};
 use crate::auth::{self, unb64};
-use crate::manifest::{GitHub, Ldap, Manifest, OidcProvider, User, names};
+use crate::manifest::{Manifest, User, names};
 
 /// The longest a session from an identity provider or a directory lasts (whatever
 /// `session_ttl` says): a user disabled at the source is out within a day.
@@ -265,32 +266,9 @@ impl State {
         if auth::now().saturating_sub(session.issued) >= OUTSIDE_SESSION_MAX {
             return Err(Refused::Expired);
         }
-        let auth = &manifest.auth;
-        let (fingerprint, admitted) = match outside.provider.strip_prefix("oidc:") {
-            Some(name) => {
-                let provider = auth.oidc_provider(name).ok_or(Refused::UnknownUser)?;
-                let admitted = provider
-                    .admit
-                    .admits(outside.email.as_deref(), &outside.groups);
-                (self.provider_fingerprint(provider), admitted)
-            }
-            None if outside.provider == "github" => {
-                let github = auth.github.as_ref().ok_or(Refused::UnknownUser)?;
-                (
-                    self.github_fingerprint(github),
-                    github.admits(&outside.groups),
-                )
-            }
-            None if outside.provider == "ldap" => {
-                let ldap = auth.ldap.as_ref().ok_or(Refused::UnknownUser)?;
-                let admitted = ldap
-                    .allowed_groups
-                    .as_ref()
-                    .is_none_or(|allowed| outside.groups.iter().any(|g| allowed.contains(g)));
-                (self.directory_fingerprint(ldap), admitted)
-            }
-            None => return Err(Refused::UnknownUser),
-        };
+        let source = Source::find(&manifest.auth, &outside.provider).ok_or(Refused::UnknownUser)?;
+        let fingerprint = self.source_fingerprint(&source);
+        let admitted = source.admits(outside.email.as_deref(), &outside.groups);
         if fingerprint != session.fingerprint {
             return Err(Refused::PasswordChanged);
         }
@@ -309,7 +287,7 @@ impl State {
     /// take over its runs and rights. A store that cannot answer refuses too.
     pub async fn claim_outside_name(
         &self,
-        identity: &crate::auth::outside::Identity,
+        identity: &Identity,
         source: &str,
     ) -> Result<(), crate::auth::outside::Denied> {
         let taken = || crate::auth::outside::Denied::NameTaken(identity.name.clone());
@@ -327,44 +305,23 @@ impl State {
         }
     }
 
-    /// What GitHub sessions are bound to: change the server or the app and they end.
-    pub fn github_fingerprint(&self, github: &GitHub) -> [u8; 16] {
-        self.sessions.provider_fingerprint(&[
-            "github",
-            &github.url,
-            &github.api_url,
-            &github.client_id,
-        ])
+    /// A new session for `identity`, whom `source` vouched for and the manifest admits.
+    pub fn outside_session(&self, source: &Source, identity: Identity) -> Session {
+        let mut session =
+            Session::new(&identity.name, self.source_fingerprint(source), auth::now());
+        session.outside = Some(Outside {
+            provider: source.key(),
+            email: identity.email,
+            groups: identity.groups,
+        });
+        session
     }
 
-    /// What directory sessions are bound to: change the directory and they end.
-    pub fn directory_fingerprint(&self, ldap: &Ldap) -> [u8; 16] {
-        let map = format!("{:?}", ldap.map);
-        self.sessions.provider_fingerprint(&[
-            "ldap",
-            &ldap.url,
-            &ldap.base_dn,
-            &ldap.user_filter,
-            &ldap.username_attribute,
-            ldap.group_base_dn.as_deref().unwrap_or(""),
-            &ldap.group_filter,
-            &map,
-        ])
-    }
-
-    /// What a provider's sessions are bound to: change the issuer or the client and
-    /// they end.
-    pub fn provider_fingerprint(&self, provider: &OidcProvider) -> [u8; 16] {
-        let map = format!("{:?}", provider.map);
-        self.sessions.provider_fingerprint(&[
-            "oidc",
-            &provider.name,
-            &provider.issuer,
-            &provider.client_id,
-            &provider.groups_claim,
-            provider.username_claim.as_deref().unwrap_or(""),
-            &map,
-        ])
+    /// What the sessions of an outside `source` are bound to (`Source::settings`).
+    pub fn source_fingerprint(&self, source: &Source) -> [u8; 16] {
+        let settings = source.settings();
+        let parts: Vec<&str> = settings.iter().map(String::as_str).collect();
+        self.sessions.provider_fingerprint(&parts)
     }
 
     /// `Set-Cookie` for a session, living until its absolute expiry.

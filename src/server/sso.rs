@@ -29,10 +29,12 @@ use super::respond::{add_cookie, see_other};
 use crate::audit;
 use crate::auth::oidc::flow::FLOW_TTL;
 use crate::auth::oidc::{Failure, Flow};
-use crate::auth::outside::{ClaimRules, Denied, Identity, named_groups};
-use crate::auth::session::{Outside, Session};
+use crate::auth::outside::{
+    ClaimRules, Denied, Identity, Source, admit, keep_groups, named_groups, usable_name,
+};
+use crate::auth::session::Session;
 use crate::auth::{self, next::safe_next};
-use crate::manifest::{GitHub, Manifest, OidcProvider, names};
+use crate::manifest::{GitHub, Manifest, OidcProvider};
 
 /// Which provider a sign-in goes through, as the URL names it.
 pub enum Which {
@@ -40,25 +42,12 @@ pub enum Which {
     GitHub,
 }
 
-/// A provider of the manifest in force.
-enum Provider<'a> {
-    Oidc(&'a OidcProvider),
-    GitHub(&'a GitHub),
-}
-
 impl Which {
-    fn find<'a>(&self, manifest: &'a Manifest) -> Option<Provider<'a>> {
+    /// The provider of the manifest in force (never the directory: it has no flow).
+    fn find<'a>(&self, manifest: &'a Manifest) -> Option<Source<'a>> {
         match self {
-            Which::Oidc(name) => manifest.auth.oidc_provider(name).map(Provider::Oidc),
-            Which::GitHub => manifest.auth.github.as_ref().map(Provider::GitHub),
-        }
-    }
-
-    /// `oidc:NAME` or `github`: in flows, sessions and the audit log.
-    fn key(&self) -> String {
-        match self {
-            Which::Oidc(name) => format!("oidc:{name}"),
-            Which::GitHub => "github".into(),
+            Which::Oidc(name) => manifest.auth.oidc_provider(name).map(Source::Oidc),
+            Which::GitHub => manifest.auth.github.as_ref().map(Source::GitHub),
         }
     }
 
@@ -67,15 +56,6 @@ impl Which {
         match self {
             Which::Oidc(name) => format!("oidc/{name}"),
             Which::GitHub => "github".into(),
-        }
-    }
-}
-
-impl Provider<'_> {
-    fn label(&self) -> &str {
-        match self {
-            Provider::Oidc(p) => &p.label,
-            Provider::GitHub(g) => &g.label,
         }
     }
 }
@@ -146,9 +126,16 @@ async fn start(
     let next = safe_next(field(&fields, "next"), &state.config.base_path);
     let redirect = callback_url(&state, &ctx, &which).ok_or(Problem::NotFound)?;
     let now = auth::now();
-    let started = match provider {
-        Provider::Oidc(p) => state.providers.begin(p, &redirect, &next, now).await,
-        Provider::GitHub(g) => crate::auth::github::begin(g, &redirect, &next, now),
+    let (started, label) = match provider {
+        Source::Oidc(p) => (
+            state.providers.begin(p, &redirect, &next, now).await,
+            &p.label,
+        ),
+        Source::GitHub(g) => (
+            crate::auth::github::begin(g, &redirect, &next, now),
+            &g.label,
+        ),
+        Source::Ldap(_) => return Err(Problem::NotFound.into()),
     };
     match started {
         Ok(started) => {
@@ -160,12 +147,12 @@ async fn start(
         Err(failure) => {
             tracing::warn!(
                 "cannot start a sign-in with `{}`: {:?}",
-                which.key(),
+                provider.key(),
                 failure.to_string()
             );
             let message = format!(
                 "{} cannot be reached right now. Try again in a moment, or ask your administrator.",
-                provider.label().trim_start_matches("Sign in with ")
+                label.trim_start_matches("Sign in with ")
             );
             Ok(sign_in_again(
                 &state,
@@ -186,7 +173,7 @@ async fn callback(
 ) -> Result<Response, Rejection> {
     let manifest = state.manifest();
     let provider = which.find(&manifest).ok_or(Problem::NotFound)?;
-    let key = which.key();
+    let key = provider.key();
     let home = state.base.clone();
     let policy = manifest.auth.throttle;
     let attempt = match state
@@ -273,8 +260,9 @@ async fn callback(
     let code = query.get("code").map(String::as_str).unwrap_or("");
     let redirect = callback_url(&state, &ctx, &which).ok_or(Problem::NotFound)?;
     let vouched = match provider {
-        Provider::Oidc(p) => oidc_identity(&state, &manifest, p, &redirect, &flow, code).await,
-        Provider::GitHub(g) => github_identity(&state, &manifest, g, &redirect, &flow, code).await,
+        Source::Oidc(p) => oidc_identity(&state, &manifest, p, &redirect, &flow, code).await,
+        Source::GitHub(g) => github_identity(&state, &manifest, g, &redirect, &flow, code).await,
+        Source::Ldap(_) => return Err(Problem::NotFound.into()),
     };
     let vouched = match vouched {
         Ok(Ok(identity)) => Ok(state
@@ -313,19 +301,10 @@ async fn callback(
         }
     };
     attempt.succeeded();
-    let fingerprint = match provider {
-        Provider::Oidc(p) => state.provider_fingerprint(p),
-        Provider::GitHub(g) => state.github_fingerprint(g),
-    };
-    let mut session = Session::new(&identity.name, fingerprint, auth::now());
-    session.outside = Some(Outside {
-        provider: key,
-        email: identity.email,
-        groups: identity.groups,
-    });
+    let session = state.outside_session(&provider, identity);
     let method = match provider {
-        Provider::Oidc(_) => "oidc",
-        Provider::GitHub(_) => "github",
+        Source::Oidc(_) => "oidc",
+        _ => "github",
     };
     Ok(start_session(&state, &ctx, session, &next, method))
 }
@@ -333,19 +312,6 @@ async fn callback(
 /// The provider's answer about the user: an identity the manifest lets in, or why
 /// not (`Ok(Err)`), or why the answer itself was no good (`Err`).
 type Vouched = Result<Result<Identity, Denied>, Failure>;
-
-/// Not a name of `[auth.users]`, and admitted by `admits`.
-fn admit(manifest: &Manifest, identity: Identity, admits: bool) -> Result<Identity, Denied> {
-    if manifest.auth.users.contains_key(&identity.name) {
-        return Err(Denied::LocalName(identity.name));
-    }
-    if !admits {
-        return Err(Denied::NotAllowed {
-            email: identity.email,
-        });
-    }
-    Ok(identity)
-}
 
 async fn oidc_identity(
     state: &State,
@@ -384,17 +350,16 @@ async fn github_identity(
 ) -> Vouched {
     let member =
         crate::auth::github::finish(state.providers.http(), github, redirect, flow, code).await?;
-    if !names::USER.allows(&member.login) {
-        return Ok(Err(Denied::NoName(format!(
-            "`{}` is not a valid ftw user name",
-            member.login
-        ))));
+    if let Err(denied) = usable_name(&member.login) {
+        return Ok(Err(denied));
     }
     let trusted = github.trusted_groups(member.groups);
     let admits = github.admits(&trusted);
-    let wanted = named_groups(manifest);
-    let mut groups: Vec<String> = trusted.into_iter().filter(|g| wanted.contains(g)).collect();
-    groups.truncate(crate::auth::outside::MAX_GROUPS);
+    let groups = keep_groups(
+        trusted.iter().map(String::as_str),
+        &Default::default(),
+        &named_groups(manifest),
+    );
     let identity = Identity {
         subject: member.id.to_string(),
         name: member.login,
