@@ -62,10 +62,10 @@ fn when(ms: i64) -> String {
     human_time(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64))
 }
 
-/// Where the browser addressed ftw, as WebAuthn's relying party sees it.
-pub fn origin(ctx: &Ctx) -> Option<String> {
-    let scheme = if ctx.secure { "https" } else { "http" };
-    Some(format!("{scheme}://{}", ctx.host()?))
+/// WebAuthn's relying party for this request: the host the browser addressed.
+pub fn relying_party(state: &State, ctx: &Ctx) -> Result<webauthn_rs::Webauthn, Problem> {
+    let origin = ctx.origin().ok_or(Problem::BadRequest)?;
+    passkeys::relying_party(&origin, &state.manifest().title).map_err(Problem::Internal)
 }
 
 /// Whether `authed` signed in with a password of ftw's own.
@@ -189,9 +189,7 @@ pub async fn register_options(state: Arc<State>, ctx: Ctx) -> Result<Response, R
         .filter_map(passkeys::credential)
         .map(|p| p.cred_id().clone())
         .collect();
-    let origin = origin(&ctx).ok_or(Problem::BadRequest)?;
-    let rp =
-        passkeys::relying_party(&origin, &state.manifest().title).map_err(Problem::Internal)?;
+    let rp = relying_party(&state, &ctx)?;
     let handle = passkeys::user_handle(&state.config.keys.csrf, name);
     let (challenge, ceremony_state) = rp
         .start_passkey_registration(handle, name, name, Some(exclude))
@@ -233,9 +231,7 @@ pub async fn register(state: Arc<State>, ctx: Ctx, body: Value) -> Result<Respon
     else {
         return refused("The browser's answer is not a passkey.");
     };
-    let origin = origin(&ctx).ok_or(Problem::BadRequest)?;
-    let rp =
-        passkeys::relying_party(&origin, &state.manifest().title).map_err(Problem::Internal)?;
+    let rp = relying_party(&state, &ctx)?;
     let passkey = match rp.finish_passkey_registration(&credential, &started) {
         Ok(passkey) => passkey,
         Err(e) => {

@@ -152,6 +152,13 @@ impl Ctx {
         self.authority.as_deref()
     }
 
+    /// `scheme://host` as the browser addressed ftw (the host passed the allowed-hosts
+    /// check): the base of callback URLs and WebAuthn's relying party.
+    pub fn origin(&self) -> Option<String> {
+        let scheme = if self.secure { "https" } else { "http" };
+        Some(format!("{scheme}://{}", self.host()?))
+    }
+
     /// The same-origin rule for state-changing requests: a browser's `Origin` must name
     /// this very host (and https when the request came over TLS), and
     /// `Sec-Fetch-Site: cross-site` is always refused. Requests without either header

@@ -76,7 +76,7 @@ pub async fn serve(config: Config, manifest: crate::manifest::Manifest) -> Resul
     );
     let state = Arc::new(State::assemble(config, manifest).await?);
     state.start_upkeep();
-    tokio::spawn(warm_providers(Arc::clone(&state)));
+    state.warm_providers();
     let runs = Arc::clone(&state.runs);
     tokio::spawn(super::reload::watch(Arc::clone(&state), hangups));
     let service = warp::service(routes::routes(Arc::clone(&state)));
@@ -461,10 +461,4 @@ fn shutdown_signal() -> Result<impl Future<Output = ()>> {
             _ = terminate.recv() => tracing::info!("SIGTERM received"),
         }
     })
-}
-
-/// Fetches the identity providers' settings in the background (see `Providers::warm`).
-pub async fn warm_providers(state: Arc<State>) {
-    let manifest = state.manifest();
-    state.providers.warm(&manifest.auth.oidc).await;
 }

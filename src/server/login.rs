@@ -170,7 +170,7 @@ fn audit_throttled(state: &State, ctx: &Ctx, user: &str, wait: Duration) {
 }
 
 /// 429 with `Retry-After`, on the page the user was on.
-fn throttled(mut r: Response, wait: Duration) -> Response {
+pub(super) fn throttled(mut r: Response, wait: Duration) -> Response {
     *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
     let seconds = wait.as_secs().max(1);
     r.headers_mut()
@@ -178,7 +178,7 @@ fn throttled(mut r: Response, wait: Duration) -> Response {
     r
 }
 
-fn throttled_message(wait: Duration) -> String {
+pub(super) fn throttled_message(wait: Duration) -> String {
     let minutes = wait.as_secs().div_ceil(60).max(1);
     format!(
         "Too many failed sign-ins. Try again in {minutes} minute{}.",

@@ -194,6 +194,16 @@ impl State {
         tokio::spawn(Arc::clone(&self.runs).upkeep());
     }
 
+    /// Fetches the identity providers' settings in the background (see
+    /// `Providers::warm`): at start and after a reload, never holding either up.
+    pub fn warm_providers(self: &Arc<Self>) {
+        let state = Arc::clone(self);
+        tokio::spawn(async move {
+            let manifest = state.manifest();
+            state.providers.warm(&manifest.auth.oidc).await;
+        });
+    }
+
     /// The manifest in force now.
     pub fn manifest(&self) -> Arc<Manifest> {
         Arc::clone(&self.manifest.read().expect("manifest lock"))

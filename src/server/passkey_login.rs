@@ -15,7 +15,7 @@ use warp::reply::Response;
 use webauthn_rs::prelude::{AuthenticationResult, PublicKeyCredential};
 
 use super::State;
-use super::account::{origin, password_mark};
+use super::account::{password_mark, relying_party};
 use super::context::Ctx;
 use super::login::{SECOND_FACTOR_TTL, pending, start_session};
 use super::problem::Problem;
@@ -38,9 +38,7 @@ pub async fn options(state: Arc<State>, ctx: Ctx, body: Value) -> Result<Respons
     }
     let token = ctx.header("x-csrf-token").unwrap_or("");
     let key = &state.config.keys.csrf;
-    let origin = origin(&ctx).ok_or(Problem::BadRequest)?;
-    let rp =
-        passkeys::relying_party(&origin, &state.manifest().title).map_err(Problem::Internal)?;
+    let rp = relying_party(&state, &ctx)?;
     let ceremony = match body["mode"].as_str() {
         Some("second-factor") => {
             let (step, user) = pending(&state, &ctx).ok_or(Problem::LoginExpired)?;
@@ -145,9 +143,7 @@ pub async fn finish(state: Arc<State>, ctx: Ctx, body: Value) -> Result<Response
             "The browser's answer is not a passkey.",
         ));
     };
-    let origin = origin(&ctx).ok_or(Problem::BadRequest)?;
-    let rp =
-        passkeys::relying_party(&origin, &state.manifest().title).map_err(Problem::Internal)?;
+    let rp = relying_party(&state, &ctx)?;
     let manifest = state.manifest();
     let policy = manifest.auth.throttle;
     match ceremony {

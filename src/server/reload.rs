@@ -89,6 +89,7 @@ pub async fn watch(state: Arc<State>, mut hangup: Option<Signal>) {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             reload(&state).await;
+            state.warm_providers();
             stamps = watched(&state).iter().map(|p| stamp(p)).collect();
         }
     }
@@ -148,8 +149,6 @@ pub async fn reload(state: &State) {
         Err(e) => tracing::error!("cannot store which users were removed: {e}"),
     }
     tracing::info!("reloaded {}: {tools} tool(s)", path.display());
-    let providers = state.manifest().auth.oidc.clone();
-    state.providers.warm(&providers).await;
 }
 
 /// A server started without users has a one-time `admin`; it stays while the manifest

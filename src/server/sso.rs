@@ -22,7 +22,9 @@ use warp::reply::Response;
 use super::State;
 use super::context::Ctx;
 use super::identity::{CookieName, request_cookies};
-use super::login::{sign_in_again, sign_in_form_checks, start_session};
+use super::login::{
+    sign_in_again, sign_in_form_checks, start_session, throttled, throttled_message,
+};
 use super::pages::{Fields, field};
 use super::problem::Problem;
 use super::respond::{add_cookie, see_other};
@@ -64,16 +66,10 @@ impl Which {
 fn callback_url(state: &State, ctx: &Ctx, which: &Which) -> Option<String> {
     Some(format!(
         "{}{}login/{}/callback",
-        origin(ctx)?,
+        ctx.origin()?,
         state.base,
         which.path()
     ))
-}
-
-/// `scheme://host` as the browser addressed ftw (the host passed the allowed-hosts check).
-fn origin(ctx: &Ctx) -> Option<String> {
-    let scheme = if ctx.secure { "https" } else { "http" };
-    Some(format!("{scheme}://{}", ctx.host()?))
 }
 
 /// POST /login/oidc/NAME
@@ -183,15 +179,9 @@ async fn callback(
         Ok(attempt) => attempt,
         Err(wait) => {
             state.metrics.sign_in("throttled");
-            let message = format!(
-                "Too many failed sign-ins from your address. Try again in {} minute(s).",
-                wait.as_secs().div_ceil(60).max(1)
-            );
-            let mut r = sign_in_again(&state, &ctx, StatusCode::TOO_MANY_REQUESTS, &home, &message);
-            if let Ok(v) = http::HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
-                r.headers_mut().insert(http::header::RETRY_AFTER, v);
-            }
-            return Ok(r);
+            let message = throttled_message(wait);
+            let page = sign_in_again(&state, &ctx, StatusCode::OK, &home, &message);
+            return Ok(throttled(page, wait));
         }
     };
     let refuse = |status: StatusCode, reason: &str, message: &str, next: &str| {
@@ -385,6 +375,6 @@ pub fn provider_logout(state: &State, ctx: &Ctx, session: &Session) -> Option<St
     let name = session.outside.as_ref()?.provider.strip_prefix("oidc:")?;
     let manifest = state.manifest();
     let provider = manifest.auth.oidc_provider(name)?;
-    let after = format!("{}{}login", origin(ctx)?, state.base);
+    let after = format!("{}{}login", ctx.origin()?, state.base);
     Some(state.providers.logout_url(provider, &after)?.to_string())
 }
