@@ -252,7 +252,7 @@ impl<'a> Source<'a> {
 }
 
 /// An email a session can carry: no separators of the cookie, no control characters.
-fn usable_email(email: &str) -> bool {
+pub fn usable_email(email: &str) -> bool {
     email.len() <= 254
         && email.contains('@')
         && !email

@@ -15,7 +15,7 @@
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use super::{b64, unb64};
+use super::{b64, hex, unb64};
 
 /// How far in the future a timestamp may be before the cookie is refused (clock skew).
 pub const MAX_SKEW_SECS: u64 = 300;
@@ -217,10 +217,6 @@ impl Session {
     pub fn needs_refresh(&self, now: u64) -> bool {
         now.saturating_sub(self.active) >= REFRESH_AFTER_SECS
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn unhex<const N: usize>(text: &str) -> Option<[u8; N]> {

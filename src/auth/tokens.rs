@@ -24,8 +24,7 @@ pub fn hash(token: &str) -> [u8; 32] {
 
 /// `sha256:<hex>`, as the manifest stores it.
 pub fn manifest_form(hash: &[u8; 32]) -> String {
-    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
+    format!("sha256:{}", super::hex(hash))
 }
 
 /// The configured token `presented` is, if any.

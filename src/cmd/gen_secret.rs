@@ -22,10 +22,6 @@ pub fn generate(bytes: usize, base64: bool) -> Result<String> {
     Ok(if base64 {
         base64::engine::general_purpose::STANDARD.encode(&buf)
     } else {
-        hex(&buf)
+        crate::auth::hex(&buf)
     })
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -153,14 +153,7 @@ fn fresh(authed: &Authed) -> bool {
 pub fn password_mark(state: &State, user: &str) -> Option<String> {
     let manifest = state.manifest();
     let hash = &manifest.auth.users.get(user)?.password_hash;
-    Some(
-        state
-            .sessions
-            .fingerprint(hash)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
-    )
+    Some(auth::hex(&state.sessions.fingerprint(hash)))
 }
 
 /// POST /account/passkeys/options: the challenge for a new passkey.

@@ -10,7 +10,7 @@ use super::context::Ctx;
 use crate::audit;
 use crate::auth::ldap::{self, Failure};
 use crate::auth::outside::{
-    Denied, Identity, Source, admit, keep_groups, named_groups, usable_name,
+    Denied, Identity, Source, admit, keep_groups, named_groups, usable_email, usable_name,
 };
 use crate::auth::session::Session;
 use crate::manifest::{Ldap, Manifest};
@@ -59,9 +59,7 @@ pub async fn sign_in(
     let identity = Identity {
         name: found.name,
         subject: found.dn,
-        email: found
-            .email
-            .filter(|e| !e.contains(['|', ',']) && e.len() <= 254),
+        email: found.email.filter(|e| usable_email(e)),
         groups,
     };
     let admits = source.admits(None, &identity.groups);

@@ -20,7 +20,7 @@ use crate::manifest::{
 };
 use crate::password;
 
-use super::{Checker, Declared};
+use super::{Checker, Declared, open_to_others};
 
 impl Checker<'_> {
     /// The auth settings, and every user and group name declared. `proxies`: whether
@@ -236,16 +236,13 @@ impl Checker<'_> {
         path: &Path,
         entries: &[RawUserEntry],
     ) {
-        use std::os::unix::fs::PermissionsExt;
         let holds_secrets = entries.iter().any(|e| e.user.totp.is_some());
-        let mode = std::fs::metadata(path).map_or(0, |m| m.permissions().mode());
-        if holds_secrets && mode & 0o077 != 0 {
+        if let Some(mode) = open_to_others(path).filter(|_| holds_secrets) {
             self.warning(
                 file.span(),
                 format!(
-                    "the users file {} holds TOTP secrets and other users can read it (mode {:o}); run `chmod 600 {}`",
+                    "the users file {} holds TOTP secrets and other users can read it (mode {mode:o}); run `chmod 600 {}`",
                     quoted(file.get_ref()),
-                    mode & 0o777,
                     path.display()
                 ),
             );

@@ -70,6 +70,13 @@ pub fn manifest(
     }
 }
 
+/// The permission bits of a secret file when users other than its owner may open it.
+fn open_to_others(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    (mode & 0o077 != 0).then_some(mode)
+}
+
 /// Every user and group name the manifest declares, valid or not: an `allow` entry that
 /// names a user whose hash is broken is not also "unknown".
 #[derive(Default)]

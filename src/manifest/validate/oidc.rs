@@ -12,7 +12,7 @@ use crate::manifest::names;
 use crate::manifest::raw::RawOidc;
 use crate::manifest::{Allowlist, OidcProvider, Secret, io_reason};
 
-use super::Checker;
+use super::{Checker, open_to_others};
 
 /// Asked for when the manifest names no scopes: who the user is, and their email.
 const DEFAULT_SCOPES: [&str; 3] = ["openid", "email", "profile"];
@@ -127,7 +127,6 @@ impl Checker<'_> {
 
     /// The secret in a file, without the line break an editor adds.
     pub(super) fn secret_file(&mut self, file: &Spanned<String>, what: &str) -> Option<Secret> {
-        use std::os::unix::fs::PermissionsExt;
         let path = self.path(file.get_ref());
         match std::fs::read_to_string(&path) {
             Ok(text) if text.trim().is_empty() => {
@@ -138,14 +137,12 @@ impl Checker<'_> {
                 None
             }
             Ok(text) => {
-                let mode = std::fs::metadata(&path).map_or(0, |m| m.permissions().mode());
-                if mode & 0o077 != 0 {
+                if let Some(mode) = open_to_others(&path) {
                     self.warning(
                         file.span(),
                         format!(
-                            "other users can read {what} {} (mode {:o}); run `chmod 600 {}`",
+                            "other users can read {what} {} (mode {mode:o}); run `chmod 600 {}`",
                             quoted(file.get_ref()),
-                            mode & 0o777,
                             path.display()
                         ),
                     );
