@@ -200,12 +200,7 @@ pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
             if manifest.auth.oidc.is_empty() && manifest.auth.github.is_none() {
                 return secure_headers(r, tls);
             }
-            let mut origins = state.providers.form_origins(&manifest.auth.oidc);
-            if let Some(github) = &manifest.auth.github
-                && let Ok(url) = url::Url::parse(&github.url)
-            {
-                origins.push(url.origin().ascii_serialization());
-            }
+            let origins = state.providers.form_origins(&manifest.auth);
             secure_headers_with(r, tls, &origins)
         })
         .boxed()

@@ -40,7 +40,7 @@ use openidconnect::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::manifest::OidcProvider;
+use crate::manifest::{Auth, OidcProvider};
 pub use flow::Flow;
 
 /// How long discovery and keys are trusted before they are fetched again.
@@ -293,9 +293,10 @@ impl Providers {
         }
     }
 
-    /// The origins a sign-in or sign-out form may lead to: each provider's issuer, and
-    /// its authorization and end-session endpoints once they are known.
-    pub fn form_origins(&self, providers: &[OidcProvider]) -> Vec<String> {
+    /// The origins a sign-in or sign-out form may lead to: each OpenID provider's
+    /// issuer, and its authorization and end-session endpoints once they are known, and
+    /// GitHub's web address.
+    pub fn form_origins(&self, auth: &Auth) -> Vec<String> {
         let cache = self.cache.lock().expect("oidc cache lock");
         let mut origins: Vec<String> = Vec::new();
         let mut add = |url: &url::Url| {
@@ -304,7 +305,10 @@ impl Providers {
                 origins.push(origin);
             }
         };
-        for provider in providers {
+        if let Some(Ok(url)) = auth.github.as_ref().map(|g| url::Url::parse(&g.url)) {
+            add(&url);
+        }
+        for provider in &auth.oidc {
             if let Ok(url) = url::Url::parse(&provider.issuer) {
                 add(&url);
             }
