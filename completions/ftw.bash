@@ -380,7 +380,7 @@ _ftw() {
             return 0
             ;;
         ftw__subcmd__serve)
-            opts="-h -V --host --port --tls-cert --tls-key --secret-key-file --audit-log --max-runs --client-timeout --max-connections --max-connections-per-client --allowed-hosts --max-streams-per-user --state-dir --keep-runs --keep-for --max-state-size --max-runs-per-user --shutdown-grace --help --version"
+            opts="-h -V --host --port --tls-cert --tls-key --secret-key-file --audit-log --max-runs --client-timeout --max-connections --max-connections-per-client --allowed-hosts --max-streams-per-user --state-dir --database --database-password-file --keep-runs --keep-for --max-state-size --max-runs-per-user --shutdown-grace --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -482,6 +482,25 @@ _ftw() {
                     COMPREPLY=()
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o plusdirs
+                    fi
+                    return 0
+                    ;;
+                --database)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-password-file)
+                    local oldifs
+                    if [ -n "${IFS+x}" ]; then
+                        oldifs="$IFS"
+                    fi
+                    IFS=$'\n'
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    if [ -n "${oldifs+x}" ]; then
+                        IFS="$oldifs"
+                    fi
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o filenames
                     fi
                     return 0
                     ;;

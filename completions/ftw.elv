@@ -47,6 +47,8 @@ set edit:completion:arg-completer[ftw] = {|@words|
             cand --allowed-hosts 'Host names ftw answers to besides its own, comma-separated (e.g. the name users open in a container or behind a proxy); adds to [server] allowed_hosts'
             cand --max-streams-per-user 'Live output streams (run pages, API event streams) one user may have open at once'
             cand --state-dir 'Folder for ftw''s database, runs, their output and files (made mode 0700) [default: [server] state_dir, else $STATE_DIRECTORY (systemd), else $XDG_STATE_HOME/ftw, else ~/.local/state/ftw]'
+            cand --database 'A PostgreSQL database shared by several ftw replicas, e.g. postgres://ftw@db.internal/ftw?sslmode=require [default: [server] database, else SQLite in the state folder]'
+            cand --database-password-file 'A file (mode 0600) with the database user''s password [default: [server] database_password_file]'
             cand --keep-runs 'Finished runs kept in the history, with their output and files [default: [server] keep_runs, else 10000]'
             cand --keep-for 'Remove finished runs older than this, e.g. "30d" [default: [server] keep_for, else keep them]'
             cand --max-state-size 'The most the state folder may take; the oldest runs go first [default: [server] max_state_size, else 5GB]'

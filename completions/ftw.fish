@@ -49,6 +49,8 @@ complete -c ftw -n "__fish_ftw_using_subcommand serve" -l max-connections-per-cl
 complete -c ftw -n "__fish_ftw_using_subcommand serve" -l allowed-hosts -d 'Host names ftw answers to besides its own, comma-separated (e.g. the name users open in a container or behind a proxy); adds to [server] allowed_hosts' -r
 complete -c ftw -n "__fish_ftw_using_subcommand serve" -l max-streams-per-user -d 'Live output streams (run pages, API event streams) one user may have open at once' -r
 complete -c ftw -n "__fish_ftw_using_subcommand serve" -l state-dir -d 'Folder for ftw\'s database, runs, their output and files (made mode 0700) [default: [server] state_dir, else $STATE_DIRECTORY (systemd), else $XDG_STATE_HOME/ftw, else ~/.local/state/ftw]' -r -f -a "(__fish_complete_directories)"
+complete -c ftw -n "__fish_ftw_using_subcommand serve" -l database -d 'A PostgreSQL database shared by several ftw replicas, e.g. postgres://ftw@db.internal/ftw?sslmode=require [default: [server] database, else SQLite in the state folder]' -r
+complete -c ftw -n "__fish_ftw_using_subcommand serve" -l database-password-file -d 'A file (mode 0600) with the database user\'s password [default: [server] database_password_file]' -r -F
 complete -c ftw -n "__fish_ftw_using_subcommand serve" -l keep-runs -d 'Finished runs kept in the history, with their output and files [default: [server] keep_runs, else 10000]' -r
 complete -c ftw -n "__fish_ftw_using_subcommand serve" -l keep-for -d 'Remove finished runs older than this, e.g. "30d" [default: [server] keep_for, else keep them]' -r
 complete -c ftw -n "__fish_ftw_using_subcommand serve" -l max-state-size -d 'The most the state folder may take; the oldest runs go first [default: [server] max_state_size, else 5GB]' -r

@@ -160,6 +160,21 @@ pub struct ServeArgs {
     /// $XDG_STATE_HOME/ftw, else ~/.local/state/ftw]
     #[arg(long, env = "FTW_STATE_DIR", value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
     pub state_dir: Option<PathBuf>,
+    /// A PostgreSQL database shared by several ftw replicas, e.g.
+    /// postgres://ftw@db.internal/ftw?sslmode=require [default: [server] database, else
+    /// SQLite in the state folder]
+    #[arg(
+        long,
+        env = "FTW_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database: Option<String>,
+    /// A file (mode 0600) with the database user's password [default: [server]
+    /// database_password_file]
+    #[arg(long, env = "FTW_DATABASE_PASSWORD_FILE", value_name = "FILE",
+          value_hint = clap::ValueHint::FilePath)]
+    pub database_password_file: Option<PathBuf>,
     /// Finished runs kept in the history, with their output and files [default:
     /// [server] keep_runs, else 10000]
     #[arg(long, env = "FTW_KEEP_RUNS", value_name = "N")]

@@ -35,6 +35,9 @@ pub struct Config {
     pub max_runs: usize,
     /// Where the database, the runs and their files live.
     pub state_dir: PathBuf,
+    /// A PostgreSQL database shared with other replicas, instead of SQLite in the
+    /// state folder.
+    pub database: Option<Database>,
     pub keep_runs: u64,
     pub keep_for: Option<Duration>,
     pub max_state_size: u64,
@@ -51,11 +54,20 @@ pub struct Config {
     pub warnings: Vec<String>,
 }
 
+/// Where the shared database is: its URL and the file with its password.
+#[derive(Debug, Clone)]
+pub struct Database {
+    pub url: String,
+    pub password_file: Option<PathBuf>,
+}
+
 impl Config {
     /// Call while the process has one thread: it overwrites `FTW_SECRET_KEY` in place.
     pub fn from_args(args: ServeArgs) -> Result<(Config, Manifest)> {
         let env_key = std::env::var("FTW_SECRET_KEY").ok();
         scrub_env_value("FTW_SECRET_KEY");
+        // The URL may carry a password; clap has read it already.
+        scrub_env_value("FTW_DATABASE_URL");
         Config::build(args, env_key.as_deref())
     }
 
@@ -115,7 +127,17 @@ impl Config {
             Some(dir) => dir,
             None => default_state_dir()?,
         };
+        let database = match args.database.or(manifest.server.database.clone()) {
+            Some(url) => Some(Database {
+                url,
+                password_file: args
+                    .database_password_file
+                    .or(manifest.server.database_password_file.clone()),
+            }),
+            None => None,
+        };
         let config = Config {
+            database,
             manifest_path: args.manifest,
             base_path: manifest.server.base_path.clone(),
             audit_log: args.audit_log.or(manifest.server.audit_log.clone()),
@@ -295,6 +317,7 @@ mod tests {
             audit_log: None,
             max_runs: 1,
             state_dir: "state".into(),
+            database: None,
             keep_runs: 1,
             keep_for: None,
             max_state_size: DEFAULT_MAX_STATE_SIZE,

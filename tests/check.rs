@@ -254,3 +254,28 @@ command = ["/bin/echo", "hello"]
     out.success();
     out.stderr_has("`passkey_sign_in` is on, but only users of [auth.users] have passkeys");
 }
+
+#[test]
+fn a_shared_database_needs_tls_over_a_network_and_no_password_in_the_manifest() {
+    let tool = "[tools.t]\ncommand = [\"true\"]\n";
+    let check = |server: &str| {
+        Test::new()
+            .manifest(&format!("[server]\n{server}\n{tool}"))
+            .args(&["check", "tools.toml"])
+            .run()
+    };
+    check(r#"database = "postgres://ftw@db.example.com/ftw""#)
+        .code(2)
+        .stderr_has("add ?sslmode=require");
+    check(r#"database = "postgres://ftw:hunter2@127.0.0.1/ftw""#)
+        .code(2)
+        .stderr_has("the `database` URL holds a password")
+        .stderr_has("database_password_file");
+    check(r#"database = "mysql://ftw@127.0.0.1/ftw""#)
+        .code(2)
+        .stderr_has("is not a PostgreSQL URL");
+    check(r#"database_password_file = "pw""#)
+        .code(2)
+        .stderr_has("cannot read the database password file");
+    check(r#"database = "postgres://ftw@db.example.com/ftw?sslmode=require""#).success();
+}

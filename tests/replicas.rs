@@ -1,7 +1,126 @@
-//! Several `ftw serve` on one PostgreSQL (issue 14). For now: the throwaway cluster the
-//! replica tests will run on starts, answers, and goes away with the test.
+//! Several `ftw serve` on one PostgreSQL (issue 14): a throwaway cluster per test
+//! (`support::postgres`), and two or three real replicas on loopback ports, each with
+//! its own state folder and audit log, sharing the manifest and the signing key.
+
+use std::time::Duration;
+
+use serde_json::Value;
 
 use crate::support::postgres::Postgres;
+use crate::support::server::{Server, Wire};
+use crate::support::{HASH_A, HASH_B, Test, eventually};
+
+const ALICE_PW: &str = "hunter2-but-longer";
+const KEY: &str = "7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a";
+
+/// Leaves a child behind in its process group, says where, and waits.
+const HANG_SH: &str = r#"#!/bin/sh
+sleep 300 &
+echo $! > "$1"
+echo started
+wait
+"#;
+
+struct Cluster {
+    pg: Postgres,
+    token: String,
+    manifest: String,
+}
+
+impl Cluster {
+    fn start() -> Option<Cluster> {
+        let pg = Postgres::start()?;
+        let (token, hash) = ftw::auth::tokens::generate();
+        let manifest = format!(
+            r#"
+[auth]
+admins = ["alice"]
+
+[auth.users]
+alice = "{HASH_A}"
+bob = "{HASH_B}"
+
+[auth.tokens.ci]
+hash = "{}"
+user = "alice"
+
+[tools.echo]
+command = ["echo", "{{word}}"]
+
+[tools.echo.args.word]
+type = "text"
+
+[tools.hang]
+command = ["./hang.sh", "{{pid_file}}"]
+
+[tools.hang.args.pid_file]
+type = "text"
+"#,
+            ftw::auth::tokens::manifest_form(&hash)
+        );
+        Some(Cluster {
+            pg,
+            token,
+            manifest,
+        })
+    }
+
+    /// A new replica: its own folder (state, audit log), the same manifest and key.
+    fn replica(&self) -> Server {
+        let test = Test::new()
+            .manifest(&self.manifest)
+            .exec("hang.sh", HANG_SH)
+            .file("ftw.secret", KEY);
+        Server::start(
+            test,
+            &[
+                "--secret-key-file",
+                "ftw.secret",
+                "--audit-log",
+                "audit.log",
+                "--database",
+                &self.pg.url,
+            ],
+        )
+    }
+
+    fn api(&self, server: &Server, method: &str, path: &str, body: &str) -> (u16, Value) {
+        let auth = format!("Bearer {}", self.token);
+        let mut headers = vec![("Authorization", auth.as_str())];
+        if !body.is_empty() {
+            headers.push(("Content-Type", "application/json"));
+        }
+        let r = server.request(method, path, &headers, body);
+        (
+            r.status,
+            serde_json::from_str(&r.body).unwrap_or(Value::Null),
+        )
+    }
+
+    fn start_run(&self, server: &Server, tool: &str, args: &str, wait: bool) -> String {
+        let path = format!(
+            "/api/tools/{tool}/runs{}",
+            if wait { "?wait=true" } else { "" }
+        );
+        let (status, json) = self.api(server, "POST", &path, &format!("{{\"args\": {args}}}"));
+        assert_eq!(status, 201, "{json}");
+        json["id"].as_str().unwrap().to_string()
+    }
+}
+
+fn get(server: &Server, path: &str, cookie: &str) -> Wire {
+    server.request("GET", path, &[("Cookie", cookie)], "")
+}
+
+/// Whether a process is gone (or a zombie nobody reaped yet: it runs nothing).
+fn gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
 
 #[test]
 fn a_throwaway_postgresql_cluster_starts_answers_and_stops() {
@@ -14,4 +133,89 @@ fn a_throwaway_postgresql_cluster_starts_answers_and_stops() {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
         "the server outlived the test"
     );
+}
+
+#[test]
+fn replicas_share_the_history_and_a_restart_loses_nothing() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let a = cluster.replica();
+    let b = cluster.replica();
+    assert_eq!(b.request("GET", "/readyz", &[], "").status, 200);
+    let id = cluster.start_run(&a, "echo", r#"{"word": "from-a"}"#, true);
+    // B never ran it, and has it: record and output.
+    let (status, run) = cluster.api(&b, "GET", &format!("/api/runs/{id}"), "");
+    assert_eq!(status, 200, "{run}");
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["output"], "from-a\n");
+    let (_, list) = cluster.api(&b, "GET", "/api/runs", "");
+    assert!(list.to_string().contains(&id), "{list}");
+    // A session made on A is good on B (same key), and B's pages show A's run.
+    let cookie = a.sign_in("alice", ALICE_PW).expect("alice signs in on A");
+    let page = get(&b, &format!("/runs/{id}"), &cookie);
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("from-a"));
+    // Both replicas stop and start again: the database kept everything.
+    let (_, a_folder) = a.stop(libc::SIGTERM);
+    let (_, b_folder) = b.stop(libc::SIGTERM);
+    drop((a_folder, b_folder));
+    let c = cluster.replica();
+    let (_, run) = cluster.api(&c, "GET", &format!("/api/runs/{id}"), "");
+    assert_eq!(run["output"], "from-a\n", "{run}");
+    assert_eq!(
+        cluster.pg.psql("SELECT count(*) FROM replicas"),
+        "1",
+        "replicas that stopped cleanly left the table"
+    );
+}
+
+#[test]
+fn a_killed_replicas_runs_are_closed_by_a_survivor() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let a = cluster.replica();
+    let b = cluster.replica();
+    let pid_file = a.test.path().join("hang.pid");
+    let args = format!(r#"{{"pid_file": "{}"}}"#, pid_file.display());
+    let id = cluster.start_run(&a, "hang", &args, false);
+    eventually("the tool started its child", || {
+        std::fs::read_to_string(&pid_file).is_ok_and(|p| p.ends_with('\n'))
+    });
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    eventually("B sees the run running, with its output so far", || {
+        let run = cluster.api(&b, "GET", &format!("/api/runs/{id}"), "").1;
+        run["status"] == "running" && run["output"] == "started\n"
+    });
+    let (_, _a_folder) = a.stop(libc::SIGKILL);
+    assert!(!gone(pid), "the tool's child outlives a killed replica");
+    // B closes it once A's lease has run out (15 s), and kills what A left behind (one
+    // machine, one boot: the process is provably the run's).
+    let deadline = std::time::Instant::now() + Duration::from_secs(45);
+    let run = loop {
+        let (_, run) = cluster.api(&b, "GET", &format!("/api/runs/{id}"), "");
+        if run["status"] != "running" {
+            break run;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run still says running 45 s after its replica died"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(run["status"], "interrupted", "{run}");
+    assert_eq!(run["output"], "started\n", "its output so far is kept");
+    eventually("the run's leftover process is killed", || gone(pid));
+    let ends: Vec<Value> = b
+        .audit("audit.log")
+        .into_iter()
+        .filter(|r| r["event"] == "run-end" && r["run"] == id.as_str())
+        .collect();
+    assert_eq!(ends.len(), 1, "{ends:?}");
+    assert_eq!(ends[0]["reason"], "crash");
 }

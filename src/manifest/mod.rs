@@ -53,6 +53,9 @@ pub struct Server {
     pub metrics_token: Option<[u8; 32]>,
     /// The state folder (flags and the environment come first).
     pub state_dir: Option<PathBuf>,
+    /// A PostgreSQL URL (without its password) and the file with the password.
+    pub database: Option<String>,
+    pub database_password_file: Option<PathBuf>,
     /// Retention: finished runs kept, their age, the state folder's size.
     pub keep_runs: Option<u32>,
     pub keep_for: Option<Duration>,

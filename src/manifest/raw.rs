@@ -35,6 +35,9 @@ pub struct RawServer {
     pub metrics_token: Option<Spanned<String>>,
     /// Where runs, their output and ftw's database live.
     pub state_dir: Option<PathText>,
+    /// A PostgreSQL URL: several replicas share it instead of SQLite in `state_dir`.
+    pub database: Option<Spanned<String>>,
+    pub database_password_file: Option<PathText>,
     pub keep_runs: Option<Spanned<u32>>,
     pub keep_for: Option<DurationText>,
     pub max_state_size: Option<SizeText>,

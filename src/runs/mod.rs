@@ -425,10 +425,22 @@ impl Runs {
                 self.save_output();
             }
         };
+        // With replicas, any of them closes the runs of one that died.
+        let orphans = async {
+            if !self.store.shared() {
+                return;
+            }
+            loop {
+                tokio::time::sleep(crate::store::postgres::HEARTBEAT_EVERY).await;
+                if let Err(e) = self.recover().await {
+                    tracing::warn!("cannot look for runs of replicas that died: {e}");
+                }
+            }
+        };
         let root = self.root.clone();
         let housekeeping =
             retention.upkeep(Arc::clone(&self.store), root, Arc::clone(&self.sweeper));
-        tokio::join!(housekeeping, retries, output);
+        tokio::join!(housekeeping, retries, output, orphans);
     }
 
     /// The runs in memory now (queued, running, or ended and not yet stored).
@@ -495,6 +507,9 @@ impl Runs {
         self.save_unsaved().await;
         if let Err(e) = self.store.flush().await {
             tracing::error!("cannot commit the last records: {e}");
+        }
+        if let Err(e) = self.store.leave().await {
+            tracing::warn!("cannot tell the other replicas that this one stops: {e}");
         }
     }
 }

@@ -8,19 +8,19 @@ use std::time::SystemTime;
 
 use super::{Cause, RunDir, process};
 use super::{Ended, Runs, Status, audit_end};
-use crate::store::{FinishedRun, RunRecord, StoreError};
+use crate::store::{FinishedRun, Orphan, RunRecord, StoreError};
 
 impl Runs {
     /// Closes the runs a previous ftw left unfinished; returns how many there were.
     /// Only reading them can fail: an ending the database refuses is kept and stored
     /// later, as for a run that ends while the disk is full.
     pub async fn recover(&self) -> Result<usize, StoreError> {
-        let unfinished = self.store.unfinished_runs().await?;
-        if unfinished.is_empty() {
+        let orphans = self.store.orphaned_runs().await?;
+        if orphans.is_empty() {
             return Ok(0);
         }
-        let last_seen = self.store.last_heartbeat().await?;
-        for record in &unfinished {
+        for Orphan { record, last_seen } in &orphans {
+            let last_seen = *last_seen;
             if let Some(mark) = &record.process {
                 let killed = process::kill_leftovers(mark, &record.id);
                 if killed > 0 {
@@ -47,11 +47,18 @@ impl Runs {
                 }
             }
         }
-        tracing::warn!(
-            "{} run(s) were still going when ftw last stopped; they are marked interrupted",
-            unfinished.len()
-        );
-        Ok(unfinished.len())
+        if self.store.shared() {
+            tracing::warn!(
+                "{} run(s) of a replica that stopped answering are marked interrupted",
+                orphans.len()
+            );
+        } else {
+            tracing::warn!(
+                "{} run(s) were still going when ftw last stopped; they are marked interrupted",
+                orphans.len()
+            );
+        }
+        Ok(orphans.len())
     }
 
     /// How an unfinished run is closed: its output as far as it got (the log file if

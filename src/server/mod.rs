@@ -53,7 +53,7 @@ use crate::manifest::Manifest;
 use crate::metrics::Metrics;
 use crate::runs::{Limits, Retention, Runs};
 use crate::state_dir::StateDir;
-use crate::store::{Sqlite, Store};
+use crate::store::{Postgres, Sqlite, Store, postgres};
 
 /// Everything the handlers share, built once at start-up by `assemble`.
 pub struct State {
@@ -97,13 +97,20 @@ impl State {
         for warning in warnings {
             tracing::warn!("{warning}");
         }
-        let store: Arc<dyn Store> =
-            Arc::new(Sqlite::open(&state_dir.path).map_err(Error::runtime)?);
+        let store: Arc<dyn Store> = match &config.database {
+            Some(db) => {
+                let target = postgres::connect::target(&db.url, db.password_file.as_deref())
+                    .map_err(Error::usage)?;
+                Arc::new(Postgres::open(target).await.map_err(Error::runtime)?)
+            }
+            None => Arc::new(Sqlite::open(&state_dir.path).map_err(Error::runtime)?),
+        };
+        let place = match &config.database {
+            Some(_) => "the database".to_string(),
+            None => state_dir.path.display().to_string(),
+        };
         let stored = |e: crate::store::StoreError| {
-            Error::runtime(format!(
-                "cannot read ftw's state in {}: {e}",
-                state_dir.path.display()
-            ))
+            Error::runtime(format!("cannot read ftw's state in {place}: {e}"))
         };
         let audit = Arc::new(Audit::open(config.audit_log.as_deref()).map_err(Error::runtime)?);
         let metrics = Arc::new(Metrics::default());

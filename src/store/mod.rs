@@ -2,13 +2,15 @@
 //! sessions, throttle counts and blocks, and TOTP steps already used. Everything a
 //! restart must not lose goes through `Store`; nothing else in ftw knows how it is kept.
 //!
-//! The one implementation today is SQLite in the state folder (`sqlite`). The interface
-//! is shaped for a second one over a network database: every method returns a future,
+//! Two implementations: SQLite in the state folder (`sqlite`, the default), and
+//! PostgreSQL (`postgres`) for several replicas sharing one database. Every method returns a future,
 //! and a write is *queued when the method is called* (in call order), so a caller that
 //! does not need to wait (output chunks, throttle counts) can drop the future and the
 //! write still happens; awaiting it waits until the write is committed. `flush` waits
 //! for everything queued before it.
 
+mod codec;
+pub mod postgres;
 mod records;
 mod schema;
 mod sqlite;
@@ -17,9 +19,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub use postgres::Postgres;
 pub use records::{
-    Chunk, Counts, FinishedRun, PasskeyRecord, ProcessMark, Revocation, RunQuery, RunRecord,
-    ThrottleRecord,
+    Chunk, Counts, FinishedRun, Orphan, PasskeyRecord, ProcessMark, Revocation, RunQuery,
+    RunRecord, ThrottleRecord,
 };
 pub use sqlite::Sqlite;
 
@@ -59,8 +62,10 @@ pub trait Store: Send + Sync {
     fn output_chunks(&self, id: &str) -> Pending<Vec<Chunk>>;
     /// A page of the history, newest first.
     fn list_runs(&self, query: RunQuery) -> Pending<Vec<RunRecord>>;
-    /// Runs still queued or running (after a crash: the interrupted ones).
-    fn unfinished_runs(&self) -> Pending<Vec<RunRecord>>;
+    /// Runs still queued or running whose ftw is gone, taken for this one to close
+    /// (see `Orphan`). With one ftw on the database that is every unfinished run at
+    /// start-up; with several, those of a replica whose heartbeat stopped a lease ago.
+    fn orphaned_runs(&self) -> Pending<Vec<Orphan>>;
     /// How many finished runs there are and the disk their files take.
     fn counts(&self) -> Pending<Counts>;
     /// Up to `limit` of the oldest finished runs, oldest first (id, disk bytes), that
@@ -87,7 +92,12 @@ pub trait Store: Send + Sync {
     // Housekeeping.
     /// Notes that this ftw is alive (the time an interrupted run is said to have ended).
     fn heartbeat(&self, at: SystemTime) -> Pending<()>;
-    fn last_heartbeat(&self) -> Pending<Option<SystemTime>>;
+    /// This ftw stops, its runs all ended: other replicas need not wait for its lease.
+    fn leave(&self) -> Pending<()>;
+    /// Other ftw processes may share this database (several replicas): what one of them
+    /// keeps in memory is not the whole truth, and runs it finds unfinished may be
+    /// another's.
+    fn shared(&self) -> bool;
     /// The user names the manifest had when ftw last looked (`None`: never stored).
     fn passkeys(&self, user: &str) -> Pending<Vec<PasskeyRecord>>;
     fn passkey(&self, id: &str) -> Pending<Option<PasskeyRecord>>;

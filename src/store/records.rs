@@ -177,3 +177,11 @@ pub struct PasskeyRecord {
     pub created_ms: i64,
     pub used_ms: Option<i64>,
 }
+
+/// A run whose ftw is gone (it crashed, or another replica's heartbeat stopped), now
+/// this ftw's to close, with the time its ftw was last seen alive.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Orphan {
+    pub record: RunRecord,
+    pub last_seen: Option<SystemTime>,
+}

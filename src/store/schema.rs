@@ -93,6 +93,17 @@ pub const MIGRATIONS: &[&str] = &[
         bound_ms INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 3: replicas (PostgreSQL's migration 3; one ftw owns a SQLite database, so here
+    // the table stays empty and every run is this ftw's).
+    r#"
+    CREATE TABLE replicas (
+        id TEXT PRIMARY KEY,
+        started_ms INTEGER NOT NULL,
+        seen_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    ALTER TABLE runs ADD COLUMN owner TEXT;
+    ALTER TABLE runs ADD COLUMN cancel_ms INTEGER;
+    "#,
 ];
 
 /// The schema version this ftw writes.

@@ -126,6 +126,8 @@ impl App {
             audit_log: audit.then(|| dir.path().join("audit.log")),
             max_runs: 4,
             state_dir: Some(dir.path().join("state")),
+            database: None,
+            database_password_file: None,
             keep_runs: Some(20),
             keep_for: None,
             max_state_size: None,

@@ -112,6 +112,7 @@ impl Checker<'_> {
             .as_ref()
             .and_then(|t| self.token_hash(t, "metrics_token"));
         let state_dir = raw.state_dir.as_ref().map(|d| self.path(d.get_ref()));
+        let (database, database_password_file) = self.database(&raw);
         let keep_for = raw
             .keep_for
             .map(|v| self.duration(Some(v), "keep_for", std::time::Duration::ZERO));
@@ -129,6 +130,8 @@ impl Checker<'_> {
         }
         Server {
             state_dir,
+            database,
+            database_password_file,
             keep_runs: raw.keep_runs.map(Spanned::into_inner),
             keep_for,
             max_state_size,
@@ -206,6 +209,51 @@ fn normalise_base_path(text: &str) -> Result<String, String> {
     } else {
         trimmed.into()
     })
+}
+
+impl Checker<'_> {
+    /// `database` and `database_password_file`: a PostgreSQL URL ftw can use (TLS over
+    /// a network), with no password in it, and a password file only ftw can read.
+    fn database(&mut self, raw: &RawServer) -> (Option<String>, Option<std::path::PathBuf>) {
+        let password_file = raw
+            .database_password_file
+            .as_ref()
+            .map(|f| (f, self.readable_file(f, "the database password file")));
+        if let Some((file, path)) = &password_file
+            && let Some(mode) = super::open_to_others(path)
+        {
+            self.error(
+                file.span(),
+                format!(
+                    "other users can read the database password file {} (mode {mode:o}); run `chmod 600 {}`",
+                    quoted(file.get_ref()),
+                    path.display()
+                ),
+            );
+        }
+        let Some(url) = &raw.database else {
+            if let Some((file, _)) = &password_file {
+                self.error(
+                    file.span(),
+                    "`database_password_file` without `database`: whose password is it?".into(),
+                );
+            }
+            return (None, None);
+        };
+        match crate::store::postgres::connect::target(url.get_ref(), None) {
+            Err(e) => self.error(url.span(), e),
+            Ok(target) if target.config.get_password().is_some() => self.error_help(
+                url.span(),
+                "the `database` URL holds a password, and manifests get shared and committed".into(),
+                "remove it from the URL and put it in a file (chmod 600) named by `database_password_file`".into(),
+            ),
+            Ok(_) => {}
+        }
+        (
+            Some(url.get_ref().clone()),
+            password_file.map(|(_, path)| path),
+        )
+    }
 }
 
 #[cfg(test)]

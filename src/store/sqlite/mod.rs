@@ -21,7 +21,7 @@ use super::{Pending, Store, StoreError, StoreResult, schema};
 
 mod auth;
 mod checkpoint;
-mod codec;
+
 mod passkeys;
 mod runs;
 
@@ -372,8 +372,16 @@ impl Store for Sqlite {
         self.read(move |c| runs::list(c, &query))
     }
 
-    fn unfinished_runs(&self) -> Pending<Vec<RunRecord>> {
-        self.read(runs::unfinished)
+    fn orphaned_runs(&self) -> Pending<Vec<Orphan>> {
+        // The state folder's lock keeps any other ftw out: every unfinished run is a
+        // crashed ftw's.
+        self.read(|c| {
+            let last_seen = auth::last_heartbeat(c)?;
+            Ok(runs::unfinished(c)?
+                .into_iter()
+                .map(|record| Orphan { record, last_seen })
+                .collect())
+        })
     }
 
     fn counts(&self) -> Pending<Counts> {
@@ -426,8 +434,12 @@ impl Store for Sqlite {
         self.write(Box::new(move |c| auth::heartbeat(c, at)))
     }
 
-    fn last_heartbeat(&self) -> Pending<Option<SystemTime>> {
-        self.read(auth::last_heartbeat)
+    fn leave(&self) -> Pending<()> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn shared(&self) -> bool {
+        false
     }
 
     fn passkeys(&self, user: &str) -> Pending<Vec<PasskeyRecord>> {

@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime};
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
-use super::codec;
 use crate::runs::Status;
+use crate::store::codec;
 use crate::store::records::*;
 use crate::store::{from_unix_ms, unix_ms};
 
