@@ -7,10 +7,13 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::postgres::Postgres;
-use crate::support::server::{Server, Wire};
+use crate::support::server::{Server, Wire, csrf};
 use crate::support::{HASH_A, HASH_B, Test, eventually};
 
 const ALICE_PW: &str = "hunter2-but-longer";
+const BOB_PW: &str = "second";
+/// RFC 6238's SHA-1 test secret, "12345678901234567890", in base32.
+const TOTP_SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 const KEY: &str = "7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a";
 
 /// Leaves a child behind in its process group, says where, and waits.
@@ -33,12 +36,16 @@ impl Cluster {
         let (token, hash) = ftw::auth::tokens::generate();
         let manifest = format!(
             r#"
+[server]
+trusted_proxies = ["127.0.0.1"]
+
 [auth]
 admins = ["alice"]
 
 [auth.users]
 alice = "{HASH_A}"
 bob = "{HASH_B}"
+carol = {{ password = "{HASH_A}", totp = "{TOTP_SECRET}" }}
 
 [auth.tokens.ci]
 hash = "{}"
@@ -218,4 +225,164 @@ fn a_killed_replicas_runs_are_closed_by_a_survivor() {
         .collect();
     assert_eq!(ends.len(), 1, "{ends:?}");
     assert_eq!(ends[0]["reason"], "crash");
+}
+
+#[test]
+fn a_sign_out_on_one_replica_is_refused_by_the_others_at_once() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let replicas = [cluster.replica(), cluster.replica(), cluster.replica()];
+    let [a, b, c] = &replicas;
+    let cookie = a.sign_in("alice", ALICE_PW).expect("alice signs in on A");
+    let other = b.sign_in("alice", ALICE_PW).expect("and again on B");
+    for server in &replicas {
+        assert_eq!(get(server, "/", &cookie).status, 200);
+    }
+    let page = get(b, "/", &cookie);
+    let out = a.request(
+        "POST",
+        "/logout",
+        &[
+            ("Cookie", &cookie),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Origin", "http://localhost"),
+        ],
+        &format!("_csrf={}", csrf(&page.body)),
+    );
+    assert_eq!(out.status, 303);
+    // The very next request, on any replica: no waiting for anything to spread.
+    for server in &replicas {
+        let r = get(server, "/", &cookie);
+        assert_eq!(
+            r.status, 303,
+            "a signed-out cookie still works on a replica"
+        );
+        assert!(r.header("location").unwrap().contains("/login"));
+    }
+    // Only that session ended.
+    assert_eq!(get(c, "/", &other).status, 200);
+}
+
+#[test]
+fn failures_spread_over_replicas_still_block() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let replicas = [cluster.replica(), cluster.replica(), cluster.replica()];
+    let sign_in_from = |server: &Server, user: &str, pw: &str, ip: &str| {
+        server.sign_in_with(user, pw, &[("X-Forwarded-For", ip)])
+    };
+    // Five wrong passwords for bob, from five addresses, round-robin over the replicas;
+    // and five names guessed from one address, the same way.
+    for i in 0..5 {
+        let server = &replicas[i % 3];
+        assert!(sign_in_from(server, "bob", "wrong", &format!("10.0.0.{i}")).is_none());
+        assert!(sign_in_from(server, &format!("nobody{i}"), "x", "10.9.9.9").is_none());
+    }
+    for server in &replicas {
+        assert!(
+            sign_in_from(server, "bob", BOB_PW, "10.0.1.1").is_none(),
+            "bob's name is blocked on every replica"
+        );
+        assert!(
+            sign_in_from(server, "alice", ALICE_PW, "10.9.9.9").is_none(),
+            "the guessing address is blocked on every replica"
+        );
+    }
+    assert!(
+        sign_in_from(&replicas[0], "alice", ALICE_PW, "10.0.1.2").is_some(),
+        "others sign in"
+    );
+    let row = cluster
+        .pg
+        .psql("SELECT blocked_until_ms > 0 FROM throttle WHERE tbl = 'users' AND key = 'bob'");
+    assert_eq!(row, "t", "the block is in the database");
+    // The login page says how long, whichever replica is asked.
+    let form = replicas[2].request("GET", "/login", &[], "");
+    let cookie = crate::support::server::cookie_pair(form.header("set-cookie").unwrap());
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("_csrf", &csrf(&form.body))
+        .append_pair("username", "bob")
+        .append_pair("password", BOB_PW)
+        .finish();
+    let r = replicas[2].request(
+        "POST",
+        "/login",
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Cookie", cookie),
+            ("Origin", "http://localhost"),
+        ],
+        &body,
+    );
+    assert_eq!(r.status, 429, "{}", r.body);
+}
+
+/// Carol's password step on `server`: the cookies it set and the code form's token.
+fn password_step(server: &Server) -> (String, String) {
+    use crate::support::server::cookie_pair;
+    let form = server.request("GET", "/login", &[], "");
+    let login = cookie_pair(form.header("set-cookie").unwrap()).to_string();
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("_csrf", &csrf(&form.body))
+        .append_pair("username", "carol")
+        .append_pair("password", ALICE_PW)
+        .append_pair("next", "/")
+        .finish();
+    let r = server.request(
+        "POST",
+        "/login",
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Cookie", &login),
+            ("Origin", "http://localhost"),
+        ],
+        &body,
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    let mut cookies = vec![login];
+    cookies.extend(
+        r.all("set-cookie")
+            .into_iter()
+            .map(|c| cookie_pair(c).to_string()),
+    );
+    let cookies = cookies.join("; ");
+    let page = server.request(
+        "GET",
+        r.header("location").unwrap(),
+        &[("Cookie", &cookies)],
+        "",
+    );
+    (cookies, csrf(&page.body))
+}
+
+fn send_code(server: &Server, cookies: &str, token: &str, code: &str) -> Wire {
+    server.request(
+        "POST",
+        "/login/2fa",
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Cookie", cookies),
+            ("Origin", "http://localhost"),
+        ],
+        &format!("_csrf={token}&code={code}&next=/"),
+    )
+}
+
+#[test]
+fn a_totp_code_used_on_one_replica_is_refused_on_another() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let (a, b) = (cluster.replica(), cluster.replica());
+    let code = ftw::auth::totp::code_at(b"12345678901234567890", ftw::auth::now());
+    let (cookies, token) = password_step(&a);
+    let r = send_code(&a, &cookies, &token, &code);
+    assert_eq!(r.status, 303, "{}", r.body);
+    // Seen over a shoulder, the same code is tried on the other replica at once.
+    let (cookies, token) = password_step(&b);
+    let r = send_code(&b, &cookies, &token, &code);
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert!(r.body.contains("That code was already used"), "{}", r.body);
 }

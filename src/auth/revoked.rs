@@ -186,8 +186,71 @@ impl Revoked {
         }
     }
 
+    /// Whether `session` was revoked by this ftw (memory only; see `check`).
     pub fn is_revoked(&self, session: &Session) -> bool {
         self.inner.lock().expect("revocation lock").revoked(session)
+    }
+
+    /// Whether `session` was revoked: here, or, with replicas sharing the database, by
+    /// any of them a moment ago (asked on every request: a sign-out on one replica is
+    /// refused by the next request to another). A database that cannot answer counts
+    /// as "revoked": a sign-out must never be forgotten for want of an answer.
+    pub async fn check(&self, session: &Session) -> bool {
+        if self.is_revoked(session) {
+            return true;
+        }
+        let Some(store) = self.store.as_ref().filter(|s| s.shared()) else {
+            return false;
+        };
+        match store
+            .session_revoked(session.id, &session.user, session.issued)
+            .await
+        {
+            Ok(revoked) => revoked,
+            Err(e) => {
+                tracing::error!(
+                    "cannot ask the database whether a session was signed out ({e}); refusing it"
+                );
+                true
+            }
+        }
+    }
+
+    /// Uses a single-use session (a sign-in step, a provider's state): true for the one
+    /// caller that did, of any number racing here or, with replicas, anywhere. Resolves
+    /// once the use is stored; a database that cannot answer refuses the use.
+    pub async fn use_once(&self, session: &Session, expires: u64, now: u64) -> bool {
+        let Some(store) = self.store.as_ref().filter(|s| s.shared()) else {
+            let Some(stored) = self.revoke_once(session, expires, now) else {
+                return false;
+            };
+            if let Err(e) = stored.await {
+                tracing::error!("cannot store that a single-use session was used: {e}");
+            }
+            return true;
+        };
+        if self.is_revoked(session) {
+            return false;
+        }
+        let revocation = Revocation {
+            id: Some(session.id),
+            user: session.user.clone(),
+            issued: session.issued,
+            expires,
+        };
+        match store.revoke_once(revocation).await {
+            Ok(true) => {
+                drop(self.revoke(session, expires, now));
+                true
+            }
+            Ok(false) => false,
+            Err(e) => {
+                tracing::error!(
+                    "cannot store that a single-use session was used ({e}); refusing it"
+                );
+                false
+            }
+        }
     }
 
     pub fn len(&self) -> usize {

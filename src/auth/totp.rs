@@ -80,8 +80,40 @@ impl Replays {
         }
     }
 
-    /// Records `step` for `user`; false if that step (or a later one) was used already.
-    pub fn accept(&self, user: &str, step: u64) -> bool {
+    /// Records `step` for `user`; false if that step (or a later one) was used already,
+    /// here or, with replicas sharing the database, on any of them (the database
+    /// decides; one that cannot answer refuses the code).
+    pub async fn accept(&self, user: &str, step: u64) -> bool {
+        let Some(store) = self.store.as_ref().filter(|s| s.shared()) else {
+            return self.accept_here(user, step);
+        };
+        if self
+            .last
+            .lock()
+            .expect("replay lock")
+            .get(user)
+            .is_some_and(|&used| step <= used)
+        {
+            return false;
+        }
+        match store.totp_accept(user, step).await {
+            Ok(accepted) => {
+                if accepted {
+                    let mut last = self.last.lock().expect("replay lock");
+                    let used = last.entry(user.to_string()).or_insert(step);
+                    *used = (*used).max(step);
+                }
+                accepted
+            }
+            Err(e) => {
+                tracing::error!("cannot record a used TOTP code ({e}); refusing it");
+                false
+            }
+        }
+    }
+
+    /// `accept`, decided in this process's memory (one ftw on its own database).
+    fn accept_here(&self, user: &str, step: u64) -> bool {
         let mut last = self.last.lock().expect("replay lock");
         match last.get(user) {
             Some(&used) if step <= used => false,
@@ -126,11 +158,11 @@ mod tests {
     #[test]
     fn a_step_is_accepted_once() {
         let r = Replays::default();
-        assert!(r.accept("alice", 100));
-        assert!(!r.accept("alice", 100));
-        assert!(!r.accept("alice", 99));
-        assert!(r.accept("bob", 100));
-        assert!(r.accept("alice", 101));
+        assert!(r.accept_here("alice", 100));
+        assert!(!r.accept_here("alice", 100));
+        assert!(!r.accept_here("alice", 99));
+        assert!(r.accept_here("bob", 100));
+        assert!(r.accept_here("alice", 101));
     }
 
     #[test]

@@ -79,7 +79,7 @@ fn is_local(state: &State, authed: &Authed) -> bool {
 
 /// GET /account
 pub async fn show(state: Arc<State>, ctx: Ctx) -> Result<Response, Rejection> {
-    let authed = require(&state, &ctx, &format!("{}account", state.base))?;
+    let authed = require(&state, &ctx, &format!("{}account", state.base)).await?;
     let manifest = state.manifest();
     let local = is_local(&state, &authed);
     let stored = if local {
@@ -131,8 +131,8 @@ pub async fn show(state: Arc<State>, ctx: Ctx) -> Result<Response, Rejection> {
 }
 
 /// The signed-in user of a JSON request, with a good CSRF header, who may have passkeys.
-fn passkey_owner(state: &State, ctx: &Ctx) -> Result<Authed, Problem> {
-    let authed = state.authenticate(ctx).ok_or(Problem::Unauthorized)?;
+async fn passkey_owner(state: &State, ctx: &Ctx) -> Result<Authed, Problem> {
+    let authed = state.authenticate(ctx).await.ok_or(Problem::Unauthorized)?;
     authed.may_write(state, ctx, None)?;
     if !is_local(state, &authed) {
         return Err(Problem::NotFound);
@@ -158,7 +158,7 @@ pub fn password_mark(state: &State, user: &str) -> Option<String> {
 
 /// POST /account/passkeys/options: the challenge for a new passkey.
 pub async fn register_options(state: Arc<State>, ctx: Ctx) -> Result<Response, Rejection> {
-    let authed = passkey_owner(&state, &ctx)?;
+    let authed = passkey_owner(&state, &ctx).await?;
     if !fresh(&authed) {
         return Ok(json_reply(
             StatusCode::FORBIDDEN,
@@ -199,7 +199,7 @@ pub async fn register_options(state: Arc<State>, ctx: Ctx) -> Result<Response, R
 
 /// POST /account/passkeys: the browser's new passkey, checked and stored.
 pub async fn register(state: Arc<State>, ctx: Ctx, body: Value) -> Result<Response, Rejection> {
-    let authed = passkey_owner(&state, &ctx)?;
+    let authed = passkey_owner(&state, &ctx).await?;
     let refused = |message: &str| {
         Ok(json_reply(
             StatusCode::BAD_REQUEST,
@@ -281,7 +281,7 @@ pub async fn remove(
     ctx: Ctx,
     fields: Fields,
 ) -> Result<Response, Rejection> {
-    let authed = require(&state, &ctx, &format!("{}account", state.base))?;
+    let authed = require(&state, &ctx, &format!("{}account", state.base)).await?;
     authed.may_write(&state, &ctx, field(&fields, CSRF_FIELD))?;
     state
         .store
@@ -301,7 +301,7 @@ pub async fn sign_out_everywhere(
     ctx: Ctx,
     fields: Fields,
 ) -> Result<Response, Rejection> {
-    let authed = require(&state, &ctx, &format!("{}account", state.base))?;
+    let authed = require(&state, &ctx, &format!("{}account", state.base)).await?;
     authed.may_write(&state, &ctx, field(&fields, CSRF_FIELD))?;
     if !matches!(authed.via, Via::Session(_)) {
         return Err(Problem::NotFound.into());

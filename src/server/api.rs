@@ -37,7 +37,7 @@ fn ok(status: StatusCode, body: Json, caller: &Authed) -> Response {
 
 /// GET /api/tools
 pub async fn tools(state: Arc<State>, ctx: Ctx) -> Result<Response, Rejection> {
-    let caller = state.caller(&ctx)?;
+    let caller = state.caller(&ctx).await?;
     let manifest = state.manifest();
     let tools: Vec<Json> = tools_for(&manifest, &caller.user)
         .map(|t| tool_json(&state, t))
@@ -65,7 +65,7 @@ pub async fn create(
     body: impl BodyStream,
 ) -> Result<Response, Rejection> {
     intake::precheck(&state, &ctx)?;
-    let caller = state.caller(&ctx)?;
+    let caller = state.caller(&ctx).await?;
     let intake = intake::intake(&state, &ctx, &caller, &id, body, Bodies::Api)
         .await
         .map_err(Problem::from)?;
@@ -141,7 +141,7 @@ pub async fn list(
     ctx: Ctx,
     query: std::collections::HashMap<String, String>,
 ) -> Result<Response, Rejection> {
-    let caller = state.caller(&ctx)?;
+    let caller = state.caller(&ctx).await?;
     let page = super::history::page(&state, &caller, &query, "cursor").await?;
     let runs: Vec<Json> = page.rows.iter().map(|r| record_json(&state, r)).collect();
     let next_url = page.next.as_ref().map(|cursor| {
@@ -180,21 +180,21 @@ fn record_json(state: &State, r: &crate::store::RunRecord) -> Json {
 
 /// GET /api/runs/{id}/output: the whole output as text.
 pub async fn output(id: String, state: Arc<State>, ctx: Ctx) -> Result<Response, Rejection> {
-    let caller = state.caller(&ctx)?;
+    let caller = state.caller(&ctx).await?;
     let run = visible_run(&state, &caller, &id).await?;
     Ok(caller.finish(download::output(run)))
 }
 
 /// GET /api/runs/{id}
 pub async fn get(id: String, state: Arc<State>, ctx: Ctx) -> Result<Response, Rejection> {
-    let caller = state.caller(&ctx)?;
+    let caller = state.caller(&ctx).await?;
     let run = visible_run(&state, &caller, &id).await?;
     Ok(ok(StatusCode::OK, run_json(&state, &run, true), &caller))
 }
 
 /// GET /api/runs/{id}/events: the output as text, then `end`.
 pub async fn events(id: String, state: Arc<State>, ctx: Ctx) -> Result<Response, Rejection> {
-    let caller = state.caller(&ctx)?;
+    let caller = state.caller(&ctx).await?;
     let run = visible_run(&state, &caller, &id).await?;
     let slot = state.streams.open(&caller.user.name)?;
     let r = sse::event_stream(run, state.base.clone(), Format::Text, slot);
@@ -203,7 +203,7 @@ pub async fn events(id: String, state: Arc<State>, ctx: Ctx) -> Result<Response,
 
 /// POST /api/runs/{id}/cancel
 pub async fn cancel(id: String, state: Arc<State>, ctx: Ctx) -> Result<Response, Rejection> {
-    let caller = state.caller(&ctx)?;
+    let caller = state.caller(&ctx).await?;
     caller.may_write(&state, &ctx, None)?;
     let run = visible_run(&state, &caller, &id).await?;
     if super::launch::cancel(&state, &ctx, &caller, &run).await {
@@ -217,7 +217,7 @@ pub async fn cancel(id: String, state: Arc<State>, ctx: Ctx) -> Result<Response,
 /// GET /api/openapi.json: the API, with each of the caller's tools as its own path and
 /// argument schema.
 pub async fn openapi(state: Arc<State>, ctx: Ctx) -> Result<Response, Rejection> {
-    let caller = state.caller(&ctx)?;
+    let caller = state.caller(&ctx).await?;
     let manifest = state.manifest();
     let tools: Vec<&Tool> = tools_for(&manifest, &caller.user).collect();
     let doc = super::openapi::document(&state, &manifest.title, &tools);

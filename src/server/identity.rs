@@ -159,15 +159,20 @@ pub fn bearer(ctx: &Ctx) -> Option<&str> {
 impl State {
     /// The signed-in user of a page request: forward auth from a trusted proxy, or a
     /// session cookie that passes every check.
-    pub fn authenticate(&self, ctx: &Ctx) -> Option<Authed> {
+    pub async fn authenticate(&self, ctx: &Ctx) -> Option<Authed> {
         let manifest = self.manifest();
         if let Some(user) = forwarded_user(ctx, &manifest) {
             return Some(self.authed(user, Via::Forwarded, None));
         }
         let now = auth::now();
         let name = CookieName::Session.name(ctx.secure);
-        request_cookies(&ctx.headers, name).find_map(|value| {
-            let (session, user) = self.check_session(name, value, &manifest, now).ok()?;
+        for value in request_cookies(&ctx.headers, name) {
+            let Ok((session, user)) = self.check_session(name, value, &manifest, now) else {
+                continue;
+            };
+            if self.revoked.check(&session).await {
+                continue;
+            }
             let refresh = session.needs_refresh(now).then(|| {
                 let fresh = Session {
                     active: now,
@@ -175,22 +180,24 @@ impl State {
                 };
                 self.session_cookie(ctx.secure, &fresh, now)
             });
-            Some(self.authed(user, Via::Session(session), refresh))
-        })
+            return Some(self.authed(user, Via::Session(session), refresh));
+        }
+        None
     }
 
     /// The caller of an API request: a bearer token, else as `authenticate`. A token
     /// that is not configured counts as a failed sign-in of the client's address (never
     /// of a user name: bad tokens cannot lock anyone out).
-    pub fn caller(&self, ctx: &Ctx) -> Result<Authed, Problem> {
+    pub async fn caller(&self, ctx: &Ctx) -> Result<Authed, Problem> {
         let Some(presented) = bearer(ctx) else {
-            return self.authenticate(ctx).ok_or(Problem::Unauthorized);
+            return self.authenticate(ctx).await.ok_or(Problem::Unauthorized);
         };
         let manifest = self.manifest();
         let now = Instant::now();
         let attempt = self
             .throttle
             .begin_address(&manifest.auth.throttle, ctx.client, now)
+            .await
             .map_err(|wait| {
                 self.metrics.sign_in("throttled");
                 Problem::Throttled(wait)
@@ -239,6 +246,7 @@ impl State {
     ) -> Result<(Session, User), Refused> {
         let session = self.sessions.open(name, value)?;
         session.check_times(&self.policy(), now)?;
+        // Revocations here; with replicas, `authenticate` asks the database after this.
         if self.revoked.is_revoked(&session) {
             return Err(Refused::Revoked);
         }

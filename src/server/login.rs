@@ -188,7 +188,7 @@ pub(super) fn throttled_message(wait: Duration) -> String {
 
 /// GET /login: the form, with a fresh pre-login nonce unless the browser has one.
 pub async fn form(state: Arc<State>, ctx: Ctx, next: String) -> Result<Response, Rejection> {
-    if state.authenticate(&ctx).is_some() {
+    if state.authenticate(&ctx).await.is_some() {
         return Ok(see_other(&next));
     }
     let (nonce, cookie) = login_nonce_or_new(&state, &ctx);
@@ -240,26 +240,26 @@ pub async fn submit(state: Arc<State>, ctx: Ctx, fields: Fields) -> Result<Respo
         username.trim().to_lowercase()
     };
 
-    let attempt =
-        match state
-            .throttle
-            .begin(&policy, &throttle_name, known, ctx.client, Instant::now())
-        {
-            Ok(attempt) => attempt,
-            Err(wait) => {
-                audit_throttled(&state, &ctx, username, wait);
-                state.metrics.sign_in("throttled");
-                let page = sign_in_page(
-                    &state,
-                    StatusCode::OK,
-                    Step::Password { username },
-                    &nonce,
-                    &next,
-                    Some(&throttled_message(wait)),
-                );
-                return Ok(throttled(page, wait));
-            }
-        };
+    let attempt = match state
+        .throttle
+        .begin(&policy, &throttle_name, known, ctx.client, Instant::now())
+        .await
+    {
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            audit_throttled(&state, &ctx, username, wait);
+            state.metrics.sign_in("throttled");
+            let page = sign_in_page(
+                &state,
+                StatusCode::OK,
+                Step::Password { username },
+                &nonce,
+                &next,
+                Some(&throttled_message(wait)),
+            );
+            return Ok(throttled(page, wait));
+        }
+    };
 
     let user = manifest.auth.users.get(username);
     if user.is_none()
@@ -269,7 +269,7 @@ pub async fn submit(state: Arc<State>, ctx: Ctx, fields: Fields) -> Result<Respo
         let (status, message) = match checked {
             Ok(session) => {
                 attempt.succeeded();
-                return Ok(start_session(&state, &ctx, session, &next, "ldap"));
+                return Ok(start_session(&state, &ctx, session, &next, "ldap").await);
             }
             Err(Refusal::Failed) => {
                 if let Err(wait) = attempt.failed(Instant::now()) {
@@ -350,7 +350,7 @@ pub async fn submit(state: Arc<State>, ctx: Ctx, fields: Fields) -> Result<Respo
         return Ok(add_cookie(see_other(&location), &cookie));
     }
     let session = password_session(&state, user);
-    Ok(start_session(&state, &ctx, session, &next, "password"))
+    Ok(start_session(&state, &ctx, session, &next, "password").await)
 }
 
 fn password_session(state: &State, user: &User) -> Session {
@@ -364,7 +364,7 @@ fn password_session(state: &State, user: &User) -> Session {
 /// `session` started: a session this browser had before is revoked, the sign-in is
 /// audited (`method`: `password`, `password+totp`, `oidc`), and every pre-login cookie
 /// is gone, so nothing from before sign-in survives.
-pub(super) fn start_session(
+pub(super) async fn start_session(
     state: &State,
     ctx: &Ctx,
     session: Session,
@@ -375,7 +375,7 @@ pub(super) fn start_session(
     if let Some(Authed {
         via: Via::Session(old),
         ..
-    }) = state.authenticate(ctx)
+    }) = state.authenticate(ctx).await
     {
         drop(
             state
@@ -410,22 +410,29 @@ pub(super) fn start_session(
 /// The password step of a TOTP user, if this browser finished it in the last five
 /// minutes, still has that sign-in's login cookie, has not used the step yet, and the
 /// user's password has not changed since.
-pub(super) fn pending(state: &State, ctx: &Ctx) -> Option<(Session, User)> {
+pub(super) async fn pending(state: &State, ctx: &Ctx) -> Option<(Session, User)> {
     let name = CookieName::SecondFactor.name(ctx.secure);
     let now = auth::now();
     let manifest = state.manifest();
     let nonce = state.login_nonce(ctx)?;
-    request_cookies(&ctx.headers, name).find_map(|value| {
-        let session = state.sessions.open(name, value).ok()?;
-        if session.id[..] != nonce[..] || state.revoked.is_revoked(&session) {
-            return None;
+    for value in request_cookies(&ctx.headers, name) {
+        let Ok(session) = state.sessions.open(name, value) else {
+            continue;
+        };
+        if session.id[..] != nonce[..] || state.revoked.check(&session).await {
+            continue;
         }
         let fresh =
             session.issued <= now + 5 && now.saturating_sub(session.issued) < SECOND_FACTOR_TTL;
-        let user = manifest.auth.users.get(&session.user)?;
+        let Some(user) = manifest.auth.users.get(&session.user) else {
+            continue;
+        };
         let same_password = state.sessions.fingerprint(&user.password_hash) == session.fingerprint;
-        (fresh && same_password).then(|| (session, user.clone()))
-    })
+        if fresh && same_password {
+            return Some((session, user.clone()));
+        }
+    }
+    None
 }
 
 /// Whether `user` has a passkey (a failed read counts as yes: the step then shows
@@ -448,7 +455,7 @@ async fn second_step<'a>(state: &State, user: &User) -> Step<'a> {
 
 /// GET /login/2fa
 pub async fn code_form(state: Arc<State>, ctx: Ctx, next: String) -> Result<Response, Rejection> {
-    let Some((session, user)) = pending(&state, &ctx) else {
+    let Some((session, user)) = pending(&state, &ctx).await else {
         return Ok(see_other(&format!("{}login", state.base)));
     };
     let step = second_step(&state, &user).await;
@@ -471,7 +478,7 @@ pub async fn code_submit(
     if !ctx.same_origin() {
         return Err(Problem::CrossSite.into());
     }
-    let Some((session, user)) = pending(&state, &ctx) else {
+    let Some((session, user)) = pending(&state, &ctx).await else {
         return Err(Problem::LoginExpired.into());
     };
     let token = field(&fields, "_csrf").unwrap_or("");
@@ -483,6 +490,7 @@ pub async fn code_submit(
     let attempt = match state
         .throttle
         .begin(&policy, &user.name, true, ctx.client, Instant::now())
+        .await
     {
         Ok(attempt) => attempt,
         Err(wait) => {
@@ -502,7 +510,10 @@ pub async fn code_submit(
     let code = field(&fields, "code").unwrap_or("");
     let secret = user.totp.as_deref().unwrap_or_default();
     let step = totp::check(secret, code, auth::now());
-    let fresh = step.is_some_and(|s| state.replays.accept(&user.name, s));
+    let fresh = match step {
+        Some(step) => state.replays.accept(&user.name, step).await,
+        None => false,
+    };
     if !fresh {
         let (reason, message) = if step.is_some() {
             (
@@ -535,25 +546,19 @@ pub async fn code_submit(
     attempt.succeeded();
     // The step is done: its cookie never works again, whoever kept a copy; of two
     // requests racing with it, only one gets past this line.
-    let Some(used) =
-        state
-            .revoked
-            .revoke_once(&session, session.issued + SECOND_FACTOR_TTL, auth::now())
-    else {
+    let expires = session.issued + SECOND_FACTOR_TTL;
+    if !state.revoked.use_once(&session, expires, auth::now()).await {
         return Err(Problem::LoginExpired.into());
-    };
-    if let Err(e) = used.await {
-        tracing::error!("cannot store that a sign-in step was used: {e}");
     }
     let session = password_session(&state, &user);
-    Ok(start_session(&state, &ctx, session, &next, "password+totp"))
+    Ok(start_session(&state, &ctx, session, &next, "password+totp").await)
 }
 
 /// POST /logout: revoke this session id and clear the cookie.
 pub async fn logout(state: Arc<State>, ctx: Ctx, fields: Fields) -> Result<Response, Rejection> {
     let login = format!("{}login", state.base);
     let expired = state.expired_cookie(ctx.secure, CookieName::Session);
-    let Some(authed) = state.authenticate(&ctx) else {
+    let Some(authed) = state.authenticate(&ctx).await else {
         if !ctx.same_origin() {
             return Err(Problem::CrossSite.into());
         }

@@ -28,8 +28,8 @@ pub fn field<'a>(fields: &'a Fields, name: &str) -> Option<&'a str> {
 }
 
 /// The signed-in user, or a redirect to the login form that comes back to `path`.
-pub fn require(state: &State, ctx: &Ctx, path_and_query: &str) -> Result<Authed, Rejection> {
-    state.authenticate(ctx).ok_or_else(|| {
+pub async fn require(state: &State, ctx: &Ctx, path_and_query: &str) -> Result<Authed, Rejection> {
+    state.authenticate(ctx).await.ok_or_else(|| {
         let next = safe_next(Some(path_and_query), &state.config.base_path);
         let location = format!("{}login?next={}", state.base, urlencode(&next));
         Problem::SignIn { next: location }.into()
@@ -67,7 +67,7 @@ pub async fn index(
     ctx: Ctx,
     query: HashMap<String, String>,
 ) -> Result<Response, Rejection> {
-    let authed = require(&state, &ctx, &state.base)?;
+    let authed = require(&state, &ctx, &state.base).await?;
     let manifest = state.manifest();
     let q = query.get("q").map(|s| s.trim()).unwrap_or("");
     let needle = q.to_lowercase();

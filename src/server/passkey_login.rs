@@ -41,7 +41,7 @@ pub async fn options(state: Arc<State>, ctx: Ctx, body: Value) -> Result<Respons
     let rp = relying_party(&state, &ctx)?;
     let ceremony = match body["mode"].as_str() {
         Some("second-factor") => {
-            let (step, user) = pending(&state, &ctx).ok_or(Problem::LoginExpired)?;
+            let (step, user) = pending(&state, &ctx).await.ok_or(Problem::LoginExpired)?;
             if !csrf::verify(key, Binding::Login(&step.id), token) {
                 return Err(Problem::BadCsrf.into());
             }
@@ -70,6 +70,7 @@ pub async fn options(state: Arc<State>, ctx: Ctx, body: Value) -> Result<Respons
             state
                 .throttle
                 .begin_address(&state.manifest().auth.throttle, ctx.client, Instant::now())
+                .await
                 .map_err(Problem::Throttled)?
                 .not_checked();
             if !csrf::verify(key, Binding::Login(&nonce), token) {
@@ -153,8 +154,9 @@ pub async fn finish(state: Arc<State>, ctx: Ctx, body: Value) -> Result<Response
             state: started,
         } => {
             // The same sign-in, still pending, in this browser.
-            let Some((session, account)) =
-                pending(&state, &ctx).filter(|(s, u)| s.id == step && u.name == user)
+            let Some((session, account)) = pending(&state, &ctx)
+                .await
+                .filter(|(s, u)| s.id == step && u.name == user)
             else {
                 return Err(Problem::LoginExpired.into());
             };
@@ -164,6 +166,7 @@ pub async fn finish(state: Arc<State>, ctx: Ctx, body: Value) -> Result<Response
             let attempt = state
                 .throttle
                 .begin(&policy, &user, true, ctx.client, Instant::now())
+                .await
                 .map_err(Problem::Throttled)?;
             let id = auth::b64(credential.get_credential_id());
             let record = stored(&state, &user)
@@ -192,15 +195,9 @@ pub async fn finish(state: Arc<State>, ctx: Ctx, body: Value) -> Result<Response
                 }
             };
             attempt.succeeded();
-            let Some(once) = state.revoked.revoke_once(
-                &session,
-                session.issued + SECOND_FACTOR_TTL,
-                auth::now(),
-            ) else {
+            let expires = session.issued + SECOND_FACTOR_TTL;
+            if !state.revoked.use_once(&session, expires, auth::now()).await {
                 return Err(Problem::LoginExpired.into());
-            };
-            if let Err(e) = once.await {
-                tracing::error!("cannot store that a sign-in step was used: {e}");
             }
             used(&state, record.expect("checked above"), &result).await;
             let fresh = Session::new(
@@ -208,13 +205,7 @@ pub async fn finish(state: Arc<State>, ctx: Ctx, body: Value) -> Result<Response
                 state.sessions.fingerprint(&account.password_hash),
                 auth::now(),
             );
-            Ok(start_session(
-                &state,
-                &ctx,
-                fresh,
-                &next,
-                "password+passkey",
-            ))
+            Ok(start_session(&state, &ctx, fresh, &next, "password+passkey").await)
         }
         Ceremony::Passwordless {
             nonce,
@@ -229,6 +220,7 @@ pub async fn finish(state: Arc<State>, ctx: Ctx, body: Value) -> Result<Response
             let attempt = state
                 .throttle
                 .begin_address(&policy, ctx.client, Instant::now())
+                .await
                 .map_err(Problem::Throttled)?;
             let id = auth::b64(credential.get_credential_id());
             let record = state
@@ -280,7 +272,7 @@ pub async fn finish(state: Arc<State>, ctx: Ctx, body: Value) -> Result<Response
                 state.sessions.fingerprint(&user.password_hash),
                 auth::now(),
             );
-            Ok(start_session(&state, &ctx, fresh, &next, "passkey"))
+            Ok(start_session(&state, &ctx, fresh, &next, "passkey").await)
         }
         Ceremony::Register { .. } => Err(Problem::NotFound.into()),
     }

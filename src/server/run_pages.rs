@@ -31,7 +31,7 @@ async fn signed_in_run(
     ctx: &Ctx,
     id: &str,
 ) -> Result<(Authed, Arc<Run>), Rejection> {
-    let authed = require(state, ctx, &format!("{}runs/{id}", state.base))?;
+    let authed = require(state, ctx, &format!("{}runs/{id}", state.base)).await?;
     let run = visible_run(state, &authed, id).await?;
     Ok((authed, run))
 }
@@ -211,7 +211,7 @@ pub async fn list(
     ctx: Ctx,
     query: HashMap<String, String>,
 ) -> Result<Response, Rejection> {
-    let authed = require(&state, &ctx, &format!("{}runs", state.base))?;
+    let authed = require(&state, &ctx, &format!("{}runs", state.base)).await?;
     let history = history::page(&state, &authed, &query, "before").await?;
     let manifest = state.manifest();
     let rows = history

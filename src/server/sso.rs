@@ -175,6 +175,7 @@ async fn callback(
     let attempt = match state
         .throttle
         .begin_address(&policy, ctx.client, Instant::now())
+        .await
     {
         Ok(attempt) => attempt,
         Err(wait) => {
@@ -230,12 +231,14 @@ async fn callback(
         ));
     }
     // One use per state: of two requests racing with the same callback URL, one goes on.
-    let used = flow.as_used().and_then(|s| {
-        state
-            .revoked
-            .revoke_once(&s, flow.created + FLOW_TTL, auth::now())
-    });
-    let Some(used) = used else {
+    let used = match flow.as_used() {
+        Some(s) => {
+            let expires = flow.created + FLOW_TTL;
+            state.revoked.use_once(&s, expires, auth::now()).await
+        }
+        None => false,
+    };
+    if !used {
         let _ = attempt.failed(Instant::now());
         return Ok(refuse(
             StatusCode::BAD_REQUEST,
@@ -243,9 +246,6 @@ async fn callback(
             &format!("This sign-in was already used. {again}"),
             &next,
         ));
-    };
-    if let Err(e) = used.await {
-        tracing::error!("cannot store that a sign-in was finished: {e}");
     }
     let code = query.get("code").map(String::as_str).unwrap_or("");
     let redirect = callback_url(&state, &ctx, &which).ok_or(Problem::NotFound)?;
@@ -296,7 +296,7 @@ async fn callback(
         Source::Oidc(_) => "oidc",
         _ => "github",
     };
-    Ok(start_session(&state, &ctx, session, &next, method))
+    Ok(start_session(&state, &ctx, session, &next, method).await)
 }
 
 /// The provider's answer about the user: an identity the manifest lets in, or why

@@ -95,7 +95,7 @@ pub async fn show(
         Some(q) => format!("{}tools/{id}?{q}", state.base),
         None => format!("{}tools/{id}", state.base),
     };
-    let authed = require(&state, &ctx, &here)?;
+    let authed = require(&state, &ctx, &here).await?;
     let tool = allowed_tool(&state, &authed, &id)?;
     let mut given: HashMap<String, Vec<String>> = HashMap::new();
     for (k, v) in url::form_urlencoded::parse(raw_query.unwrap_or_default().as_bytes()) {
@@ -127,7 +127,7 @@ pub async fn submit(
     body: impl BodyStream,
 ) -> Result<Response, Rejection> {
     intake::precheck(&state, &ctx)?;
-    let authed = require(&state, &ctx, &format!("{}tools/{id}", state.base))?;
+    let authed = require(&state, &ctx, &format!("{}tools/{id}", state.base)).await?;
     let (status, given, errors) =
         match intake::intake(&state, &ctx, &authed, &id, body, Bodies::Form).await {
             Ok(intake) => {

@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub use postgres::Postgres;
 pub use records::{
     Chunk, Counts, FinishedRun, Orphan, PasskeyRecord, ProcessMark, Revocation, RunQuery,
-    RunRecord, ThrottleRecord,
+    RunRecord, ThrottleRecord, ThrottleStep,
 };
 pub use sqlite::Sqlite;
 
@@ -124,6 +124,43 @@ pub trait Store: Send + Sync {
     fn flush(&self) -> Pending<()>;
     /// A trivial read: whether the database answers at all (`/readyz`).
     fn ping(&self) -> Pending<()>;
+
+    // Asked only of a `shared` store, on every request it concerns: another replica
+    // may have changed the answer a moment ago. (One ftw alone answers these from
+    // memory, which the writes above keep durable.)
+    /// Whether this session was revoked: by id, or by a floor for its user.
+    fn session_revoked(&self, _id: [u8; 16], _user: &str, _issued: u64) -> Pending<bool> {
+        not_shared()
+    }
+    /// Revokes a single-use session unless it is revoked already: true for the one
+    /// caller that did, of any number racing on any replica.
+    fn revoke_once(&self, _revocation: Revocation) -> Pending<bool> {
+        not_shared()
+    }
+    /// Records a TOTP step for a user unless it (or a later one) was used: true if
+    /// this call recorded it.
+    fn totp_accept(&self, _user: &str, _step: u64) -> Pending<bool> {
+        not_shared()
+    }
+    /// Counts an attempt against a throttle key (see `ThrottleStep`); for `Begin`, the
+    /// wait when the key is blocked or its attempts already reach the limit.
+    fn throttle_step(
+        &self,
+        _table: &'static str,
+        _key: &str,
+        _step: ThrottleStep,
+    ) -> Pending<Option<i64>> {
+        not_shared()
+    }
+}
+
+fn not_shared<T: Send + 'static>() -> Pending<T> {
+    Box::pin(async {
+        Err(StoreError {
+            message: "this store is not shared; ftw answers from memory".into(),
+            full: false,
+        })
+    })
 }
 
 /// Milliseconds since the Unix epoch (0 before it).

@@ -185,3 +185,134 @@ pub struct Orphan {
     pub record: RunRecord,
     pub last_seen: Option<SystemTime>,
 }
+
+/// One step of a sign-in attempt against a throttle key shared by replicas, applied
+/// atomically in the database (`ThrottleStep::apply` on the key's row, locked).
+/// Times are Unix milliseconds. The row's list holds failures (positive) and attempts
+/// being checked (negative: minus the time they began), so parallel guesses on other
+/// replicas count at once, and only failures block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThrottleStep {
+    /// An attempt begins, unless the key is blocked or its recent failures and
+    /// attempts already reach `max`.
+    Begin { now: i64, window: i64, max: u32 },
+    /// The attempt that began at `begun` failed: reaching `max` failures blocks the
+    /// key for `block`.
+    Failed {
+        begun: i64,
+        now: i64,
+        window: i64,
+        max: u32,
+        block: i64,
+    },
+    /// The attempt that began at `begun` succeeded, or was never checked.
+    Release { begun: i64 },
+}
+
+impl ThrottleStep {
+    /// Applies the step to a key's list and block; for `Begin`, the wait (milliseconds)
+    /// when it is refused.
+    pub fn apply(self, stamps: &mut Vec<i64>, blocked_until: &mut Option<i64>) -> Option<i64> {
+        let take_back = |stamps: &mut Vec<i64>, begun: i64| {
+            if let Some(at) = stamps.iter().position(|t| *t == -begun) {
+                stamps.remove(at);
+            }
+        };
+        match self {
+            ThrottleStep::Begin { now, window, max } => {
+                if let Some(until) = blocked_until.filter(|until| *until > now) {
+                    return Some(until - now);
+                }
+                *blocked_until = None;
+                stamps.retain(|t| now - t.abs() <= window);
+                if stamps.len() >= max as usize {
+                    return Some(1000);
+                }
+                stamps.push(-now);
+                None
+            }
+            ThrottleStep::Failed {
+                begun,
+                now,
+                window,
+                max,
+                block,
+            } => {
+                take_back(stamps, begun);
+                if blocked_until.is_some_and(|until| until > now) {
+                    return None;
+                }
+                stamps.retain(|t| now - t.abs() <= window);
+                stamps.push(now);
+                if stamps.iter().filter(|t| **t > 0).count() >= max as usize {
+                    stamps.retain(|t| *t < 0);
+                    *blocked_until = Some(now + block);
+                }
+                None
+            }
+            ThrottleStep::Release { begun } => {
+                take_back(stamps, begun);
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ThrottleStep;
+
+    const WINDOW: i64 = 60_000;
+
+    fn begin(now: i64) -> ThrottleStep {
+        ThrottleStep::Begin {
+            now,
+            window: WINDOW,
+            max: 5,
+        }
+    }
+
+    fn failed(begun: i64, now: i64) -> ThrottleStep {
+        ThrottleStep::Failed {
+            begun,
+            now,
+            window: WINDOW,
+            max: 5,
+            block: 300_000,
+        }
+    }
+
+    #[test]
+    fn attempts_in_flight_count_and_only_failures_block() {
+        let (mut stamps, mut blocked) = (Vec::new(), None);
+        for now in 1..6 {
+            assert_eq!(begin(now).apply(&mut stamps, &mut blocked), None);
+        }
+        // A sixth in parallel waits.
+        assert_eq!(begin(6).apply(&mut stamps, &mut blocked), Some(1000));
+        // One fails, four succeed: no block (a typo among colleagues behind one NAT).
+        failed(1, 7).apply(&mut stamps, &mut blocked);
+        for begun in 2..6 {
+            ThrottleStep::Release { begun }.apply(&mut stamps, &mut blocked);
+        }
+        assert_eq!(blocked, None);
+        assert_eq!(stamps, vec![7]);
+        // Four more failures, one after another: the fifth blocks.
+        for now in 10..14 {
+            assert_eq!(begin(now).apply(&mut stamps, &mut blocked), None);
+            failed(now, now + 1).apply(&mut stamps, &mut blocked);
+        }
+        assert_eq!(blocked, Some(14 + 300_000));
+        assert_eq!(
+            begin(20).apply(&mut stamps, &mut blocked),
+            Some(300_000 - 6)
+        );
+    }
+
+    #[test]
+    fn old_failures_and_abandoned_attempts_fall_out_of_the_window() {
+        let (mut stamps, mut blocked) = (vec![1, 2, -3, 4], None);
+        assert_eq!(begin(70_000).apply(&mut stamps, &mut blocked), None);
+        assert_eq!(stamps, vec![-70_000]);
+    }
+}

@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use crate::manifest::Throttle as Policy;
 use crate::store::Store;
 
+mod shared;
 mod stored;
 
 pub const DEFAULT_CAPACITY: usize = 10_000;
@@ -124,7 +125,33 @@ impl Throttle {
     /// the limit. Say how it ended with `Attempt::failed` or `Attempt::succeeded`; an
     /// attempt dropped without either (the client went away) counts as a failure.
     /// `known`: the manifest has this user (their entry is never refused for room).
-    pub fn begin<'a>(
+    /// With replicas, the attempt also counts in the database (see `shared`).
+    pub async fn begin<'a>(
+        &'a self,
+        policy: &Policy,
+        user: &str,
+        known: bool,
+        ip: IpAddr,
+        now: Instant,
+    ) -> Result<Attempt<'a>, Duration> {
+        let attempt = self.begin_local(policy, user, known, ip, now)?;
+        self.begin_shared(attempt).await
+    }
+
+    /// Like `begin`, for attempts without a user name (API tokens): they count against
+    /// the address only, so bad tokens cannot lock anyone's account.
+    pub async fn begin_address<'a>(
+        &'a self,
+        policy: &Policy,
+        ip: IpAddr,
+        now: Instant,
+    ) -> Result<Attempt<'a>, Duration> {
+        let attempt = self.begin_address_local(policy, ip, now)?;
+        self.begin_shared(attempt).await
+    }
+
+    /// `begin`, counted in this process's memory only.
+    pub fn begin_local<'a>(
         &'a self,
         policy: &Policy,
         user: &str,
@@ -135,9 +162,8 @@ impl Throttle {
         self.begin_keys(policy, Some(user_key(user)), known, ip, now)
     }
 
-    /// Like `begin`, for attempts without a user name (API tokens): they count against
-    /// the address only, so bad tokens cannot lock anyone's account.
-    pub fn begin_address<'a>(
+    /// `begin_address`, counted in this process's memory only.
+    pub fn begin_address_local<'a>(
         &'a self,
         policy: &Policy,
         ip: IpAddr,
@@ -160,6 +186,7 @@ impl Throttle {
             user,
             address: Some(address_key(ip)),
             open: false,
+            shared: None,
         };
         if policy.max_failures == 0 {
             return Ok(attempt);
@@ -254,6 +281,9 @@ pub struct Attempt<'a> {
     address: Option<String>,
     /// Counted and not yet ended.
     open: bool,
+    /// With replicas: when it began (Unix ms) and the keys it counts against in the
+    /// database.
+    shared: Option<(i64, Vec<(&'static str, String)>)>,
 }
 
 impl Attempt<'_> {
@@ -295,6 +325,9 @@ impl Attempt<'_> {
             .address
             .as_ref()
             .and_then(|key| end(&t.addresses, ADDRESSES, key));
+        if let Some((begun, keys)) = self.shared.take() {
+            t.end_shared(&self.policy, begun, keys, failed);
+        }
         a.max(b)
     }
 }
@@ -462,12 +495,13 @@ mod tests {
 
     /// One failed attempt under `POLICY`, as the handlers make it.
     fn fail(t: &Throttle, user: &str, from: &str, at: Instant) -> Result<(), Duration> {
-        t.begin(&POLICY, user, false, ip(from), at)?.failed(at)
+        t.begin_local(&POLICY, user, false, ip(from), at)?
+            .failed(at)
     }
 
     /// Whether an attempt may start (and it leaves no trace if it may).
     fn check(t: &Throttle, user: &str, from: &str, at: Instant) -> Result<(), Duration> {
-        t.begin(&POLICY, user, false, ip(from), at)
+        t.begin_local(&POLICY, user, false, ip(from), at)
             .map(Attempt::not_checked)
     }
 
@@ -477,25 +511,25 @@ mod tests {
         let a = ip("192.0.2.1");
         // Five guesses hashing at once: a sixth is turned away before it is checked.
         let open: Vec<_> = (0..5)
-            .map(|_| t.begin(&POLICY, "alice", false, a, now).unwrap())
+            .map(|_| t.begin_local(&POLICY, "alice", false, a, now).unwrap())
             .collect();
         assert_eq!(
-            t.begin(&POLICY, "alice", false, a, now).unwrap_err(),
+            t.begin_local(&POLICY, "alice", false, a, now).unwrap_err(),
             BUSY_WAIT,
             "no sixth guess in parallel"
         );
         // From another address the name is just as busy; another name from that
         // address too (the address has five in flight).
         assert!(
-            t.begin(&POLICY, "alice", false, ip("192.0.2.2"), now)
+            t.begin_local(&POLICY, "alice", false, ip("192.0.2.2"), now)
                 .is_err()
         );
-        assert!(t.begin(&POLICY, "bob", false, a, now).is_err());
+        assert!(t.begin_local(&POLICY, "bob", false, a, now).is_err());
         // All five fail: the name and the address are blocked for the full time.
         let results: Vec<_> = open.into_iter().map(|x| x.failed(now)).collect();
         assert_eq!(results.last().unwrap(), &Err(POLICY.block));
         assert_eq!(
-            t.begin(&POLICY, "alice", false, ip("192.0.2.9"), now)
+            t.begin_local(&POLICY, "alice", false, ip("192.0.2.9"), now)
                 .unwrap_err(),
             POLICY.block
         );
@@ -506,19 +540,19 @@ mod tests {
         let (t, now) = fresh();
         let a = ip("192.0.2.1");
         for _ in 0..4 {
-            drop(t.begin(&POLICY, "alice", false, a, now).unwrap());
+            drop(t.begin_local(&POLICY, "alice", false, a, now).unwrap());
         }
         // Four abandoned guesses count; successes and unchecked attempts do not.
         for _ in 0..10 {
-            t.begin(&POLICY, "carol", false, a, now)
+            t.begin_local(&POLICY, "carol", false, a, now)
                 .unwrap()
                 .succeeded();
-            t.begin(&POLICY, "carol", false, a, now)
+            t.begin_local(&POLICY, "carol", false, a, now)
                 .unwrap()
                 .not_checked();
         }
         assert_eq!(
-            t.begin(&POLICY, "alice", false, a, now)
+            t.begin_local(&POLICY, "alice", false, a, now)
                 .unwrap()
                 .failed(now),
             Err(POLICY.block),
@@ -623,12 +657,12 @@ mod tests {
         // address table does not count it), and is still throttled by name.
         for _ in 0..4 {
             let attempt = t
-                .begin(&POLICY, "erin", true, ip("10.9.9.9"), later)
+                .begin_local(&POLICY, "erin", true, ip("10.9.9.9"), later)
                 .unwrap();
             assert_eq!(attempt.failed(later), Ok(()));
         }
         let fifth = t
-            .begin(&POLICY, "erin", true, ip("10.9.9.8"), later)
+            .begin_local(&POLICY, "erin", true, ip("10.9.9.8"), later)
             .unwrap();
         assert_eq!(
             fifth.failed(later),
@@ -661,7 +695,7 @@ mod tests {
         };
         let now = Instant::now();
         for _ in 0..50 {
-            let attempt = t.begin(&off, "a", false, ip("1.1.1.1"), now).unwrap();
+            let attempt = t.begin_local(&off, "a", false, ip("1.1.1.1"), now).unwrap();
             assert_eq!(attempt.failed(now), Ok(()));
         }
         assert_eq!(t.len(), (0, 0));

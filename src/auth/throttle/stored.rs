@@ -43,13 +43,21 @@ impl Throttle {
     /// bounded as the one here.
     pub(super) fn forget_evicted(&self, table: &'static str, t: &mut super::Table) {
         for key in t.evicted.drain(..) {
-            self.persist(table, &key, None);
+            // With replicas, the database's row is every replica's count: it stays.
+            if !self.store.as_ref().is_some_and(|s| s.shared()) {
+                self.persist(table, &key, None);
+            }
         }
     }
 
-    /// Writes a key's failures and block (or that it has none) to the store.
+    /// Writes a key's failures and block (or that it has none) to the store. With
+    /// replicas, failures are counted in the database step by step (`shared`) and
+    /// only a success's "no failures" is written from here.
     pub(super) fn persist(&self, table: &'static str, key: &str, entry: Option<&Entry>) {
         let Some(store) = &self.store else { return };
+        if store.shared() && entry.is_some() {
+            return;
+        }
         match entry {
             Some(entry) => {
                 let clock = Clock::now();

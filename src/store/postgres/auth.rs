@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
-use crate::store::records::{PasskeyRecord, Revocation, ThrottleRecord};
+use crate::store::records::{PasskeyRecord, Revocation, ThrottleRecord, ThrottleStep};
 use crate::store::unix_ms;
 
 type Result<T> = std::result::Result<T, tokio_postgres::Error>;
@@ -103,10 +103,13 @@ pub async fn throttle_records(
 }
 
 fn throttle_record(row: &Row) -> Result<ThrottleRecord> {
+    let mut failures: Vec<i64> = row.try_get(2)?;
+    // Negative stamps are attempts being checked (see `ThrottleStep`), not failures.
+    failures.retain(|t| *t > 0);
     Ok(ThrottleRecord {
         table: row.try_get(0)?,
         key: row.try_get(1)?,
-        failures: row.try_get(2)?,
+        failures,
         blocked_until: row.try_get(3)?,
     })
 }
@@ -267,4 +270,79 @@ pub async fn bind_name(
         )
         .await?;
     Ok((row.try_get(0)?, row.try_get(1)?))
+}
+
+/// Whether a session is revoked, by id or by its user's floor.
+pub async fn session_revoked(
+    c: &impl GenericClient,
+    id: &[u8],
+    user: &str,
+    issued: u64,
+) -> Result<bool> {
+    let sql = "SELECT EXISTS (SELECT 1 FROM revoked_sessions WHERE id = $1) \
+               OR EXISTS (SELECT 1 FROM revoked_before WHERE \"user\" = $2 AND issued >= $3)";
+    let row = c
+        .query_one(
+            &c.prepare_cached(sql).await?,
+            &[&id, &user, &(issued as i64)],
+        )
+        .await?;
+    row.try_get(0)
+}
+
+/// Revokes a single-use session unless it is revoked already; true for the caller
+/// that did (the primary key decides between racing replicas).
+pub async fn revoke_once(c: &impl GenericClient, r: &Revocation) -> Result<bool> {
+    let Some(id) = r.id else { return Ok(false) };
+    let sql = "INSERT INTO revoked_sessions (id, \"user\", issued, expires) \
+               SELECT $1::BYTEA, $2::TEXT, $3::BIGINT, $4::BIGINT WHERE NOT EXISTS \
+               (SELECT 1 FROM revoked_before WHERE \"user\" = $2 AND issued >= $3) \
+               ON CONFLICT (id) DO NOTHING";
+    let added = c
+        .execute(
+            &c.prepare_cached(sql).await?,
+            &[&&id[..], &r.user, &(r.issued as i64), &(r.expires as i64)],
+        )
+        .await?;
+    Ok(added == 1)
+}
+
+/// Records a TOTP step unless it or a later one was used; true if this call did.
+pub async fn totp_accept(c: &impl GenericClient, user: &str, step: u64) -> Result<bool> {
+    let sql = "INSERT INTO totp_used (\"user\", step) VALUES ($1, $2) ON CONFLICT (\"user\") \
+               DO UPDATE SET step = excluded.step WHERE totp_used.step < excluded.step";
+    let changed = c
+        .execute(&c.prepare_cached(sql).await?, &[&user, &(step as i64)])
+        .await?;
+    Ok(changed == 1)
+}
+
+/// Applies a throttle step to a key's row, locked for the rest of the transaction `c`
+/// runs in, so replicas counting the same key take turns.
+pub async fn throttle_step(
+    c: &impl GenericClient,
+    table: &str,
+    key: &str,
+    step: ThrottleStep,
+) -> Result<Option<i64>> {
+    let make = "INSERT INTO throttle (tbl, key, failures, blocked_until_ms) \
+                VALUES ($1, $2, '{}', NULL) ON CONFLICT (tbl, key) DO NOTHING";
+    c.execute(&c.prepare_cached(make).await?, &[&table, &key])
+        .await?;
+    let read = "SELECT failures, blocked_until_ms FROM throttle WHERE tbl = $1 AND key = $2 \
+                FOR UPDATE";
+    let row = c
+        .query_one(&c.prepare_cached(read).await?, &[&table, &key])
+        .await?;
+    let mut stamps: Vec<i64> = row.try_get(0)?;
+    let mut blocked: Option<i64> = row.try_get(1)?;
+    let wait = step.apply(&mut stamps, &mut blocked);
+    let write = "UPDATE throttle SET failures = $3, blocked_until_ms = $4 \
+                 WHERE tbl = $1 AND key = $2";
+    c.execute(
+        &c.prepare_cached(write).await?,
+        &[&table, &key, &stamps, &blocked],
+    )
+    .await?;
+    Ok(wait)
 }

@@ -57,6 +57,7 @@ enum Write {
     RemovePasskey(String, String),
     KnownUsers(Vec<String>),
     Tidy(u64),
+    Throttle(&'static str, String, ThrottleStep),
     Heartbeat(SystemTime),
     Leave,
     Flush,
@@ -69,7 +70,6 @@ struct Job {
 
 pub struct Postgres {
     pool: Pool,
-    shown: String,
     replica: Arc<str>,
     writer: Mutex<Option<mpsc::UnboundedSender<Job>>>,
     heartbeat: tokio::task::JoinHandle<()>,
@@ -121,7 +121,6 @@ impl Postgres {
         tracing::info!("state in {shown} (replica {replica})");
         Ok(Postgres {
             pool,
-            shown,
             replica,
             writer: Mutex::new(Some(tx)),
             heartbeat,
@@ -258,6 +257,9 @@ async fn apply(
         Write::RemovePasskey(user, id) => auth::remove_passkey(tx, user, id).await,
         Write::KnownUsers(users) => auth::set_known_users(tx, users).await,
         Write::Tidy(now) => auth::tidy(tx, *now).await,
+        Write::Throttle(table, key, step) => {
+            auth::throttle_step(tx, table, key, *step).await.map(drop)
+        }
         Write::Heartbeat(at) => auth::heartbeat(tx, replica, *at).await,
         Write::Leave => auth::leave(tx, replica).await,
         Write::Flush => Ok(()),
@@ -453,12 +455,46 @@ impl Store for Postgres {
     }
 
     fn ping(&self) -> Pending<()> {
-        let shown = self.shown.clone();
+        self.read(|c| Box::pin(async move { c.simple_query("SELECT 1").await.map(drop) }))
+    }
+
+    fn session_revoked(&self, id: [u8; 16], user: &str, issued: u64) -> Pending<bool> {
+        let user = user.to_string();
         self.read(move |c| {
-            Box::pin(async move {
-                let _ = &shown;
-                c.simple_query("SELECT 1").await.map(drop)
-            })
+            Box::pin(async move { auth::session_revoked(c, &id, &user, issued).await })
+        })
+    }
+
+    fn revoke_once(&self, revocation: Revocation) -> Pending<bool> {
+        self.read(move |c| Box::pin(async move { auth::revoke_once(c, &revocation).await }))
+    }
+
+    fn totp_accept(&self, user: &str, step: u64) -> Pending<bool> {
+        let user = user.to_string();
+        self.read(move |c| Box::pin(async move { auth::totp_accept(c, &user, step).await }))
+    }
+
+    fn throttle_step(
+        &self,
+        table: &'static str,
+        key: &str,
+        step: ThrottleStep,
+    ) -> Pending<Option<i64>> {
+        if !matches!(step, ThrottleStep::Begin { .. }) {
+            // Its outcome changes no answer: queued, in order after the begin.
+            let written = self.write(Write::Throttle(table, key.to_string(), step));
+            return Box::pin(async move { written.await.map(|()| None) });
+        }
+        let (pool, key) = (self.pool.clone(), key.to_string());
+        Box::pin(async move {
+            let mut client = pool.get().await.map_err(pool_error)?;
+            let begun = async {
+                let tx = client.transaction().await?;
+                let wait = auth::throttle_step(&tx, table, &key, step).await?;
+                tx.commit().await?;
+                Ok(wait)
+            };
+            begun.await.map_err(|e| store_error(&e))
         })
     }
 }
