@@ -16,6 +16,22 @@ const BOB_PW: &str = "second";
 const TOTP_SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 const KEY: &str = "7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a";
 
+/// Ticks five times a second until stopped; says where it runs.
+const TICKER_SH: &str = r#"#!/bin/sh
+echo $$ > "$1"
+i=0
+while :; do echo "tick $i"; i=$((i+1)); sleep 0.2; done
+"#;
+
+/// About 200 KB of output (past what one ftw keeps in memory, and several chunks),
+/// one line on stderr, and a file.
+const REPORT_SH: &str = r#"#!/bin/sh
+i=0
+while [ "$i" -lt 8000 ]; do echo "line $i of the report"; i=$((i+1)); done
+echo "to stderr" >&2
+printf 'a,b\n1,2\n' > "$FTW_OUTPUT_DIR/report.csv"
+"#;
+
 /// Leaves a child behind in its process group, says where, and waits.
 const HANG_SH: &str = r#"#!/bin/sh
 sleep 300 &
@@ -60,6 +76,15 @@ type = "text"
 [tools.hang]
 command = ["./hang.sh", "{{pid_file}}"]
 
+[tools.ticker]
+command = ["./ticker.sh", "{{pid_file}}"]
+
+[tools.ticker.args.pid_file]
+type = "text"
+
+[tools.report]
+command = ["./report.sh"]
+
 [tools.hang.args.pid_file]
 type = "text"
 "#,
@@ -77,6 +102,8 @@ type = "text"
         let test = Test::new()
             .manifest(&self.manifest)
             .exec("hang.sh", HANG_SH)
+            .exec("ticker.sh", TICKER_SH)
+            .exec("report.sh", REPORT_SH)
             .file("ftw.secret", KEY);
         Server::start(
             test,
@@ -385,4 +412,104 @@ fn a_totp_code_used_on_one_replica_is_refused_on_another() {
     let r = send_code(&b, &cookies, &token, &code);
     assert_eq!(r.status, 401, "{}", r.body);
     assert!(r.body.contains("That code was already used"), "{}", r.body);
+}
+
+#[test]
+fn a_run_on_one_replica_is_streamed_read_and_cancelled_through_another() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let (a, b) = (cluster.replica(), cluster.replica());
+    let pid_file = a.test.path().join("ticker.pid");
+    let args = format!(r#"{{"pid_file": "{}"}}"#, pid_file.display());
+    let id = cluster.start_run(&a, "ticker", &args, false);
+    // B follows the live stream of a run it does not run.
+    let events = {
+        let (port, token, path) = (
+            b.port,
+            cluster.token.clone(),
+            format!("/api/runs/{id}/events"),
+        );
+        std::thread::spawn(move || {
+            let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(60)))
+                .unwrap();
+            let auth = format!("Bearer {token}");
+            crate::support::server::http_to(
+                "localhost",
+                &mut stream,
+                "GET",
+                &path,
+                &[("Authorization", &auth)],
+                "",
+            )
+        })
+    };
+    eventually("B sees the ticks", || {
+        let run = cluster.api(&b, "GET", &format!("/api/runs/{id}"), "").1;
+        run["status"] == "running" && run["output"].as_str().unwrap_or("").contains("tick 3\n")
+    });
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let (status, body) = cluster.api(&b, "POST", &format!("/api/runs/{id}/cancel"), "");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["status"], "cancelled",
+        "B waited for A to stop it: {body}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(gone(pid), "the cancel from B reached the process on A");
+    // The stream B served ended with the run, output and all.
+    let wire = events.join().unwrap();
+    let events = crate::support::sse::parse(&wire.body);
+    let output: String = events
+        .iter()
+        .filter(|e| e.event == "snapshot" || e.event == "output")
+        .map(|e| e.data.clone())
+        .collect();
+    assert!(output.contains("tick 0\ntick 1\ntick 2\n"), "{output}");
+    let end = events.last().expect("events");
+    assert_eq!(end.event, "end", "{events:?}");
+    assert!(end.data.contains("cancelled"), "{}", end.data);
+    // What A kept is what B shows.
+    let (_, on_a) = cluster.api(&a, "GET", &format!("/api/runs/{id}"), "");
+    let (_, on_b) = cluster.api(&b, "GET", &format!("/api/runs/{id}"), "");
+    assert_eq!(on_a["output"], on_b["output"]);
+    assert_eq!(on_b["status"], "cancelled");
+}
+
+#[test]
+fn long_output_and_files_of_a_run_are_read_through_another_replica() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let (a, b) = (cluster.replica(), cluster.replica());
+    let id = cluster.start_run(&a, "report", "{}", true);
+    let auth = format!("Bearer {}", cluster.token);
+    let whole = |server: &Server| {
+        server
+            .request(
+                "GET",
+                &format!("/api/runs/{id}/output"),
+                &[("Authorization", &auth)],
+                "",
+            )
+            .body
+    };
+    let on_a = whole(&a);
+    assert!(on_a.len() > 150_000, "{}", on_a.len());
+    assert_eq!(whole(&b), on_a, "B serves the whole output, past 64 KiB");
+    assert!(on_a.ends_with("to stderr\n"));
+    let cookie = b.sign_in("alice", ALICE_PW).expect("alice signs in on B");
+    let file = get(&b, &format!("/runs/{id}/files/report.csv"), &cookie);
+    assert_eq!((file.status, file.body.as_str()), (200, "a,b\n1,2\n"));
 }

@@ -287,36 +287,81 @@ impl OutputLog {
         }
     }
 
-    /// The output kept in memory and not yet stored, as chunks split where stderr
-    /// starts and ends (nothing once the output is in its file, which needs no copy).
-    /// What it returns counts as stored from then on.
-    pub fn unsaved_chunks(&self) -> Vec<Chunk> {
-        let mut st = self.state.lock().expect("log lock");
-        let (from, to) = (st.saved, st.len);
-        let Place::Memory(buf) = &st.store else {
-            return Vec::new();
+    /// The output not yet stored, as chunks (at most `CHUNK` bytes each) split where
+    /// stderr starts and ends. Once the output is in its file it needs no copy, and
+    /// none is made unless `from_file` (replicas: other replicas read the database,
+    /// never this one's file). What it returns counts as stored from then on.
+    pub fn unsaved_chunks(&self, from_file: bool) -> Vec<Chunk> {
+        let (from, to) = {
+            let mut st = self.state.lock().expect("log lock");
+            let (from, to) = (st.saved, st.len);
+            if from >= to || (matches!(st.store, Place::File(_)) && !from_file) {
+                return Vec::new();
+            }
+            st.saved = to;
+            (from, to)
         };
-        if from >= to {
-            return Vec::new();
-        }
+        // Bytes below `len` never change: read them outside the lock.
         let mut cuts = vec![from, to];
-        for range in self.stderr.lock().expect("log lock").within(from..to) {
+        cuts.extend((from..to).step_by(super::CHUNK).skip(1));
+        let stderr = self.stderr.lock().expect("log lock");
+        for range in stderr.within(from..to) {
             cuts.extend([range.start, range.end]);
         }
         cuts.sort_unstable();
         cuts.dedup();
-        let stderr = self.stderr.lock().expect("log lock");
-        let chunks = cuts
+        let pieces: Vec<(u64, u64, bool)> = cuts
             .windows(2)
-            .map(|w| Chunk {
-                offset: w[0],
-                stderr: !stderr.within(w[0]..w[1]).is_empty(),
-                bytes: buf[w[0] as usize..w[1] as usize].to_vec(),
-            })
+            .map(|w| (w[0], w[1], !stderr.within(w[0]..w[1]).is_empty()))
             .collect();
         drop(stderr);
-        st.saved = to;
-        chunks
+        pieces
+            .into_iter()
+            .map(|(start, end, stderr)| Chunk {
+                offset: start,
+                stderr,
+                bytes: self.read(start, end, (end - start) as usize),
+            })
+            .collect()
+    }
+
+    /// A log that follows a run another replica is running: what it stored so far,
+    /// and more as `follow` adds it.
+    pub fn following(chunks: Vec<Chunk>, dropped: u64, cut: Option<String>) -> OutputLog {
+        let log = OutputLog::from_chunks(Vec::new(), dropped, cut, Vec::new());
+        for chunk in &chunks {
+            log.follow(chunk);
+        }
+        log
+    }
+
+    /// Adds a chunk another replica stored, if it is the next one (others are already
+    /// here, or damage). Returns whether it was added.
+    pub fn follow(&self, chunk: &Chunk) -> bool {
+        let mut st = self.state.lock().expect("log lock");
+        if chunk.offset != st.len || chunk.bytes.is_empty() {
+            return false;
+        }
+        let Place::Memory(buf) = &mut st.store else {
+            return false;
+        };
+        buf.extend_from_slice(&chunk.bytes);
+        let at = st.len;
+        let len = chunk.bytes.len() as u64;
+        st.len += len;
+        st.kept += len;
+        st.saved = st.len;
+        if chunk.stderr {
+            self.stderr.lock().expect("log lock").add(at..at + len);
+        }
+        true
+    }
+
+    /// The cut and dropped bytes another replica reported at the run's end.
+    pub fn follow_end(&self, dropped: u64, cut: Option<String>) {
+        let mut st = self.state.lock().expect("log lock");
+        st.dropped = dropped;
+        st.cut = cut;
     }
 
     /// The whole output while it is kept in memory (`None` once it is in the file).
@@ -506,7 +551,7 @@ mod tests {
         log.append(b"out ", false);
         log.append(b"err ", true);
         log.append(b"out", false);
-        let chunks = log.unsaved_chunks();
+        let chunks = log.unsaved_chunks(false);
         let parts: Vec<(u64, bool, &[u8])> = chunks
             .iter()
             .map(|c| (c.offset, c.stderr, c.bytes.as_slice()))
@@ -519,12 +564,41 @@ mod tests {
                 (8, false, &b"out"[..])
             ]
         );
-        assert!(log.unsaved_chunks().is_empty(), "each byte once");
+        assert!(log.unsaved_chunks(false).is_empty(), "each byte once");
         log.append(b"!", false);
-        assert_eq!(log.unsaved_chunks()[0].offset, 11);
+        assert_eq!(log.unsaved_chunks(false)[0].offset, 11);
         let restored = OutputLog::from_chunks(chunks, 0, None, Vec::new());
         assert_eq!(restored.read_all(), b"out err out");
         assert_eq!(restored.stderr_within(0..11), vec![4..8]);
+    }
+
+    #[test]
+    fn with_replicas_output_past_memory_is_handed_out_too_and_followed_elsewhere() {
+        let (_dir, log) = log(1 << 20);
+        log.append(b"start\n", false);
+        let first = log.unsaved_chunks(true);
+        log.append(&vec![b'x'; SPILL_AT], false);
+        log.append(b"oops\n", true);
+        assert!(log.facts().in_file);
+        assert!(
+            log.unsaved_chunks(false).is_empty(),
+            "one ftw reads its file"
+        );
+        log.append(b"end\n", false);
+        let rest = log.unsaved_chunks(true);
+        assert!(rest.iter().all(|c| c.bytes.len() <= crate::runs::CHUNK));
+        // Another replica follows: chunks in order, a repeat ignored.
+        let other = OutputLog::following(first.clone(), 0, None);
+        assert!(
+            !other.follow(&first[0]),
+            "a chunk it has is not added twice"
+        );
+        for chunk in &rest {
+            assert!(other.follow(chunk));
+        }
+        assert_eq!(other.read_all(), log.read_all());
+        let oops = 6 + SPILL_AT as u64;
+        assert_eq!(other.stderr_within(0..other.len()), vec![oops..oops + 5]);
     }
 
     #[test]

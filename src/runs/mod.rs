@@ -18,6 +18,7 @@
 //! tools waiting while slots are free.
 
 mod dir;
+mod follow;
 mod log;
 mod process;
 mod recover;
@@ -54,6 +55,8 @@ pub const DEFAULT_KEEP_RUNS: u32 = 10_000;
 pub const DEFAULT_MAX_RUNS_PER_USER: u16 = 8;
 /// Runs of one tool that may wait for a free slot before new ones are refused (429).
 pub const MAX_QUEUED: usize = 32;
+/// With replicas, the most bytes of a run's files copied into the shared database.
+pub const SHARED_FILES_MAX: u64 = 64 << 20;
 
 /// A new run id: 128 random bits, URL-safe base64 (22 characters).
 pub fn new_id() -> String {
@@ -119,6 +122,8 @@ pub struct Runs {
     metrics: Arc<Metrics>,
     /// Runs queued or running, by id.
     live: Mutex<HashMap<String, Arc<Run>>>,
+    /// Runs another replica runs that this one follows for its viewers (`follow`).
+    remote: Mutex<HashMap<String, std::sync::Weak<Run>>>,
     limits: Limits,
     global: Arc<Semaphore>,
     per_tool: Mutex<HashMap<String, (u32, Arc<Semaphore>)>>,
@@ -155,6 +160,7 @@ impl Runs {
             audit,
             metrics,
             live: Mutex::new(HashMap::new()),
+            remote: Mutex::new(HashMap::new()),
             limits,
             global: Arc::new(Semaphore::new(limits.max_runs.max(1))),
             per_tool: Mutex::new(HashMap::new()),
@@ -173,10 +179,13 @@ impl Runs {
         RunDir::create(&self.root, id, &self.sweeper)
     }
 
-    /// A run by id: live, or from the history.
+    /// A run by id: live, followed (another replica runs it), or from the history.
     pub async fn get(&self, id: &str) -> Option<Arc<Run>> {
         if let Some(run) = self.live.lock().expect("runs lock").get(id) {
             return Some(Arc::clone(run));
+        }
+        if let Some(run) = self.followed(id) {
+            return Some(run);
         }
         let record = match self.store.run(id).await {
             Ok(record) => record?,
@@ -185,6 +194,9 @@ impl Runs {
                 return None;
             }
         };
+        if self.store.shared() && !record.status.is_finished() {
+            return Some(self.follow(record).await);
+        }
         Some(Arc::new(self.restore(record).await))
     }
 
@@ -361,7 +373,18 @@ impl Runs {
     /// If the database refuses (a full disk), the run stays in memory, as it ended,
     /// until a later try stores it.
     async fn finish(&self, run: &Run, status: Status) {
-        let end = run.ending(status);
+        let mut end = run.ending(status);
+        if self.store.shared() && end.in_file {
+            // Other replicas read output from the database, never from this replica's
+            // file: the rest of it goes there first (queued before the ending).
+            for chunk in run.output.unsaved_chunks(true) {
+                drop(self.store.append_output(&run.id, chunk));
+            }
+            end.in_file = false;
+        }
+        if self.store.shared() {
+            self.share_files(run, &end.files);
+        }
         let saved = self.store.finish_run(end.clone()).await;
         run.set_finished(&end);
         self.metrics.run_finished(
@@ -425,22 +448,118 @@ impl Runs {
                 self.save_output();
             }
         };
-        // With replicas, any of them closes the runs of one that died.
-        let orphans = async {
-            if !self.store.shared() {
-                return;
+        let replicas = self.replica_upkeep();
+        let root = self.root.clone();
+        let housekeeping =
+            retention.upkeep(Arc::clone(&self.store), root, Arc::clone(&self.sweeper));
+        tokio::join!(housekeeping, retries, output, replicas);
+    }
+
+    /// With replicas: cancels asked on other replicas reach this one's runs (at once
+    /// when notified, else within a second), and the runs of replicas that died are
+    /// closed. Returns at once with a store of its own.
+    async fn replica_upkeep(&self) {
+        if !self.store.shared() {
+            return;
+        }
+        let mut changes = self.store.run_changes();
+        let mut recovered = std::time::Instant::now();
+        loop {
+            let wake = async {
+                match changes.as_mut() {
+                    Some(rx) => loop {
+                        match rx.recv().await {
+                            Ok(id) if self.live.lock().expect("runs lock").contains_key(&id) => {
+                                return;
+                            }
+                            Ok(_) => {}
+                            Err(_) => return,
+                        }
+                    },
+                    None => std::future::pending().await,
+                }
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(1), wake).await;
+            // This replica's own output wakes it too: look at most five times a second.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            match self.store.cancel_requests().await {
+                Ok(ids) => {
+                    for id in ids {
+                        let run = self.live.lock().expect("runs lock").get(&id).cloned();
+                        if let Some(run) = run {
+                            run.cancel();
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!("cannot read cancels asked of this replica: {e}"),
             }
-            loop {
-                tokio::time::sleep(crate::store::postgres::HEARTBEAT_EVERY).await;
+            if recovered.elapsed() >= crate::store::postgres::HEARTBEAT_EVERY {
+                recovered = std::time::Instant::now();
                 if let Err(e) = self.recover().await {
                     tracing::warn!("cannot look for runs of replicas that died: {e}");
                 }
             }
+        }
+    }
+
+    /// With replicas: copies the files a run wrote into the database (queued before its
+    /// ending), up to `SHARED_FILES_MAX` bytes a run; larger ones stay in this
+    /// replica's state folder, and only this replica serves them.
+    fn share_files(&self, run: &Run, files: &[OutputFile]) {
+        use std::io::Read;
+        let mut budget = SHARED_FILES_MAX;
+        for listed in files {
+            if listed.size > budget {
+                tracing::warn!(
+                    "run {}: {} is too large to share with other replicas ({} bytes); only this replica serves it",
+                    run.id,
+                    listed.name,
+                    listed.size
+                );
+                continue;
+            }
+            // Not `run.file`: the run's listing is put in force after this.
+            let Some(file) = run.dir.open_output_file(&listed.name) else {
+                continue;
+            };
+            let mut bytes = Vec::new();
+            if (&file).take(budget).read_to_end(&mut bytes).is_ok() {
+                budget -= bytes.len() as u64;
+                drop(self.store.add_run_file(&run.id, &listed.name, bytes));
+            }
+        }
+    }
+
+    /// A file a run wrote, by its listed name: from this replica's state folder, or,
+    /// with replicas, from the database (through an unnamed temporary file, so it is
+    /// streamed like any other).
+    pub async fn file(&self, run: &Run, name: &str) -> Option<(OutputFile, std::fs::File)> {
+        if let Some(found) = run.file(name) {
+            return Some(found);
+        }
+        let listed = run.listed_file(name)?;
+        if !self.store.shared() {
+            return None;
+        }
+        let bytes = match self.store.run_file(&run.id, name).await {
+            Ok(bytes) => bytes?,
+            Err(e) => {
+                tracing::error!(
+                    "cannot read {name} of run {} from the database: {e}",
+                    run.id
+                );
+                return None;
+            }
         };
         let root = self.root.clone();
-        let housekeeping =
-            retention.upkeep(Arc::clone(&self.store), root, Arc::clone(&self.sweeper));
-        tokio::join!(housekeeping, retries, output, orphans);
+        tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            let mut file = tempfile::tempfile_in(root).ok()?;
+            file.write_all(&bytes).ok()?;
+            Some((listed, file))
+        })
+        .await
+        .ok()?
     }
 
     /// The runs in memory now (queued, running, or ended and not yet stored).
@@ -454,7 +573,7 @@ impl Runs {
     fn save_output(&self) {
         let live = self.live_runs();
         for run in live.iter().filter(|r| !r.status().is_finished()) {
-            for chunk in run.output.unsaved_chunks() {
+            for chunk in run.output.unsaved_chunks(self.store.shared()) {
                 drop(self.store.append_output(&run.id, chunk));
             }
         }

@@ -44,8 +44,11 @@ pub struct Run {
     pub(super) output: OutputLog,
     version: watch::Sender<u64>,
     pub(super) stop: watch::Sender<Stop>,
-    /// Where the process group is recorded once the program starts (live runs).
+    /// Where the process group is recorded once the program starts (live runs), or
+    /// where a cancel is asked for (runs another replica runs).
     store: Option<Arc<dyn Store>>,
+    /// Another replica runs it; this one follows it (see `runs::follow`).
+    following: bool,
 }
 
 impl std::fmt::Debug for Run {
@@ -168,6 +171,7 @@ impl Run {
             version: watch::channel(0).0,
             stop: watch::channel(Stop::Running).0,
             store: Some(f.store),
+            following: false,
         }
     }
 
@@ -193,6 +197,43 @@ impl Run {
             version: watch::channel(0).0,
             stop: watch::channel(Stop::Running).0,
             store: None,
+            following: false,
+        }
+    }
+
+    /// A run another replica runs, as far as it has stored it; `followed` brings it
+    /// up to date, and a cancel is asked of its replica through `store`.
+    pub(super) fn following(
+        record: RunRecord,
+        dir: RunDir,
+        output: OutputLog,
+        store: Arc<dyn Store>,
+    ) -> Run {
+        let started = record.started;
+        let run = Run {
+            store: Some(store),
+            following: true,
+            ..Run::restored(record, dir, output)
+        };
+        run.progress.lock().expect("progress lock").started = since(started);
+        run
+    }
+
+    /// What the replica that runs it stored since the last look: its record, and
+    /// whether output was added (already in the log). Viewers wake if anything changed.
+    pub(super) fn followed(&self, record: &RunRecord, output_added: bool) {
+        let mut p = self.progress.lock().expect("progress lock");
+        let changed = output_added || p.status != record.status;
+        if p.started.is_none() {
+            p.started = since(record.started);
+        }
+        p.status = record.status.clone();
+        p.duration = record.duration;
+        p.ended = record.ended;
+        p.files = record.files.clone();
+        drop(p);
+        if changed {
+            self.version.send_modify(|v| *v += 1);
         }
     }
 
@@ -306,7 +347,14 @@ impl Run {
     }
 
     /// Asks the run to stop: SIGTERM to its group, SIGKILL after the grace period.
+    /// A run another replica runs is asked of that replica (through the database).
     pub fn cancel(&self) {
+        if self.following {
+            if let Some(store) = &self.store {
+                drop(store.request_cancel(&self.id));
+            }
+            return;
+        }
         self.stop.send_if_modified(|s| {
             if *s == Stop::Running {
                 *s = Stop::Cancel;
@@ -380,6 +428,12 @@ impl Run {
         self.version.send_modify(|v| *v += 1);
     }
 
+    /// The listing of a file the run left, by name.
+    pub fn listed_file(&self, name: &str) -> Option<OutputFile> {
+        let p = self.progress.lock().expect("progress lock");
+        p.files.iter().find(|f| f.name == name).cloned()
+    }
+
     /// A file of the output folder by its listed name: only what was listed when the
     /// run ended can be fetched, never a path, and never through a symlink.
     pub fn file(&self, name: &str) -> Option<(OutputFile, std::fs::File)> {
@@ -390,6 +444,12 @@ impl Run {
         let file = self.dir.open_output_file(name)?;
         Some((listed, file))
     }
+}
+
+/// The instant `at` was, on this machine's monotonic clock (for a duration so far).
+fn since(at: Option<SystemTime>) -> Option<Instant> {
+    let ago = SystemTime::now().duration_since(at?).ok()?;
+    Instant::now().checked_sub(ago)
 }
 
 #[cfg(test)]

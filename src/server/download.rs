@@ -30,9 +30,8 @@ pub fn output(run: Arc<Run>) -> Response {
 }
 
 /// GET .../files/{name}: a file the run left, by its listed name only (never a path),
-/// opened without following symlinks.
-pub fn file(run: &Run, name: &str) -> Result<Response, Problem> {
-    let (listed, file) = run.file(name).ok_or(Problem::NotFound)?;
+/// opened without following symlinks (see `Runs::file`).
+pub fn file(name: &str, listed: OutputFile, file: std::fs::File) -> Result<Response, Problem> {
     let len = file.metadata().map(|m| m.len()).unwrap_or(listed.size);
     let content_type = if listed.image {
         mime_guess::from_path(name)

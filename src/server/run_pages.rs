@@ -160,7 +160,12 @@ pub async fn file(
     let name = percent_encoding::percent_decode_str(&name)
         .decode_utf8()
         .map_err(|_| super::problem::Problem::NotFound)?;
-    Ok(authed.finish(download::file(&run, &name)?))
+    let (listed, file) = state
+        .runs
+        .file(&run, &name)
+        .await
+        .ok_or(super::problem::Problem::NotFound)?;
+    Ok(authed.finish(download::file(&name, listed, file)?))
 }
 
 /// POST /runs/{id}/cancel

@@ -60,6 +60,15 @@ pub trait Store: Send + Sync {
     fn run(&self, id: &str) -> Pending<Option<RunRecord>>;
     /// The output chunks a run stored, in order.
     fn output_chunks(&self, id: &str) -> Pending<Vec<Chunk>>;
+    /// The chunks at or after byte `from`, in order (a replica following a run).
+    fn output_chunks_since(&self, id: &str, from: u64) -> Pending<Vec<Chunk>> {
+        let all = self.output_chunks(id);
+        Box::pin(async move {
+            let mut chunks = all.await?;
+            chunks.retain(|c| c.offset >= from);
+            Ok(chunks)
+        })
+    }
     /// A page of the history, newest first.
     fn list_runs(&self, query: RunQuery) -> Pending<Vec<RunRecord>>;
     /// Runs still queued or running whose ftw is gone, taken for this one to close
@@ -151,6 +160,27 @@ pub trait Store: Send + Sync {
         _step: ThrottleStep,
     ) -> Pending<Option<i64>> {
         not_shared()
+    }
+    /// Keeps a file a run wrote, so other replicas can serve it (queued).
+    fn add_run_file(&self, _id: &str, _name: &str, _bytes: Vec<u8>) -> Pending<()> {
+        not_shared()
+    }
+    /// A file a run wrote, as `add_run_file` kept it.
+    fn run_file(&self, _id: &str, _name: &str) -> Pending<Option<Vec<u8>>> {
+        not_shared()
+    }
+    /// Asks the replica that runs `id` to cancel it.
+    fn request_cancel(&self, _id: &str) -> Pending<()> {
+        not_shared()
+    }
+    /// This replica's unfinished runs that another replica asked to cancel.
+    fn cancel_requests(&self) -> Pending<Vec<String>> {
+        not_shared()
+    }
+    /// Wakes with a run's id when a replica stored something about it (output, start,
+    /// end, a cancel): followers need not wait for their next look.
+    fn run_changes(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        None
     }
 }
 

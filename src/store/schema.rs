@@ -104,6 +104,16 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE runs ADD COLUMN owner TEXT;
     ALTER TABLE runs ADD COLUMN cancel_ms INTEGER;
     "#,
+    // 4: run files in the database (PostgreSQL's migration 4; one ftw serves them from
+    // its state folder, so here the table stays empty).
+    r#"
+    CREATE TABLE run_files (
+        run TEXT NOT NULL,
+        name TEXT NOT NULL,
+        bytes BLOB NOT NULL,
+        PRIMARY KEY (run, name)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this ftw writes.

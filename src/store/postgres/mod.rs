@@ -18,6 +18,7 @@
 
 mod auth;
 pub mod connect;
+mod listen;
 mod runs;
 mod schema;
 
@@ -60,7 +61,21 @@ enum Write {
     Throttle(&'static str, String, ThrottleStep),
     Heartbeat(SystemTime),
     Leave,
+    /// Someone asked to cancel a run (it may run on another replica).
+    Cancel(String),
+    File(String, String, Vec<u8>),
     Flush,
+}
+
+impl Write {
+    /// The run this write tells other replicas about, if any.
+    fn run(&self) -> Option<&str> {
+        match self {
+            Write::Started(id, ..) | Write::Output(id, _) | Write::Cancel(id) => Some(id),
+            Write::Finish(end) => Some(&end.id),
+            _ => None,
+        }
+    }
 }
 
 struct Job {
@@ -73,6 +88,8 @@ pub struct Postgres {
     replica: Arc<str>,
     writer: Mutex<Option<mpsc::UnboundedSender<Job>>>,
     heartbeat: tokio::task::JoinHandle<()>,
+    listener: tokio::task::JoinHandle<()>,
+    changes: tokio::sync::broadcast::Sender<String>,
 }
 
 impl Postgres {
@@ -118,12 +135,16 @@ impl Postgres {
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(write_loop(pool.clone(), Arc::clone(&replica), rx));
         let heartbeat = tokio::spawn(beat(pool.clone(), Arc::clone(&replica)));
+        let changes = tokio::sync::broadcast::channel(1024).0;
+        let listener = tokio::spawn(listen::listen(target, changes.clone()));
         tracing::info!("state in {shown} (replica {replica})");
         Ok(Postgres {
             pool,
             replica,
             writer: Mutex::new(Some(tx)),
             heartbeat,
+            listener,
+            changes,
         })
     }
 
@@ -170,6 +191,7 @@ impl Postgres {
 impl Drop for Postgres {
     fn drop(&mut self) {
         self.heartbeat.abort();
+        self.listener.abort();
         drop(self.writer.lock().expect("store lock").take());
     }
 }
@@ -234,6 +256,15 @@ async fn commit(pool: &Pool, replica: &str, writes: &[&Write]) -> StoreResult<()
             .await
             .map_err(|e| store_error(&e))?;
     }
+    // Delivered on commit, once per run however many writes it had here.
+    let mut runs: Vec<&str> = writes.iter().filter_map(|w| w.run()).collect();
+    runs.sort_unstable();
+    runs.dedup();
+    for run in runs {
+        tx.execute("SELECT pg_notify($1, $2)", &[&listen::CHANNEL, &run])
+            .await
+            .map_err(|e| store_error(&e))?;
+    }
     tx.commit().await.map_err(|e| store_error(&e))
 }
 
@@ -262,6 +293,8 @@ async fn apply(
         }
         Write::Heartbeat(at) => auth::heartbeat(tx, replica, *at).await,
         Write::Leave => auth::leave(tx, replica).await,
+        Write::File(id, name, bytes) => runs::add_file(tx, id, name, bytes).await,
+        Write::Cancel(id) => runs::request_cancel(tx, id, super::unix_ms(SystemTime::now())).await,
         Write::Flush => Ok(()),
     }
 }
@@ -313,6 +346,33 @@ impl Store for Postgres {
 
     fn finish_run(&self, end: FinishedRun) -> Pending<()> {
         self.write(Write::Finish(Box::new(end)))
+    }
+
+    fn output_chunks_since(&self, id: &str, from: u64) -> Pending<Vec<Chunk>> {
+        let id = id.to_string();
+        self.read(move |c| Box::pin(async move { runs::chunks_since(c, &id, from).await }))
+    }
+
+    fn add_run_file(&self, id: &str, name: &str, bytes: Vec<u8>) -> Pending<()> {
+        self.write(Write::File(id.to_string(), name.to_string(), bytes))
+    }
+
+    fn run_file(&self, id: &str, name: &str) -> Pending<Option<Vec<u8>>> {
+        let (id, name) = (id.to_string(), name.to_string());
+        self.read(move |c| Box::pin(async move { runs::file(c, &id, &name).await }))
+    }
+
+    fn request_cancel(&self, id: &str) -> Pending<()> {
+        self.write(Write::Cancel(id.to_string()))
+    }
+
+    fn cancel_requests(&self) -> Pending<Vec<String>> {
+        let me = self.replica.to_string();
+        self.read(move |c| Box::pin(async move { runs::cancel_requests(c, &me).await }))
+    }
+
+    fn run_changes(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        Some(self.changes.subscribe())
     }
 
     fn run(&self, id: &str) -> Pending<Option<RunRecord>> {

@@ -145,6 +145,57 @@ pub async fn chunks(c: &impl GenericClient, id: &str) -> Result<Vec<Chunk>> {
         .collect()
 }
 
+pub async fn chunks_since(c: &impl GenericClient, id: &str, from: u64) -> Result<Vec<Chunk>> {
+    let sql = "SELECT \"offset\", stderr, bytes FROM output_chunks WHERE run = $1 \
+               AND \"offset\" >= $2 ORDER BY \"offset\"";
+    let rows = c
+        .query(&c.prepare_cached(sql).await?, &[&id, &(from as i64)])
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(Chunk {
+                offset: row.try_get::<_, i64>(0)? as u64,
+                stderr: row.try_get(1)?,
+                bytes: row.try_get(2)?,
+            })
+        })
+        .collect()
+}
+
+pub async fn add_file(c: &impl GenericClient, id: &str, name: &str, bytes: &[u8]) -> Result<()> {
+    let sql = "INSERT INTO run_files (run, name, bytes) VALUES ($1, $2, $3) \
+               ON CONFLICT (run, name) DO UPDATE SET bytes = excluded.bytes";
+    c.execute(&c.prepare_cached(sql).await?, &[&id, &name, &bytes])
+        .await
+        .map(drop)
+}
+
+pub async fn file(c: &impl GenericClient, id: &str, name: &str) -> Result<Option<Vec<u8>>> {
+    let sql = "SELECT bytes FROM run_files WHERE run = $1 AND name = $2";
+    let row = c
+        .query_opt(&c.prepare_cached(sql).await?, &[&id, &name])
+        .await?;
+    row.map(|r| r.try_get(0)).transpose()
+}
+
+/// Asks for a run to be cancelled by the replica that runs it.
+pub async fn request_cancel(c: &impl GenericClient, id: &str, now_ms: i64) -> Result<()> {
+    let sql = format!(
+        "UPDATE runs SET cancel_ms = coalesce(cancel_ms, $2) WHERE id = $1 AND {UNFINISHED}"
+    );
+    c.execute(&c.prepare_cached(&sql).await?, &[&id, &now_ms])
+        .await
+        .map(drop)
+}
+
+/// The unfinished runs of `owner` that someone asked to cancel.
+pub async fn cancel_requests(c: &impl GenericClient, owner: &str) -> Result<Vec<String>> {
+    let sql =
+        format!("SELECT id FROM runs WHERE owner = $1 AND {UNFINISHED} AND cancel_ms IS NOT NULL");
+    let rows = c.query(&c.prepare_cached(&sql).await?, &[&owner]).await?;
+    rows.iter().map(|row| row.try_get(0)).collect()
+}
+
 pub async fn list(c: &impl GenericClient, q: &RunQuery) -> Result<Vec<RunRecord>> {
     if q.tools.as_ref().is_some_and(Vec::is_empty) {
         return Ok(Vec::new());
@@ -256,6 +307,8 @@ pub async fn oldest(
 pub async fn delete(c: &impl GenericClient, ids: &[String]) -> Result<()> {
     let chunks = "DELETE FROM output_chunks WHERE run = ANY($1)";
     c.execute(&c.prepare_cached(chunks).await?, &[&ids]).await?;
+    let files = "DELETE FROM run_files WHERE run = ANY($1)";
+    c.execute(&c.prepare_cached(files).await?, &[&ids]).await?;
     let runs = "DELETE FROM runs WHERE id = ANY($1)";
     c.execute(&c.prepare_cached(runs).await?, &[&ids]).await?;
     Ok(())

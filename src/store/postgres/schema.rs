@@ -109,6 +109,15 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE runs ADD COLUMN cancel_ms BIGINT;
     CREATE INDEX runs_unfinished ON runs (owner) WHERE status IN ('queued', 'running');
     "#,
+    // 4: the files a run wrote, copied in when it ends, so every replica can serve them.
+    r#"
+    CREATE TABLE run_files (
+        run TEXT NOT NULL,
+        name TEXT NOT NULL,
+        bytes BYTEA NOT NULL,
+        PRIMARY KEY (run, name)
+    );
+    "#,
 ];
 
 /// Any constant both replicas agree on: the advisory lock held while migrating.
