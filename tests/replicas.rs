@@ -54,9 +54,11 @@ impl Cluster {
             r#"
 [server]
 trusted_proxies = ["127.0.0.1"]
+max_runs_per_user = 3
 
 [auth]
 admins = ["alice"]
+passkey_sign_in = true
 
 [auth.users]
 alice = "{HASH_A}"
@@ -512,4 +514,90 @@ fn long_output_and_files_of_a_run_are_read_through_another_replica() {
     let cookie = b.sign_in("alice", ALICE_PW).expect("alice signs in on B");
     let file = get(&b, &format!("/runs/{id}/files/report.csv"), &cookie);
     assert_eq!((file.status, file.body.as_str()), (200, "a,b\n1,2\n"));
+}
+
+#[test]
+fn a_users_cap_on_runs_counts_every_replica() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let (a, b) = (cluster.replica(), cluster.replica());
+    let start = |server: &Server, n: usize| {
+        let pid_file = server.test.path().join(format!("ticker{n}.pid"));
+        let args = format!(r#"{{"args": {{"pid_file": "{}"}}}}"#, pid_file.display());
+        cluster.api(server, "POST", "/api/tools/ticker/runs", &args)
+    };
+    let mut ids = Vec::new();
+    for (n, server) in [&a, &b, &a].into_iter().enumerate() {
+        let (status, run) = start(server, n);
+        assert_eq!(status, 201, "{run}");
+        ids.push(run["id"].as_str().unwrap().to_string());
+    }
+    // Three running (two on A, one on B): a fourth is refused on either replica.
+    for server in [&a, &b] {
+        let (status, body) = start(server, 9);
+        assert_eq!(status, 429, "{body}");
+    }
+    // One ends (cancelled through B, though A runs it): there is room again.
+    let (status, _) = cluster.api(&b, "POST", &format!("/api/runs/{}/cancel", ids[0]), "");
+    assert_eq!(status, 200);
+    let (status, run) = start(&b, 10);
+    assert_eq!(status, 201, "{run}");
+    ids.push(run["id"].as_str().unwrap().to_string());
+    for id in &ids[1..] {
+        let (status, _) = cluster.api(&a, "POST", &format!("/api/runs/{id}/cancel"), "");
+        assert_eq!(status, 200);
+    }
+}
+
+#[test]
+fn a_passkey_ceremony_started_on_one_replica_is_answered_on_another_once() {
+    use crate::support::server::cookie_pair;
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let (a, b) = (cluster.replica(), cluster.replica());
+    let form = a.request("GET", "/login", &[], "");
+    let cookie = cookie_pair(form.header("set-cookie").unwrap()).to_string();
+    let token = csrf(&form.body);
+    let post = |server: &Server, path: &str, body: &str| {
+        let r = server.request(
+            "POST",
+            path,
+            &[
+                ("Cookie", &cookie),
+                ("Origin", "http://localhost"),
+                ("Content-Type", "application/json"),
+                ("X-CSRF-Token", &token),
+            ],
+            body,
+        );
+        (
+            r.status,
+            serde_json::from_str::<Value>(&r.body).unwrap_or(Value::Null),
+        )
+    };
+    let (status, started) = post(&a, "/login/passkey/options", r#"{"mode": "passwordless"}"#);
+    assert_eq!(status, 200, "{started}");
+    let answer = serde_json::json!({
+        "ceremony": started["ceremony"],
+        "credential": {"not": "a passkey"},
+        "next": "/",
+    })
+    .to_string();
+    // B finds the ceremony A started (and then finds the answer is no passkey).
+    let (status, reply) = post(&b, "/login/passkey", &answer);
+    assert_eq!(status, 400);
+    assert_eq!(
+        reply["error"], "The browser's answer is not a passkey.",
+        "{reply}"
+    );
+    // It was taken: neither replica has it any more.
+    for server in [&a, &b] {
+        let (_, reply) = post(server, "/login/passkey", &answer);
+        assert_eq!(
+            reply["error"], "This passkey request expired. Try again.",
+            "{reply}"
+        );
+    }
 }

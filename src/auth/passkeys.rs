@@ -9,7 +9,7 @@
 //! authenticator never learns the name from it and a renamed key cannot be matched.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -19,7 +19,7 @@ use webauthn_rs::prelude::{
 };
 use webauthn_rs::{Webauthn, WebauthnBuilder};
 
-use crate::store::PasskeyRecord;
+use crate::store::{PasskeyRecord, Store};
 
 /// How long a started ceremony may wait for the browser's answer.
 pub const CEREMONY_TTL: Duration = Duration::from_secs(300);
@@ -29,6 +29,9 @@ const MAX_WAITING: usize = 10_000;
 pub const MAX_PER_USER: usize = 16;
 
 /// What a started ceremony is for, with webauthn-rs's state for its second half.
+/// Serialisable (webauthn-rs's `danger-allow-state-serialisation`) so replicas can
+/// keep it in their shared database; it never leaves the server.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub enum Ceremony {
     /// A signed-in user makes a passkey.
     Register {
@@ -48,16 +51,58 @@ pub enum Ceremony {
     },
 }
 
-/// Ceremonies waiting for the browser's answer.
+/// Ceremonies waiting for the browser's answer: in memory, or with replicas in the
+/// shared database (the answer may reach another replica than the challenge).
 #[derive(Default)]
 pub struct Ceremonies {
     waiting: Mutex<HashMap<String, (Ceremony, Instant)>>,
+    shared: Option<Arc<dyn Store>>,
 }
 
 impl Ceremonies {
+    /// Ceremonies kept in `store` when it is shared, else in memory.
+    pub fn new(store: &Arc<dyn Store>) -> Ceremonies {
+        Ceremonies {
+            waiting: Mutex::default(),
+            shared: store.shared().then(|| Arc::clone(store)),
+        }
+    }
+
     /// Keeps `ceremony` until its answer; the id to send with the challenge. A browser
     /// has one passwordless ceremony at a time: a new one replaces the last.
-    pub fn hold(&self, ceremony: Ceremony) -> String {
+    pub async fn hold(&self, ceremony: Ceremony) -> Result<String, String> {
+        let Some(store) = &self.shared else {
+            return Ok(self.hold_here(ceremony));
+        };
+        let id = crate::auth::b64(&crate::auth::random::<16>());
+        let nonce = match &ceremony {
+            Ceremony::Passwordless { nonce, .. } => Some(crate::auth::hex(nonce)),
+            _ => None,
+        };
+        let json = serde_json::to_string(&ceremony).map_err(|e| e.to_string())?;
+        store
+            .hold_ceremony(&id, nonce.as_deref(), json)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(id)
+    }
+
+    /// The ceremony `id`, once, if it is still fresh.
+    pub async fn take(&self, id: &str) -> Option<Ceremony> {
+        let Some(store) = &self.shared else {
+            return self.take_here(id);
+        };
+        let since = crate::store::unix_ms(std::time::SystemTime::now() - CEREMONY_TTL);
+        match store.take_ceremony(id, since).await {
+            Ok(json) => serde_json::from_str(&json?).ok(),
+            Err(e) => {
+                tracing::error!("cannot read a passkey ceremony from the database: {e}");
+                None
+            }
+        }
+    }
+
+    fn hold_here(&self, ceremony: Ceremony) -> String {
         let id = crate::auth::b64(&crate::auth::random::<16>());
         let mut waiting = self.waiting.lock().expect("ceremony lock");
         if let Ceremony::Passwordless { nonce, .. } = &ceremony {
@@ -80,8 +125,7 @@ impl Ceremonies {
         id
     }
 
-    /// The ceremony `id`, once, if it is still fresh.
-    pub fn take(&self, id: &str) -> Option<Ceremony> {
+    fn take_here(&self, id: &str) -> Option<Ceremony> {
         let (ceremony, at) = self.waiting.lock().expect("ceremony lock").remove(id)?;
         (at.elapsed() < CEREMONY_TTL).then_some(ceremony)
     }
@@ -134,13 +178,13 @@ mod tests {
         let (_, state) = rp
             .start_passkey_registration(user_handle(&[1; 32], "a"), "a", "a", None)
             .unwrap();
-        let id = ceremonies.hold(Ceremony::Register {
+        let id = ceremonies.hold_here(Ceremony::Register {
             user: "a".into(),
             state,
         });
-        assert!(ceremonies.take(&id).is_some());
-        assert!(ceremonies.take(&id).is_none());
-        assert!(ceremonies.take("made-up").is_none());
+        assert!(ceremonies.take_here(&id).is_some());
+        assert!(ceremonies.take_here(&id).is_none());
+        assert!(ceremonies.take_here("made-up").is_none());
     }
 
     #[test]

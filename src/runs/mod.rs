@@ -283,9 +283,23 @@ impl Runs {
             output,
             store: Arc::clone(&self.store),
         }));
-        if let Err(e) = self.store.insert_run(&run.record()).await {
+        let recorded = if self.store.shared() {
+            // The cap counts the user's runs on every replica.
+            let per_user = self.limits.per_user;
+            match self.store.insert_run_capped(&run.record(), per_user).await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(Refusal::UserBusy(per_user)),
+                Err(e) => Err(Refusal::Storage(e)),
+            }
+        } else {
+            self.store
+                .insert_run(&run.record())
+                .await
+                .map_err(Refusal::Storage)
+        };
+        if let Err(refusal) = recorded {
             self.release(&new.user, Some(&new.tool_id));
-            return Err(Refusal::Storage(e));
+            return Err(refusal);
         }
         run.dir.keep();
         self.live

@@ -187,10 +187,14 @@ pub async fn register_options(state: Arc<State>, ctx: Ctx) -> Result<Response, R
     let (challenge, ceremony_state) = rp
         .start_passkey_registration(handle, name, name, Some(exclude))
         .map_err(|e| Problem::Internal(format!("cannot start a passkey: {e}")))?;
-    let id = state.ceremonies.hold(Ceremony::Register {
-        user: name.clone(),
-        state: ceremony_state,
-    });
+    let id = state
+        .ceremonies
+        .hold(Ceremony::Register {
+            user: name.clone(),
+            state: ceremony_state,
+        })
+        .await
+        .map_err(|e| Problem::Internal(format!("cannot keep a passkey ceremony: {e}")))?;
     Ok(json_reply(
         StatusCode::OK,
         &json!({ "ceremony": id, "options": challenge }),
@@ -206,9 +210,10 @@ pub async fn register(state: Arc<State>, ctx: Ctx, body: Value) -> Result<Respon
             &json!({ "error": message }),
         ))
     };
-    let ceremony = body["ceremony"]
-        .as_str()
-        .and_then(|id| state.ceremonies.take(id));
+    let ceremony = match body["ceremony"].as_str() {
+        Some(id) => state.ceremonies.take(id).await,
+        None => None,
+    };
     let Some(Ceremony::Register {
         user,
         state: started,

@@ -174,6 +174,7 @@ impl State {
                 .map(|u| u.password_hash.as_str()),
         );
         Ok(State {
+            ceremonies: crate::auth::passkeys::Ceremonies::new(&store),
             sessions: Codec::new(config.keys.session),
             revoked,
             verifier,
@@ -188,7 +189,7 @@ impl State {
             hosts: hosts::AllowedHosts::for_config(&config),
             streams: sse::Streams::new(config.max_streams_per_user),
             providers: crate::auth::oidc::Providers::new(),
-            ceremonies: Default::default(),
+
             base: crate::auth::next::home(&config.base_path),
             manifest: RwLock::new(Arc::new(manifest)),
             config,

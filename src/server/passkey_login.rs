@@ -57,11 +57,15 @@ pub async fn options(state: Arc<State>, ctx: Ctx, body: Value) -> Result<Respons
             let (challenge, started) = rp
                 .start_passkey_authentication(&keys)
                 .map_err(|e| Problem::Internal(format!("cannot start a passkey check: {e}")))?;
-            let id = state.ceremonies.hold(Ceremony::SecondFactor {
-                user: user.name.clone(),
-                step: step.id,
-                state: started,
-            });
+            let id = state
+                .ceremonies
+                .hold(Ceremony::SecondFactor {
+                    user: user.name.clone(),
+                    step: step.id,
+                    state: started,
+                })
+                .await
+                .map_err(kept)?;
             (id, serde_json::to_value(challenge).unwrap_or(Value::Null))
         }
         Some("passwordless") if state.manifest().auth.passkey_sign_in => {
@@ -79,10 +83,14 @@ pub async fn options(state: Arc<State>, ctx: Ctx, body: Value) -> Result<Respons
             let (challenge, started) = rp
                 .start_discoverable_authentication()
                 .map_err(|e| Problem::Internal(format!("cannot start a passkey check: {e}")))?;
-            let id = state.ceremonies.hold(Ceremony::Passwordless {
-                nonce,
-                state: started,
-            });
+            let id = state
+                .ceremonies
+                .hold(Ceremony::Passwordless {
+                    nonce,
+                    state: started,
+                })
+                .await
+                .map_err(kept)?;
             (id, serde_json::to_value(challenge).unwrap_or(Value::Null))
         }
         _ => return Err(Problem::NotFound.into()),
@@ -128,10 +136,11 @@ pub async fn finish(state: Arc<State>, ctx: Ctx, body: Value) -> Result<Response
     let next = safe_next(body["next"].as_str(), &state.config.base_path);
     let token = ctx.header("x-csrf-token").unwrap_or("");
     let key = &state.config.keys.csrf;
-    let Some(ceremony) = body["ceremony"]
-        .as_str()
-        .and_then(|id| state.ceremonies.take(id))
-    else {
+    let ceremony = match body["ceremony"].as_str() {
+        Some(id) => state.ceremonies.take(id).await,
+        None => None,
+    };
+    let Some(ceremony) = ceremony else {
         return Ok(refused(
             StatusCode::BAD_REQUEST,
             "This passkey request expired. Try again.",
@@ -276,4 +285,9 @@ pub async fn finish(state: Arc<State>, ctx: Ctx, body: Value) -> Result<Response
         }
         Ceremony::Register { .. } => Err(Problem::NotFound.into()),
     }
+}
+
+/// A ceremony the database would not keep.
+fn kept(e: String) -> Problem {
+    Problem::Internal(format!("cannot keep a passkey ceremony: {e}"))
 }

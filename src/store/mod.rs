@@ -161,6 +161,23 @@ pub trait Store: Send + Sync {
     ) -> Pending<Option<i64>> {
         not_shared()
     }
+    /// Records a new run unless its user already has `per_user` runs queued or running
+    /// on any replica: false then. Decided under a lock per user, so replicas starting
+    /// runs of one user at once take turns. Not queued: resolves once committed.
+    fn insert_run_capped(&self, _run: &RunRecord, _per_user: usize) -> Pending<bool> {
+        not_shared()
+    }
+    /// Keeps a passkey ceremony (webauthn-rs's state as JSON) until its answer, which
+    /// may reach any replica; one with the same `nonce` (a browser's passwordless
+    /// sign-in) gives way. Resolves once committed.
+    fn hold_ceremony(&self, _id: &str, _nonce: Option<&str>, _ceremony: String) -> Pending<()> {
+        not_shared()
+    }
+    /// The ceremony `id`, once (whoever asks first, on any replica), if it was made
+    /// after `since_ms`.
+    fn take_ceremony(&self, _id: &str, _since_ms: i64) -> Pending<Option<String>> {
+        not_shared()
+    }
     /// Keeps a file a run wrote, so other replicas can serve it (queued).
     fn add_run_file(&self, _id: &str, _name: &str, _bytes: Vec<u8>) -> Pending<()> {
         not_shared()

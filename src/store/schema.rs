@@ -114,6 +114,15 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (run, name)
     ) WITHOUT ROWID;
     "#,
+    // 5: passkey ceremonies (PostgreSQL's migration 5; one ftw keeps them in memory).
+    r#"
+    CREATE TABLE ceremonies (
+        id TEXT PRIMARY KEY,
+        nonce TEXT,
+        ceremony TEXT NOT NULL,
+        created_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this ftw writes.

@@ -272,6 +272,44 @@ pub async fn bind_name(
     Ok((row.try_get(0)?, row.try_get(1)?))
 }
 
+pub async fn hold_ceremony(
+    c: &impl GenericClient,
+    id: &str,
+    nonce: Option<&str>,
+    ceremony: &str,
+    now_ms: i64,
+) -> Result<()> {
+    if let Some(nonce) = nonce {
+        let sql = "DELETE FROM ceremonies WHERE nonce = $1";
+        c.execute(&c.prepare_cached(sql).await?, &[&nonce]).await?;
+    }
+    // Abandoned ceremonies go with the next one made after their time.
+    let sql = "DELETE FROM ceremonies WHERE created_ms < $1";
+    c.execute(&c.prepare_cached(sql).await?, &[&(now_ms - 600_000)])
+        .await?;
+    let sql = "INSERT INTO ceremonies (id, nonce, ceremony, created_ms) VALUES ($1, $2, $3, $4)";
+    c.execute(
+        &c.prepare_cached(sql).await?,
+        &[&id, &nonce, &ceremony, &now_ms],
+    )
+    .await
+    .map(drop)
+}
+
+/// Takes a ceremony out, once: of two replicas asking, one gets it.
+pub async fn take_ceremony(
+    c: &impl GenericClient,
+    id: &str,
+    since_ms: i64,
+) -> Result<Option<String>> {
+    let sql = "DELETE FROM ceremonies WHERE id = $1 RETURNING ceremony, created_ms";
+    let row = c.query_opt(&c.prepare_cached(sql).await?, &[&id]).await?;
+    Ok(match row {
+        Some(row) if row.try_get::<_, i64>(1)? > since_ms => Some(row.try_get(0)?),
+        _ => None,
+    })
+}
+
 /// Whether a session is revoked, by id or by its user's floor.
 pub async fn session_revoked(
     c: &impl GenericClient,

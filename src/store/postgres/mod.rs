@@ -353,6 +353,35 @@ impl Store for Postgres {
         self.read(move |c| Box::pin(async move { runs::chunks_since(c, &id, from).await }))
     }
 
+    fn insert_run_capped(&self, run: &RunRecord, per_user: usize) -> Pending<bool> {
+        let (pool, run, me) = (self.pool.clone(), run.clone(), self.replica.to_string());
+        Box::pin(async move {
+            let mut client = pool.get().await.map_err(pool_error)?;
+            let inserted = async {
+                let tx = client.transaction().await?;
+                let inserted = runs::insert_capped(&tx, &run, &me, per_user).await?;
+                tx.commit().await?;
+                Ok(inserted)
+            };
+            inserted.await.map_err(|e| store_error(&e))
+        })
+    }
+
+    fn hold_ceremony(&self, id: &str, nonce: Option<&str>, ceremony: String) -> Pending<()> {
+        let (id, nonce) = (id.to_string(), nonce.map(str::to_string));
+        let now = super::unix_ms(SystemTime::now());
+        self.read(move |c| {
+            Box::pin(
+                async move { auth::hold_ceremony(c, &id, nonce.as_deref(), &ceremony, now).await },
+            )
+        })
+    }
+
+    fn take_ceremony(&self, id: &str, since_ms: i64) -> Pending<Option<String>> {
+        let id = id.to_string();
+        self.read(move |c| Box::pin(async move { auth::take_ceremony(c, &id, since_ms).await }))
+    }
+
     fn add_run_file(&self, id: &str, name: &str, bytes: Vec<u8>) -> Pending<()> {
         self.write(Write::File(id.to_string(), name.to_string(), bytes))
     }

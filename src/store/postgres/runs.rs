@@ -48,6 +48,29 @@ pub async fn insert(c: &impl GenericClient, run: &RunRecord, owner: &str) -> Res
     .map(drop)
 }
 
+/// `insert`, unless the user has `per_user` unfinished runs already; in the caller's
+/// transaction, after taking the user's advisory lock (so the count sees every run
+/// committed before it).
+pub async fn insert_capped(
+    c: &impl GenericClient,
+    run: &RunRecord,
+    owner: &str,
+    per_user: usize,
+) -> Result<bool> {
+    let lock = "SELECT pg_advisory_xact_lock(hashtext('ftw runs of ' || $1))";
+    c.execute(&c.prepare_cached(lock).await?, &[&run.user])
+        .await?;
+    let count = format!("SELECT count(*) FROM runs WHERE \"user\" = $1 AND {UNFINISHED}");
+    let row = c
+        .query_one(&c.prepare_cached(&count).await?, &[&run.user])
+        .await?;
+    if row.try_get::<_, i64>(0)? >= per_user as i64 {
+        return Ok(false);
+    }
+    insert(c, run, owner).await?;
+    Ok(true)
+}
+
 pub async fn started(
     c: &impl GenericClient,
     id: &str,

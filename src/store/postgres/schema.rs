@@ -118,6 +118,17 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (run, name)
     );
     "#,
+    // 5: passkey ceremonies waiting for the browser's answer, which may reach another
+    // replica than the challenge came from.
+    r#"
+    CREATE TABLE ceremonies (
+        id TEXT PRIMARY KEY,
+        nonce TEXT,
+        ceremony TEXT NOT NULL,
+        created_ms BIGINT NOT NULL
+    );
+    CREATE INDEX ceremonies_by_nonce ON ceremonies (nonce);
+    "#,
 ];
 
 /// Any constant both replicas agree on: the advisory lock held while migrating.
