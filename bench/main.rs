@@ -9,6 +9,7 @@ mod client;
 mod history;
 mod live;
 mod load;
+mod replicas;
 mod runs;
 mod server;
 
@@ -229,6 +230,36 @@ fn main() {
 
     // ---- a long history ----
     drop(server);
+    if wanted("replicas")
+        && let Some(measured) = replicas::measure(Duration::from_secs(10))
+    {
+        let base = measured[0].runs.rate;
+        for m in &measured {
+            rows.push(row(
+                format!(
+                    "{}: session + CSRF runs, 8 clients over the replicas",
+                    m.setup
+                ),
+                format!(
+                    "{:.0} runs per s = {:.2}x SQLite (p50 {} / p99 {})",
+                    m.runs.rate,
+                    m.runs.rate / base,
+                    ms(m.runs.p50),
+                    ms(m.runs.p99)
+                ),
+                "",
+            ));
+            rows.push(
+                row(
+                    format!("{}: form page, 4 clients", m.setup),
+                    format!("p50 {} / p99 {}", ms(m.page.p50), ms(m.page.p99)),
+                    "p99 < 20 ms",
+                )
+                .met(m.page.p99 < Duration::from_millis(20)),
+            );
+        }
+        progress(&rows);
+    }
     if wanted("history") {
         let runs: u64 = std::env::var("FTW_BENCH_HISTORY")
             .ok()

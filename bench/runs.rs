@@ -95,7 +95,7 @@ fn load(
 }
 
 /// Like `load`, with a per-thread set-up that returns the step (a connection, say).
-fn load_with<S, F>(threads: usize, for_how_long: Duration, setup: S) -> Latency
+pub fn load_with<S, F>(threads: usize, for_how_long: Duration, setup: S) -> Latency
 where
     S: Fn() -> F + Sync,
     F: FnMut() + Send,

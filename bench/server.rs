@@ -35,6 +35,13 @@ impl Server {
         extra: &str,
         keep_runs: u64,
     ) -> (Server, std::time::Duration) {
+        let token = Server::write_manifest(dir, extra);
+        Server::spawn(dir, state, keep_runs, &token, "ftw.log", &[])
+    }
+
+    /// Writes the manifest (with `extra` TOML appended) and the signing key into `dir`;
+    /// returns the API token it names. Replicas share one folder's manifest and key.
+    pub fn write_manifest(dir: &Path, extra: &str) -> String {
         let hash = ftw::password::hash(PASSWORD.as_bytes()).unwrap();
         let (token, token_hash) = ftw::auth::tokens::generate();
         let token_hash = ftw::auth::tokens::manifest_form(&token_hash);
@@ -64,6 +71,19 @@ max_output = "1100MB"
         );
         std::fs::write(dir.join("tools.toml"), manifest).unwrap();
         std::fs::write(dir.join("ftw.secret"), "ab".repeat(32)).unwrap();
+        token
+    }
+
+    /// `ftw serve` on the manifest in `dir`, its state in `state`, its log in `dir/log`,
+    /// with `args` added (`--database URL`, say).
+    pub fn spawn(
+        dir: &Path,
+        state: &Path,
+        keep_runs: u64,
+        token: &str,
+        log: &str,
+        args: &[&str],
+    ) -> (Server, std::time::Duration) {
         let binary =
             std::env::var_os("FTW_BENCH_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_ftw").into());
         let started = std::time::Instant::now();
@@ -78,6 +98,7 @@ max_output = "1100MB"
                 "--keep-runs",
                 &keep_runs.to_string(),
             ])
+            .args(args)
             .current_dir(dir)
             // By the environment, which an older ftw without a state folder ignores.
             .env("FTW_STATE_DIR", state)
@@ -89,7 +110,7 @@ max_output = "1100MB"
             // as journald would keep them.
             .env_remove("RUST_LOG")
             .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(dir.join("ftw.log")).expect("the log file"))
+            .stderr(std::fs::File::create(dir.join(log)).expect("the log file"))
             .spawn()
             .expect("start ftw serve");
         use std::io::BufRead;
@@ -107,6 +128,7 @@ max_output = "1100MB"
                     .unwrap();
             }
         };
+        let token = token.to_string();
         (Server { child, port, token }, started.elapsed())
     }
 

@@ -55,10 +55,19 @@ pub struct Config {
 }
 
 /// Where the shared database is: its URL and the file with its password.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Database {
     pub url: String,
     pub password_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Database {
+    // The URL may hold a password (from the command line or the environment).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("password_file", &self.password_file)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Config {

@@ -124,6 +124,8 @@ pub struct Runs {
     live: Mutex<HashMap<String, Arc<Run>>>,
     /// Runs another replica runs that this one follows for its viewers (`follow`).
     remote: Mutex<HashMap<String, std::sync::Weak<Run>>>,
+    /// Files read from the shared database at once, at most (`file`).
+    file_reads: Semaphore,
     limits: Limits,
     global: Arc<Semaphore>,
     per_tool: Mutex<HashMap<String, (u32, Arc<Semaphore>)>>,
@@ -161,6 +163,7 @@ impl Runs {
             metrics,
             live: Mutex::new(HashMap::new()),
             remote: Mutex::new(HashMap::new()),
+            file_reads: Semaphore::new(2),
             limits,
             global: Arc::new(Semaphore::new(limits.max_runs.max(1))),
             per_tool: Mutex::new(HashMap::new()),
@@ -555,6 +558,8 @@ impl Runs {
         if !self.store.shared() {
             return None;
         }
+        // Each read holds the whole file (up to 64 MiB) for a moment: a few at a time.
+        let _turn = self.file_reads.acquire().await.ok()?;
         let bytes = match self.store.run_file(&run.id, name).await {
             Ok(bytes) => bytes?,
             Err(e) => {

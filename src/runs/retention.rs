@@ -78,6 +78,11 @@ impl Retention {
         }
         let mut beats: u32 = 0;
         loop {
+            if beats.is_multiple_of(CHECK_EVERY) && store.shared() {
+                // Other replicas finish and remove runs too: count from the database.
+                self.recount(store.as_ref()).await;
+                sweep_departed(store.as_ref(), &root, &sweeper).await;
+            }
             if beats.is_multiple_of(CHECK_EVERY) && self.counted.load(Ordering::SeqCst) {
                 self.enforce(store.as_ref(), &root, &sweeper).await;
             }
@@ -94,6 +99,18 @@ impl Retention {
                     self.enforce(store.as_ref(), &root, &sweeper).await;
                 }
             }
+        }
+    }
+
+    /// Sets the counts to the database's (replicas: each sees only its own endings).
+    async fn recount(&self, store: &dyn Store) {
+        match store.counts().await {
+            Ok(counts) => {
+                self.finished.store(counts.finished, Ordering::SeqCst);
+                self.disk_bytes.store(counts.disk_bytes, Ordering::SeqCst);
+                self.counted.store(true, Ordering::SeqCst);
+            }
+            Err(e) => tracing::warn!("cannot count the runs in the history: {e}"),
         }
     }
 
@@ -217,6 +234,46 @@ impl Retention {
         true
     }
 }
+
+/// With replicas, another replica's retention may remove a run whose folders are in
+/// this replica's state folder: the folders of runs the history no longer has go
+/// (those a few minutes old: a folder is made just before its run is recorded).
+async fn sweep_departed(store: &dyn Store, root: &std::path::Path, sweeper: &Sweeper) {
+    let old_enough = |meta: &std::fs::Metadata| {
+        meta.modified()
+            .ok()
+            .and_then(|m| m.elapsed().ok())
+            .is_some_and(|age| age > SWEEP_AFTER)
+    };
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    let mut ids: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.metadata().is_ok_and(|m| old_enough(&m)))
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let id = name.split('.').next()?.to_string();
+            super::is_id(&id).then_some(id)
+        })
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    for batch in ids.chunks(BATCH) {
+        let kept = match store.runs_kept(batch.to_vec()).await {
+            Ok(kept) => kept,
+            Err(e) => {
+                tracing::warn!("cannot tidy the runs folder: {e}");
+                return;
+            }
+        };
+        let gone = batch.iter().filter(|id| !kept.contains(id));
+        sweeper.bury(gone.flat_map(|id| run_paths(root, id)));
+    }
+}
+
+/// How old a run's folder must be before a replica removes it for want of its run.
+const SWEEP_AFTER: Duration = Duration::from_secs(600);
 
 fn sub(counter: &AtomicU64, n: u64) {
     let _ = counter.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| {

@@ -318,6 +318,11 @@ pub async fn sign_out_everywhere(
         .end_all_before(&authed.user.name, now, now + ttl)
         .await
     {
+        // With replicas the database is the only way the others learn of it: say it
+        // failed rather than pretend.
+        if state.store.shared() {
+            return Err(Problem::stored("a sign-out everywhere", &e).into());
+        }
         tracing::error!("cannot store a sign-out everywhere: {e}");
     }
     state.audit.record(

@@ -573,6 +573,11 @@ pub async fn logout(state: Arc<State>, ctx: Ctx, fields: Fields) -> Result<Respo
         .revoked
         .revoke(session, session.expires(&state.policy()), auth::now());
     if let Err(e) = stored.await {
+        // With replicas the database is the only way the others learn of it: say it
+        // failed rather than pretend.
+        if state.store.shared() {
+            return Err(Problem::stored("a sign-out", &e).into());
+        }
         // Refused from now on all the same; only a restart would forget it.
         tracing::error!("cannot store a sign-out: {e}");
     }

@@ -167,6 +167,11 @@ pub trait Store: Send + Sync {
     fn insert_run_capped(&self, _run: &RunRecord, _per_user: usize) -> Pending<bool> {
         not_shared()
     }
+    /// Which of `ids` the history still has (a replica tidying its state folder after
+    /// another replica's retention removed runs).
+    fn runs_kept(&self, _ids: Vec<String>) -> Pending<Vec<String>> {
+        not_shared()
+    }
     /// Keeps a passkey ceremony (webauthn-rs's state as JSON) until its answer, which
     /// may reach any replica; one with the same `nonce` (a browser's passwordless
     /// sign-in) gives way. Resolves once committed.

@@ -1,13 +1,10 @@
 //! The SQL of sessions, throttling, TOTP, passkeys, outside names and housekeeping on
 //! PostgreSQL: the same rows as SQLite's (`store::sqlite::auth`, `passkeys`).
 
-use std::time::SystemTime;
-
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
 use crate::store::records::{PasskeyRecord, Revocation, ThrottleRecord, ThrottleStep};
-use crate::store::unix_ms;
 
 type Result<T> = std::result::Result<T, tokio_postgres::Error>;
 
@@ -130,13 +127,24 @@ pub async fn totp_steps(c: &impl GenericClient) -> Result<Vec<(String, u64)>> {
         .collect()
 }
 
-/// This replica is alive at `at` (it joins the table on its first beat).
-pub async fn heartbeat(c: &impl GenericClient, replica: &str, at: SystemTime) -> Result<()> {
-    let sql = "INSERT INTO replicas (id, started_ms, seen_ms) VALUES ($1, $2, $2) \
-               ON CONFLICT (id) DO UPDATE SET seen_ms = greatest(replicas.seen_ms, excluded.seen_ms)";
-    c.execute(&c.prepare_cached(sql).await?, &[&replica, &unix_ms(at)])
+/// The database's clock in Unix milliseconds, in SQL: leases compare times of one
+/// clock, whatever the replicas' clocks say.
+pub const DB_NOW_MS: &str = "(extract(epoch FROM clock_timestamp()) * 1000)::BIGINT";
+
+/// This replica is alive now, by the database's clock (it joins the table on its
+/// first beat).
+pub async fn heartbeat(c: &impl GenericClient, replica: &str) -> Result<()> {
+    c.execute(&c.prepare_cached(&heartbeat_sql()).await?, &[&replica])
         .await
         .map(drop)
+}
+
+/// The heartbeat's statement (`$1`: the replica).
+pub fn heartbeat_sql() -> String {
+    format!(
+        "INSERT INTO replicas (id, started_ms, seen_ms) VALUES ($1, {DB_NOW_MS}, {DB_NOW_MS}) \
+         ON CONFLICT (id) DO UPDATE SET seen_ms = excluded.seen_ms"
+    )
 }
 
 /// This replica stops: others need not wait for its lease to run out.
@@ -287,6 +295,10 @@ pub async fn hold_ceremony(
     let sql = "DELETE FROM ceremonies WHERE created_ms < $1";
     c.execute(&c.prepare_cached(sql).await?, &[&(now_ms - 600_000)])
         .await?;
+    // Bounded whatever is sent: the newest 10,000 wait, as in memory.
+    let sql = "DELETE FROM ceremonies WHERE id IN \
+               (SELECT id FROM ceremonies ORDER BY created_ms DESC OFFSET 9999)";
+    c.execute(&c.prepare_cached(sql).await?, &[]).await?;
     let sql = "INSERT INTO ceremonies (id, nonce, ceremony, created_ms) VALUES ($1, $2, $3, $4)";
     c.execute(
         &c.prepare_cached(sql).await?,

@@ -27,8 +27,8 @@ pub fn target(url: &str, password_file: Option<&Path>) -> Result<Target, String>
     let scheme_ok = url.starts_with("postgres://") || url.starts_with("postgresql://");
     let mut config: tokio_postgres::Config = match url.parse() {
         Ok(config) if scheme_ok => config,
-        Ok(_) => return Err(not_a_url(url, "it does not start with postgres://")),
-        Err(e) => return Err(not_a_url(url, &e.to_string())),
+        Ok(_) => return Err(not_a_url("it does not start with postgres://")),
+        Err(_) => return Err(not_a_url("it cannot be read")),
     };
     let shown = shown(&config);
     if let Some(path) = password_file {
@@ -40,7 +40,10 @@ pub fn target(url: &str, password_file: Option<&Path>) -> Result<Target, String>
         ));
     }
     let explicit_ssl = url.contains("sslmode=");
-    let local = config.get_hosts().iter().all(is_local) && !config.get_hosts().is_empty();
+    // `hostaddr`, when given, is the address actually dialled: it decides too.
+    let local = !config.get_hosts().is_empty()
+        && config.get_hosts().iter().all(is_local)
+        && config.get_hostaddrs().iter().all(|ip| ip.is_loopback());
     if !local && config.get_ssl_mode() != SslMode::Require {
         return Err(format!(
             "the database {shown} is reached over the network, so ftw requires TLS: add \
@@ -63,20 +66,11 @@ pub fn target(url: &str, password_file: Option<&Path>) -> Result<Target, String>
     })
 }
 
-fn not_a_url(url: &str, why: &str) -> String {
-    // The URL may hold a password: show only its start.
-    let start: String = url
-        .chars()
-        .take_while(|c| *c != '@' && *c != '?')
-        .take(40)
-        .collect();
-    let start = if url.contains('@') {
-        "postgres://…"
-    } else {
-        start.as_str()
-    };
+/// Why a URL is refused, without the URL or the parser's words about it: either may
+/// hold a password.
+fn not_a_url(why: &str) -> String {
     format!(
-        "the database URL ({start}) is not a PostgreSQL URL ({why}); write \
+        "the database URL is not a PostgreSQL URL ({why}); write \
          postgres://USER@HOST:PORT/DATABASE and put the password in a file named by \
          --database-password-file"
     )

@@ -59,7 +59,7 @@ enum Write {
     KnownUsers(Vec<String>),
     Tidy(u64),
     Throttle(&'static str, String, ThrottleStep),
-    Heartbeat(SystemTime),
+    Heartbeat,
     Leave,
     /// Someone asked to cancel a run (it may run on another replica).
     Cancel(String),
@@ -128,13 +128,13 @@ impl Postgres {
             .get()
             .await
             .map_err(|e| format!("cannot connect to the database {shown}: {e}"))?;
-        auth::heartbeat(&client, &replica, SystemTime::now())
+        auth::heartbeat(&client, &replica)
             .await
             .map_err(|e| format!("cannot join the replicas in {shown}: {}", reason(&e)))?;
         drop(client);
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(write_loop(pool.clone(), Arc::clone(&replica), rx));
-        let heartbeat = tokio::spawn(beat(pool.clone(), Arc::clone(&replica)));
+        let heartbeat = tokio::spawn(beat(target.clone(), Arc::clone(&replica)));
         let changes = tokio::sync::broadcast::channel(1024).0;
         let listener = tokio::spawn(listen::listen(target, changes.clone()));
         tracing::info!("state in {shown} (replica {replica})");
@@ -196,18 +196,27 @@ impl Drop for Postgres {
     }
 }
 
-/// The heartbeat: this replica's row, every `HEARTBEAT_EVERY`, on a task of its own so
-/// no queue of writes can delay it past the lease.
-async fn beat(pool: Pool, replica: Arc<str>) {
+/// The heartbeat: this replica's row, every `HEARTBEAT_EVERY`, on a task and a
+/// connection of its own, so neither a queue of writes nor a pool busy with reads can
+/// delay it past the lease (and get a live replica's runs closed).
+async fn beat(target: Target, replica: Arc<str>) {
+    let mut connection: Option<tokio_postgres::Client> = None;
     loop {
         tokio::time::sleep(HEARTBEAT_EVERY).await;
-        let beat = async {
-            let client = pool.get().await.map_err(pool_error)?;
-            auth::heartbeat(&client, &replica, SystemTime::now())
-                .await
-                .map_err(|e| store_error(&e))
-        };
-        if let Err(e) = beat.await {
+        if connection.as_ref().is_none_or(|c| c.is_closed()) {
+            connection = match target.config.connect(target.tls.clone()).await {
+                Ok((client, driver)) => {
+                    tokio::spawn(driver);
+                    Some(client)
+                }
+                Err(e) => {
+                    tracing::warn!("cannot tell the database this replica is alive: {e}");
+                    None
+                }
+            };
+        }
+        let Some(client) = &connection else { continue };
+        if let Err(e) = client.execute(&auth::heartbeat_sql(), &[&&*replica]).await {
             tracing::warn!("cannot tell the database this replica is alive: {e}");
         }
     }
@@ -291,7 +300,7 @@ async fn apply(
         Write::Throttle(table, key, step) => {
             auth::throttle_step(tx, table, key, *step).await.map(drop)
         }
-        Write::Heartbeat(at) => auth::heartbeat(tx, replica, *at).await,
+        Write::Heartbeat => auth::heartbeat(tx, replica).await,
         Write::Leave => auth::leave(tx, replica).await,
         Write::File(id, name, bytes) => runs::add_file(tx, id, name, bytes).await,
         Write::Cancel(id) => runs::request_cancel(tx, id, super::unix_ms(SystemTime::now())).await,
@@ -367,6 +376,10 @@ impl Store for Postgres {
         })
     }
 
+    fn runs_kept(&self, ids: Vec<String>) -> Pending<Vec<String>> {
+        self.read(move |c| Box::pin(async move { runs::kept(c, &ids).await }))
+    }
+
     fn hold_ceremony(&self, id: &str, nonce: Option<&str>, ceremony: String) -> Pending<()> {
         let (id, nonce) = (id.to_string(), nonce.map(str::to_string));
         let now = super::unix_ms(SystemTime::now());
@@ -420,8 +433,8 @@ impl Store for Postgres {
 
     fn orphaned_runs(&self) -> Pending<Vec<Orphan>> {
         let me = self.replica.to_string();
-        let stale = super::unix_ms(SystemTime::now() - LEASE);
-        self.read(move |c| Box::pin(async move { runs::claim_orphans(c, &me, stale).await }))
+        let lease = LEASE.as_millis() as i64;
+        self.read(move |c| Box::pin(async move { runs::claim_orphans(c, &me, lease).await }))
     }
 
     fn counts(&self) -> Pending<Counts> {
@@ -468,8 +481,9 @@ impl Store for Postgres {
         self.read(|c| Box::pin(async move { auth::totp_steps(c).await }))
     }
 
-    fn heartbeat(&self, at: SystemTime) -> Pending<()> {
-        self.write(Write::Heartbeat(at))
+    fn heartbeat(&self, _at: SystemTime) -> Pending<()> {
+        // The database's clock, not this replica's: leases compare one clock.
+        self.write(Write::Heartbeat)
     }
 
     fn leave(&self) -> Pending<()> {

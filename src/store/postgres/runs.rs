@@ -265,25 +265,22 @@ pub async fn list(c: &impl GenericClient, q: &RunQuery) -> Result<Vec<RunRecord>
     rows.iter().map(record).collect()
 }
 
-/// Takes the unfinished runs of replicas not seen since `stale_before_ms` (or of none)
-/// for `me`, and answers them with the time their replica was last seen. Two survivors
-/// never take the same run: rows another one is taking are skipped, and once taken
-/// they belong to a live replica.
-pub async fn claim_orphans(
-    c: &impl GenericClient,
-    me: &str,
-    stale_before_ms: i64,
-) -> Result<Vec<Orphan>> {
+/// Takes the unfinished runs of replicas not seen for `lease_ms` by the database's
+/// clock (or of none) for `me`, and answers them with the time their replica was last
+/// seen. Two survivors never take the same run: rows another one is taking are
+/// skipped, and once taken they belong to a live replica.
+pub async fn claim_orphans(c: &impl GenericClient, me: &str, lease_ms: i64) -> Result<Vec<Orphan>> {
+    let now = super::auth::DB_NOW_MS;
     let sql = format!(
         "WITH dead AS (SELECT r.id AS run, rep.seen_ms AS seen FROM runs r \
          LEFT JOIN replicas rep ON rep.id = r.owner \
          WHERE r.{UNFINISHED} AND r.owner IS DISTINCT FROM $1 \
-         AND (rep.seen_ms IS NULL OR rep.seen_ms < $2) FOR UPDATE OF r SKIP LOCKED) \
+         AND (rep.seen_ms IS NULL OR rep.seen_ms < {now} - $2) FOR UPDATE OF r SKIP LOCKED) \
          UPDATE runs SET owner = $1 FROM dead WHERE runs.id = dead.run \
          RETURNING {COLUMNS}, dead.seen"
     );
     let rows = c
-        .query(&c.prepare_cached(&sql).await?, &[&me, &stale_before_ms])
+        .query(&c.prepare_cached(&sql).await?, &[&me, &lease_ms])
         .await?;
     let mut orphans = rows
         .iter()
@@ -325,6 +322,12 @@ pub async fn oldest(
     rows.iter()
         .map(|row| Ok((row.try_get(0)?, row.try_get::<_, i64>(1)? as u64)))
         .collect()
+}
+
+pub async fn kept(c: &impl GenericClient, ids: &[String]) -> Result<Vec<String>> {
+    let sql = "SELECT id FROM runs WHERE id = ANY($1)";
+    let rows = c.query(&c.prepare_cached(sql).await?, &[&ids]).await?;
+    rows.iter().map(|row| row.try_get(0)).collect()
 }
 
 pub async fn delete(c: &impl GenericClient, ids: &[String]) -> Result<()> {
