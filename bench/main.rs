@@ -241,11 +241,13 @@ fn main() {
                     m.setup
                 ),
                 format!(
-                    "{:.0} runs per s = {:.2}x SQLite (p50 {} / p99 {})",
+                    "{:.0} runs per s = {:.2}x SQLite (p50 {} / p99 {}); CPU per run: ftw {}, PostgreSQL {}",
                     m.runs.rate,
                     m.runs.rate / base,
                     ms(m.runs.p50),
-                    ms(m.runs.p99)
+                    ms(m.runs.p99),
+                    ms(m.ftw_cpu_per_run),
+                    ms(m.postgres_cpu_per_run)
                 ),
                 "",
             ));

@@ -100,11 +100,27 @@ impl Postgres {
     }
 }
 
-/// One setting measured: what it is, runs per second and the form page's latency.
+/// One setting measured: what it is, runs per second and the form page's latency, and
+/// the CPU each run cost ftw (all replicas) and PostgreSQL (all its processes).
 pub struct Measured {
     pub setup: String,
     pub runs: Latency,
     pub page: Latency,
+    pub ftw_cpu_per_run: Duration,
+    pub postgres_cpu_per_run: Duration,
+}
+
+/// CPU time of every `postgres` process on the machine (the cluster's backends).
+fn postgres_cpu() -> Duration {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Duration::ZERO;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| stat.contains("(postgres)"))
+        .map(|stat| crate::server::own_cpu(&stat))
+        .sum()
 }
 
 /// SQLite with one ftw, then PostgreSQL with 1, 2 and 3 replicas.
@@ -139,6 +155,8 @@ fn run_setup(setup: &str, replicas: usize, database: Option<&str>, span: Duratio
     let cookie = servers[0].sign_in();
     let ports: Vec<u16> = servers.iter().map(|s| s.port).collect();
     let next = std::sync::atomic::AtomicUsize::new(0);
+    let ftw_cpu = || servers.iter().map(Server::cpu).sum::<Duration>();
+    let (ftw_before, postgres_before) = (ftw_cpu(), postgres_cpu());
     let pick = || ports[next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % ports.len()];
     let runs = load_with(8, span, || {
         let mut conn = Conn::open(pick());
@@ -149,6 +167,9 @@ fn run_setup(setup: &str, replicas: usize, database: Option<&str>, span: Duratio
             client::api_run_and_wait(&mut conn, &auth);
         }
     });
+    let runs_done = (runs.rate * span.as_secs_f64()).max(1.0);
+    let ftw_cpu_per_run = (ftw_cpu() - ftw_before).div_f64(runs_done);
+    let postgres_cpu_per_run = (postgres_cpu() - postgres_before).div_f64(runs_done);
     let page = load_with(4, span, || {
         let mut conn = Conn::open(pick());
         let cookie = cookie.clone();
@@ -166,5 +187,7 @@ fn run_setup(setup: &str, replicas: usize, database: Option<&str>, span: Duratio
         setup: setup.to_string(),
         runs,
         page,
+        ftw_cpu_per_run,
+        postgres_cpu_per_run,
     }
 }

@@ -403,6 +403,9 @@ impl Runs {
             self.share_files(run, &end.files);
         }
         let saved = self.store.finish_run(end.clone()).await;
+        // The user's place is free before anyone hears the run ended: a client that
+        // starts the next run on that answer must not find it still taken.
+        self.release(&run.user, None);
         run.set_finished(&end);
         self.metrics.run_finished(
             &run.tool_id,
@@ -432,7 +435,6 @@ impl Runs {
                 self.unsaved.lock().expect("unsaved lock").push(ended);
             }
         }
-        self.release(&run.user, None);
         self.active.send_modify(|n| *n -= 1);
     }
 
