@@ -1,13 +1,17 @@
 //! How the history's structured columns are written: arguments, stderr ranges and
 //! output files as small JSON texts (read back leniently: a damaged value reads as
-//! empty, never as a failure of the whole history).
+//! empty, never as a failure of the whole history); and how a history row, from
+//! either database, becomes a `RunRecord` (`run_record`).
 
 use std::ops::Range;
+use std::time::{Duration, SystemTime};
 
 use serde_json::{Value as Json, json};
 
+use super::from_unix_ms;
+use super::records::{ProcessMark, RunRecord};
 use crate::manifest::Value;
-use crate::runs::{OutputFile, RunArg};
+use crate::runs::{OutputFile, RunArg, Status};
 
 pub fn args_json(args: &[RunArg]) -> String {
     let list: Vec<Json> = args
@@ -86,6 +90,60 @@ pub fn files_from_json(text: &str) -> Vec<OutputFile> {
             })
         })
         .collect()
+}
+
+/// A row of the history's columns (the stores' `COLUMNS`, in that order), whichever
+/// database read it: `run_record` makes it a `RunRecord` in one place.
+pub trait RunRow {
+    type Error;
+    fn text(&self, i: usize) -> Result<String, Self::Error>;
+    fn maybe_text(&self, i: usize) -> Result<Option<String>, Self::Error>;
+    fn int(&self, i: usize) -> Result<i64, Self::Error>;
+    fn maybe_int(&self, i: usize) -> Result<Option<i64>, Self::Error>;
+    fn flag(&self, i: usize) -> Result<bool, Self::Error>;
+}
+
+/// The run a history row describes (damaged structured columns read as empty).
+pub fn run_record<R: RunRow>(row: &R) -> Result<RunRecord, R::Error> {
+    let ms = |i: usize| -> Result<Option<SystemTime>, R::Error> {
+        Ok(row.maybe_int(i)?.map(from_unix_ms))
+    };
+    let small = |i: usize| -> Result<Option<i32>, R::Error> {
+        Ok(row.maybe_int(i)?.and_then(|v| i32::try_from(v).ok()))
+    };
+    let count = |i: usize| -> Result<u64, R::Error> { Ok(row.int(i)?.max(0) as u64) };
+    let process = match (small(22)?, row.maybe_int(23)?, row.maybe_text(24)?) {
+        (Some(pgid), Some(ticks), Some(boot_id)) => Some(ProcessMark {
+            pgid,
+            start_ticks: ticks.max(0) as u64,
+            boot_id,
+        }),
+        _ => None,
+    };
+    Ok(RunRecord {
+        seq: row.int(0)?,
+        id: row.text(1)?,
+        tool: row.text(2)?,
+        tool_title: row.text(3)?,
+        user: row.text(4)?,
+        via: row.text(5)?,
+        args: args_from_json(&row.text(6)?),
+        status: Status::from_parts(&row.text(7)?, small(8)?, small(9)?, row.maybe_text(10)?),
+        created: from_unix_ms(row.int(11)?),
+        started: ms(12)?,
+        ended: ms(13)?,
+        duration: row
+            .maybe_int(14)?
+            .map(|d| Duration::from_millis(d.max(0) as u64)),
+        output_len: count(15)?,
+        dropped: count(16)?,
+        cut: row.maybe_text(17)?,
+        in_file: row.flag(18)?,
+        stderr: ranges_from_json(&row.text(19)?),
+        files: files_from_json(&row.text(20)?),
+        disk_bytes: count(21)?,
+        process,
+    })
 }
 
 #[cfg(test)]

@@ -1,13 +1,12 @@
 //! The SQL of runs on PostgreSQL: the history's rows, their output chunks, paging,
 //! retention, and closing the runs of a replica that died.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
-use crate::runs::Status;
 use crate::store::codec;
 use crate::store::records::*;
 use crate::store::{from_unix_ms, unix_ms};
@@ -341,45 +340,26 @@ pub async fn delete(c: &impl GenericClient, ids: &[String]) -> Result<()> {
 }
 
 fn record(row: &Row) -> Result<RunRecord> {
-    let ms = |i: usize| -> Result<Option<SystemTime>> {
-        Ok(row.try_get::<_, Option<i64>>(i)?.map(from_unix_ms))
-    };
-    let word: String = row.try_get(7)?;
-    let args: String = row.try_get(6)?;
-    let stderr: String = row.try_get(19)?;
-    let files: String = row.try_get(20)?;
-    let pgid: Option<i32> = row.try_get(22)?;
-    let ticks: Option<i64> = row.try_get(23)?;
-    let boot: Option<String> = row.try_get(24)?;
-    Ok(RunRecord {
-        seq: row.try_get(0)?,
-        id: row.try_get(1)?,
-        tool: row.try_get(2)?,
-        tool_title: row.try_get(3)?,
-        user: row.try_get(4)?,
-        via: row.try_get(5)?,
-        args: codec::args_from_json(&args),
-        status: Status::from_parts(&word, row.try_get(8)?, row.try_get(9)?, row.try_get(10)?),
-        created: from_unix_ms(row.try_get(11)?),
-        started: ms(12)?,
-        ended: ms(13)?,
-        duration: row
-            .try_get::<_, Option<i64>>(14)?
-            .map(|d| Duration::from_millis(d.max(0) as u64)),
-        output_len: row.try_get::<_, i64>(15)? as u64,
-        dropped: row.try_get::<_, i64>(16)? as u64,
-        cut: row.try_get(17)?,
-        in_file: row.try_get(18)?,
-        stderr: codec::ranges_from_json(&stderr),
-        files: codec::files_from_json(&files),
-        disk_bytes: row.try_get::<_, i64>(21)? as u64,
-        process: match (pgid, ticks, boot) {
-            (Some(pgid), Some(ticks), Some(boot_id)) => Some(ProcessMark {
-                pgid,
-                start_ticks: ticks as u64,
-                boot_id,
-            }),
-            _ => None,
-        },
-    })
+    codec::run_record(row)
+}
+
+impl codec::RunRow for Row {
+    type Error = tokio_postgres::Error;
+    fn text(&self, i: usize) -> Result<String> {
+        self.try_get(i)
+    }
+    fn maybe_text(&self, i: usize) -> Result<Option<String>> {
+        self.try_get(i)
+    }
+    fn int(&self, i: usize) -> Result<i64> {
+        self.try_get(i)
+    }
+    fn maybe_int(&self, i: usize) -> Result<Option<i64>> {
+        // INTEGER columns (exit code, signal, process group) are i32 here.
+        self.try_get::<_, Option<i64>>(i)
+            .or_else(|_| Ok(self.try_get::<_, Option<i32>>(i)?.map(i64::from)))
+    }
+    fn flag(&self, i: usize) -> Result<bool> {
+        self.try_get(i)
+    }
 }

@@ -1,15 +1,14 @@
 //! The SQL of runs: the history's rows, their output chunks, and the queries behind
 //! paging, recovery and retention.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
-use crate::runs::Status;
 use crate::store::codec;
 use crate::store::records::*;
-use crate::store::{from_unix_ms, unix_ms};
+use crate::store::unix_ms;
 
 const COLUMNS: &str = "seq, id, tool, tool_title, user, via, args, status, exit_code, signal, \
      detail, created_ms, started_ms, ended_ms, duration_ms, output_len, dropped, cut, in_file, \
@@ -253,45 +252,24 @@ fn first_seq_from(conn: &Connection, ms: i64) -> rusqlite::Result<Option<i64>> {
 }
 
 fn record(row: &Row) -> rusqlite::Result<RunRecord> {
-    let ms = |i: usize| -> rusqlite::Result<Option<SystemTime>> {
-        Ok(row.get::<_, Option<i64>>(i)?.map(from_unix_ms))
-    };
-    let word: String = row.get(7)?;
-    let args: String = row.get(6)?;
-    let stderr: String = row.get(19)?;
-    let files: String = row.get(20)?;
-    let pgid: Option<i32> = row.get(22)?;
-    let ticks: Option<i64> = row.get(23)?;
-    let boot: Option<String> = row.get(24)?;
-    Ok(RunRecord {
-        seq: row.get(0)?,
-        id: row.get(1)?,
-        tool: row.get(2)?,
-        tool_title: row.get(3)?,
-        user: row.get(4)?,
-        via: row.get(5)?,
-        args: codec::args_from_json(&args),
-        status: Status::from_parts(&word, row.get(8)?, row.get(9)?, row.get(10)?),
-        created: from_unix_ms(row.get(11)?),
-        started: ms(12)?,
-        ended: ms(13)?,
-        duration: row
-            .get::<_, Option<i64>>(14)?
-            .map(|d| Duration::from_millis(d.max(0) as u64)),
-        output_len: row.get::<_, i64>(15)? as u64,
-        dropped: row.get::<_, i64>(16)? as u64,
-        cut: row.get(17)?,
-        in_file: row.get(18)?,
-        stderr: codec::ranges_from_json(&stderr),
-        files: codec::files_from_json(&files),
-        disk_bytes: row.get::<_, i64>(21)? as u64,
-        process: match (pgid, ticks, boot) {
-            (Some(pgid), Some(ticks), Some(boot_id)) => Some(ProcessMark {
-                pgid,
-                start_ticks: ticks as u64,
-                boot_id,
-            }),
-            _ => None,
-        },
-    })
+    codec::run_record(row)
+}
+
+impl codec::RunRow for Row<'_> {
+    type Error = rusqlite::Error;
+    fn text(&self, i: usize) -> rusqlite::Result<String> {
+        self.get(i)
+    }
+    fn maybe_text(&self, i: usize) -> rusqlite::Result<Option<String>> {
+        self.get(i)
+    }
+    fn int(&self, i: usize) -> rusqlite::Result<i64> {
+        self.get(i)
+    }
+    fn maybe_int(&self, i: usize) -> rusqlite::Result<Option<i64>> {
+        self.get(i)
+    }
+    fn flag(&self, i: usize) -> rusqlite::Result<bool> {
+        self.get(i)
+    }
 }
