@@ -400,7 +400,7 @@ impl Runs {
             end.in_file = false;
         }
         if self.store.shared() {
-            self.share_files(run, &end.files);
+            self.share_files(run, &end.files).await;
         }
         let saved = self.store.finish_run(end.clone()).await;
         // The user's place is free before anyone hears the run ended: a client that
@@ -524,9 +524,9 @@ impl Runs {
     /// With replicas: copies the files a run wrote into the database (queued before its
     /// ending), up to `SHARED_FILES_MAX` bytes a run; larger ones stay in this
     /// replica's state folder, and only this replica serves them.
-    fn share_files(&self, run: &Run, files: &[OutputFile]) {
-        use std::io::Read;
+    async fn share_files(&self, run: &Run, files: &[OutputFile]) {
         let mut budget = SHARED_FILES_MAX;
+        let mut opened = Vec::new();
         for listed in files {
             if listed.size > budget {
                 tracing::warn!(
@@ -538,14 +538,25 @@ impl Runs {
                 continue;
             }
             // Not `run.file`: the run's listing is put in force after this.
-            let Some(file) = run.dir.open_output_file(&listed.name) else {
-                continue;
-            };
-            let mut bytes = Vec::new();
-            if (&file).take(budget).read_to_end(&mut bytes).is_ok() {
-                budget -= bytes.len() as u64;
-                drop(self.store.add_run_file(&run.id, &listed.name, bytes));
+            if let Some(file) = run.dir.open_output_file(&listed.name) {
+                budget -= listed.size;
+                opened.push((listed.clone(), file));
             }
+        }
+        // Read off the async threads: up to 64 MiB of disk reads.
+        let read = tokio::task::spawn_blocking(move || {
+            use std::io::Read;
+            opened
+                .into_iter()
+                .filter_map(|(listed, file)| {
+                    let mut bytes = Vec::new();
+                    (&file).take(listed.size).read_to_end(&mut bytes).ok()?;
+                    Some((listed.name, bytes))
+                })
+                .collect::<Vec<_>>()
+        });
+        for (name, bytes) in read.await.unwrap_or_default() {
+            drop(self.store.add_run_file(&run.id, &name, bytes));
         }
     }
 
