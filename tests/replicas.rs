@@ -601,3 +601,33 @@ fn a_passkey_ceremony_started_on_one_replica_is_answered_on_another_once() {
         );
     }
 }
+
+#[test]
+fn without_its_database_a_replica_is_not_ready_and_lets_no_session_through() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let a = cluster.replica();
+    let cookie = a.sign_in("alice", ALICE_PW).expect("alice signs in");
+    assert_eq!(get(&a, "/", &cookie).status, 200);
+    assert_eq!(a.request("GET", "/readyz", &[], "").status, 200);
+    let Cluster { pg, .. } = cluster;
+    drop(pg);
+    // Live, not ready: a load balancer sends its users elsewhere.
+    eventually("/readyz fails", || {
+        a.request("GET", "/readyz", &[], "").status == 503
+    });
+    assert_eq!(a.request("GET", "/healthz", &[], "").status, 200);
+    // A sign-out elsewhere cannot be ruled out: the session is refused, not trusted.
+    let r = get(&a, "/", &cookie);
+    assert_eq!(
+        r.status, 303,
+        "a session passed without its revocation check"
+    );
+    assert!(r.header("location").unwrap().contains("/login"));
+    assert!(
+        a.stderr().contains("refusing it"),
+        "the log says why: {}",
+        a.stderr()
+    );
+}
