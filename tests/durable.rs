@@ -9,7 +9,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::support::server::{Server, Wire, csrf};
-use crate::support::{HASH_A, HASH_B, Test, eventually};
+use crate::support::{HASH_A, HASH_B, Test, eventually, gone};
 
 const ALICE_PW: &str = "hunter2-but-longer";
 const BOB_PW: &str = "second";
@@ -163,16 +163,6 @@ fn stored_chunks(db: &std::path::Path, run: &str) -> i64 {
         |r| r.get(0),
     )
     .unwrap()
-}
-
-/// Whether a process is gone (or a zombie nobody reaped yet: it runs nothing).
-fn gone(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-    }
 }
 
 #[test]

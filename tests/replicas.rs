@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::support::postgres::Postgres;
 use crate::support::server::{Server, Wire, csrf};
-use crate::support::{HASH_A, HASH_B, Test, eventually};
+use crate::support::{HASH_A, HASH_B, Test, eventually, gone};
 
 const ALICE_PW: &str = "hunter2-but-longer";
 const BOB_PW: &str = "second";
@@ -146,16 +146,6 @@ type = "text"
 
 fn get(server: &Server, path: &str, cookie: &str) -> Wire {
     server.request("GET", path, &[("Cookie", cookie)], "")
-}
-
-/// Whether a process is gone (or a zombie nobody reaped yet: it runs nothing).
-fn gone(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-    }
 }
 
 #[test]

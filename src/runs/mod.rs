@@ -530,7 +530,7 @@ impl Runs {
         for listed in files {
             if listed.size > budget {
                 tracing::warn!(
-                    "run {}: {} is too large to share with other replicas ({} bytes); only this replica serves it",
+                    "run {}: {:?} is too large to share with other replicas ({} bytes); only this replica serves it",
                     run.id,
                     listed.name,
                     listed.size
@@ -577,7 +577,7 @@ impl Runs {
             Ok(bytes) => bytes?,
             Err(e) => {
                 tracing::error!(
-                    "cannot read {name} of run {} from the database: {e}",
+                    "cannot read {name:?} of run {} from the database: {e}",
                     run.id
                 );
                 return None;

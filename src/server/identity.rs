@@ -167,12 +167,9 @@ impl State {
         let now = auth::now();
         let name = CookieName::Session.name(ctx.secure);
         for value in request_cookies(&ctx.headers, name) {
-            let Ok((session, user)) = self.check_session(name, value, &manifest, now) else {
+            let Ok((session, user)) = self.check_session(name, value, &manifest, now).await else {
                 continue;
             };
-            if self.revoked.check(&session).await {
-                continue;
-            }
             let refresh = session.needs_refresh(now).then(|| {
                 let fresh = Session {
                     active: now,
@@ -237,7 +234,7 @@ impl State {
         }
     }
 
-    fn check_session(
+    async fn check_session(
         &self,
         name: &str,
         value: &str,
@@ -246,11 +243,12 @@ impl State {
     ) -> Result<(Session, User), Refused> {
         let session = self.sessions.open(name, value)?;
         session.check_times(&self.policy(), now)?;
-        // Revocations here; with replicas, `authenticate` asks the database after this.
-        if self.revoked.is_revoked(&session) {
+        let user = self.session_user(&session, manifest)?;
+        // Last, as the one check that may ask the database (with replicas: a sign-out
+        // on another one counts).
+        if self.revoked.check(&session).await {
             return Err(Refused::Revoked);
         }
-        let user = self.session_user(&session, manifest)?;
         Ok((session, user))
     }
 

@@ -42,6 +42,34 @@ impl std::fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
+impl StoreError {
+    /// A failure that is not about the disk.
+    pub fn failure(message: &str) -> StoreError {
+        StoreError {
+            message: message.to_string(),
+            full: false,
+        }
+    }
+}
+
+/// The future of a write handed (`queued`) or not to a store's writer, resolving with
+/// the writer's answer once it committed.
+fn committed<T: Send + 'static>(
+    queued: bool,
+    answer: tokio::sync::oneshot::Receiver<StoreResult<T>>,
+) -> Pending<T> {
+    Box::pin(async move {
+        if !queued {
+            return Err(StoreError::failure(
+                "the database is closed (ftw is stopping)",
+            ));
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(StoreError::failure("the database writer stopped")))
+    })
+}
+
 pub type StoreResult<T> = Result<T, StoreError>;
 /// A queued read or write; see the module notes for when the work happens.
 pub type Pending<T> = Pin<Box<dyn Future<Output = StoreResult<T>> + Send>>;
@@ -208,10 +236,9 @@ pub trait Store: Send + Sync {
 
 fn not_shared<T: Send + 'static>() -> Pending<T> {
     Box::pin(async {
-        Err(StoreError {
-            message: "this store is not shared; ftw answers from memory".into(),
-            full: false,
-        })
+        Err(StoreError::failure(
+            "this store is not shared; ftw answers from memory",
+        ))
     })
 }
 

@@ -256,6 +256,16 @@ pub fn unindent(text: &str) -> String {
 }
 
 /// Polls `check` every 20 ms for at most 30 s.
+/// Whether a process is gone (or a zombie nobody reaped yet: it runs nothing).
+pub fn gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
 pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while !check() {

@@ -159,18 +159,12 @@ impl Postgres {
             Some(tx) => tx.send(Job { write, done }).is_ok(),
             None => false,
         };
-        Box::pin(async move {
-            if !queued {
-                return Err(failure("the database is closed (ftw is stopping)"));
-            }
-            answer
-                .await
-                .unwrap_or_else(|_| Err(failure("the database writer stopped")))
-        })
+        super::committed(queued, answer)
     }
 
-    /// Runs `read` on a pooled connection.
-    fn read<T, F>(&self, read: F) -> Pending<T>
+    /// Runs `work` (a read, or a write whose answer the caller waits for) on a pooled
+    /// connection, outside the writer's queue.
+    fn on_pool<T, F>(&self, work: F) -> Pending<T>
     where
         T: Send + 'static,
         F: for<'c> FnOnce(
@@ -183,7 +177,7 @@ impl Postgres {
         let pool = self.pool.clone();
         Box::pin(async move {
             let client = pool.get().await.map_err(pool_error)?;
-            read(&client).await.map_err(|e| store_error(&e))
+            work(&client).await.map_err(|e| store_error(&e))
         })
     }
 }
@@ -316,15 +310,8 @@ fn reason(e: &tokio_postgres::Error) -> String {
     }
 }
 
-fn failure(message: &str) -> StoreError {
-    StoreError {
-        message: message.to_string(),
-        full: false,
-    }
-}
-
 fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
-    failure(&format!("cannot reach the database: {e}"))
+    StoreError::failure(&format!("cannot reach the database: {e}"))
 }
 
 fn store_error(e: &tokio_postgres::Error) -> StoreError {
@@ -359,7 +346,7 @@ impl Store for Postgres {
 
     fn output_chunks_since(&self, id: &str, from: u64) -> Pending<Vec<Chunk>> {
         let id = id.to_string();
-        self.read(move |c| Box::pin(async move { runs::chunks_since(c, &id, from).await }))
+        self.on_pool(move |c| Box::pin(async move { runs::chunks_since(c, &id, from).await }))
     }
 
     fn insert_run_capped(&self, run: &RunRecord, per_user: usize) -> Pending<bool> {
@@ -377,13 +364,13 @@ impl Store for Postgres {
     }
 
     fn runs_kept(&self, ids: Vec<String>) -> Pending<Vec<String>> {
-        self.read(move |c| Box::pin(async move { runs::kept(c, &ids).await }))
+        self.on_pool(move |c| Box::pin(async move { runs::kept(c, &ids).await }))
     }
 
     fn hold_ceremony(&self, id: &str, nonce: Option<&str>, ceremony: String) -> Pending<()> {
         let (id, nonce) = (id.to_string(), nonce.map(str::to_string));
         let now = super::unix_ms(SystemTime::now());
-        self.read(move |c| {
+        self.on_pool(move |c| {
             Box::pin(
                 async move { auth::hold_ceremony(c, &id, nonce.as_deref(), &ceremony, now).await },
             )
@@ -392,7 +379,7 @@ impl Store for Postgres {
 
     fn take_ceremony(&self, id: &str, since_ms: i64) -> Pending<Option<String>> {
         let id = id.to_string();
-        self.read(move |c| Box::pin(async move { auth::take_ceremony(c, &id, since_ms).await }))
+        self.on_pool(move |c| Box::pin(async move { auth::take_ceremony(c, &id, since_ms).await }))
     }
 
     fn add_run_file(&self, id: &str, name: &str, bytes: Vec<u8>) -> Pending<()> {
@@ -401,7 +388,7 @@ impl Store for Postgres {
 
     fn run_file(&self, id: &str, name: &str) -> Pending<Option<Vec<u8>>> {
         let (id, name) = (id.to_string(), name.to_string());
-        self.read(move |c| Box::pin(async move { runs::file(c, &id, &name).await }))
+        self.on_pool(move |c| Box::pin(async move { runs::file(c, &id, &name).await }))
     }
 
     fn request_cancel(&self, id: &str) -> Pending<()> {
@@ -410,7 +397,7 @@ impl Store for Postgres {
 
     fn cancel_requests(&self) -> Pending<Vec<String>> {
         let me = self.replica.to_string();
-        self.read(move |c| Box::pin(async move { runs::cancel_requests(c, &me).await }))
+        self.on_pool(move |c| Box::pin(async move { runs::cancel_requests(c, &me).await }))
     }
 
     fn run_changes(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
@@ -419,26 +406,26 @@ impl Store for Postgres {
 
     fn run(&self, id: &str) -> Pending<Option<RunRecord>> {
         let id = id.to_string();
-        self.read(move |c| Box::pin(async move { runs::get(c, &id).await }))
+        self.on_pool(move |c| Box::pin(async move { runs::get(c, &id).await }))
     }
 
     fn output_chunks(&self, id: &str) -> Pending<Vec<Chunk>> {
         let id = id.to_string();
-        self.read(move |c| Box::pin(async move { runs::chunks(c, &id).await }))
+        self.on_pool(move |c| Box::pin(async move { runs::chunks(c, &id).await }))
     }
 
     fn list_runs(&self, query: RunQuery) -> Pending<Vec<RunRecord>> {
-        self.read(move |c| Box::pin(async move { runs::list(c, &query).await }))
+        self.on_pool(move |c| Box::pin(async move { runs::list(c, &query).await }))
     }
 
     fn orphaned_runs(&self) -> Pending<Vec<Orphan>> {
         let me = self.replica.to_string();
         let lease = LEASE.as_millis() as i64;
-        self.read(move |c| Box::pin(async move { runs::claim_orphans(c, &me, lease).await }))
+        self.on_pool(move |c| Box::pin(async move { runs::claim_orphans(c, &me, lease).await }))
     }
 
     fn counts(&self) -> Pending<Counts> {
-        self.read(|c| Box::pin(async move { runs::counts(c).await }))
+        self.on_pool(|c| Box::pin(async move { runs::counts(c).await }))
     }
 
     fn oldest_runs(
@@ -446,7 +433,7 @@ impl Store for Postgres {
         limit: usize,
         ended_before: Option<SystemTime>,
     ) -> Pending<Vec<(String, u64)>> {
-        self.read(move |c| Box::pin(async move { runs::oldest(c, limit, ended_before).await }))
+        self.on_pool(move |c| Box::pin(async move { runs::oldest(c, limit, ended_before).await }))
     }
 
     fn delete_runs(&self, ids: Vec<String>) -> Pending<()> {
@@ -458,7 +445,7 @@ impl Store for Postgres {
     }
 
     fn revocations(&self, now: u64) -> Pending<Vec<Revocation>> {
-        self.read(move |c| Box::pin(async move { auth::revocations(c, now).await }))
+        self.on_pool(move |c| Box::pin(async move { auth::revocations(c, now).await }))
     }
 
     fn save_throttle(&self, record: ThrottleRecord) -> Pending<()> {
@@ -470,7 +457,7 @@ impl Store for Postgres {
     }
 
     fn throttle_records(&self, per_table: usize) -> Pending<Vec<ThrottleRecord>> {
-        self.read(move |c| Box::pin(async move { auth::throttle_records(c, per_table).await }))
+        self.on_pool(move |c| Box::pin(async move { auth::throttle_records(c, per_table).await }))
     }
 
     fn totp_used(&self, user: &str, step: u64) -> Pending<()> {
@@ -478,7 +465,7 @@ impl Store for Postgres {
     }
 
     fn totp_steps(&self) -> Pending<Vec<(String, u64)>> {
-        self.read(|c| Box::pin(async move { auth::totp_steps(c).await }))
+        self.on_pool(|c| Box::pin(async move { auth::totp_steps(c).await }))
     }
 
     fn heartbeat(&self, _at: SystemTime) -> Pending<()> {
@@ -497,12 +484,12 @@ impl Store for Postgres {
 
     fn passkeys(&self, user: &str) -> Pending<Vec<PasskeyRecord>> {
         let user = user.to_string();
-        self.read(move |c| Box::pin(async move { auth::passkeys(c, &user).await }))
+        self.on_pool(move |c| Box::pin(async move { auth::passkeys(c, &user).await }))
     }
 
     fn passkey(&self, id: &str) -> Pending<Option<PasskeyRecord>> {
         let id = id.to_string();
-        self.read(move |c| Box::pin(async move { auth::passkey_by_id(c, &id).await }))
+        self.on_pool(move |c| Box::pin(async move { auth::passkey_by_id(c, &id).await }))
     }
 
     fn add_passkey(&self, record: PasskeyRecord) -> Pending<()> {
@@ -521,7 +508,7 @@ impl Store for Postgres {
     ) -> Pending<(String, String)> {
         let (name, source, subject) = (name.to_string(), source.to_string(), subject.to_string());
         let now = super::unix_ms(SystemTime::now());
-        self.read(move |c| {
+        self.on_pool(move |c| {
             Box::pin(async move { auth::bind_name(c, &name, &source, &subject, now).await })
         })
     }
@@ -531,7 +518,7 @@ impl Store for Postgres {
     }
 
     fn known_users(&self) -> Pending<Option<Vec<String>>> {
-        self.read(|c| Box::pin(async move { auth::known_users(c).await }))
+        self.on_pool(|c| Box::pin(async move { auth::known_users(c).await }))
     }
 
     fn set_known_users(&self, users: Vec<String>) -> Pending<()> {
@@ -543,7 +530,7 @@ impl Store for Postgres {
     }
 
     fn size(&self) -> Pending<u64> {
-        self.read(|c| {
+        self.on_pool(|c| {
             Box::pin(async move {
                 let row = c
                     .query_one("SELECT pg_database_size(current_database())", &[])
@@ -558,23 +545,23 @@ impl Store for Postgres {
     }
 
     fn ping(&self) -> Pending<()> {
-        self.read(|c| Box::pin(async move { c.simple_query("SELECT 1").await.map(drop) }))
+        self.on_pool(|c| Box::pin(async move { c.simple_query("SELECT 1").await.map(drop) }))
     }
 
     fn session_revoked(&self, id: [u8; 16], user: &str, issued: u64) -> Pending<bool> {
         let user = user.to_string();
-        self.read(move |c| {
+        self.on_pool(move |c| {
             Box::pin(async move { auth::session_revoked(c, &id, &user, issued).await })
         })
     }
 
     fn revoke_once(&self, revocation: Revocation) -> Pending<bool> {
-        self.read(move |c| Box::pin(async move { auth::revoke_once(c, &revocation).await }))
+        self.on_pool(move |c| Box::pin(async move { auth::revoke_once(c, &revocation).await }))
     }
 
     fn totp_accept(&self, user: &str, step: u64) -> Pending<bool> {
         let user = user.to_string();
-        self.read(move |c| Box::pin(async move { auth::totp_accept(c, &user, step).await }))
+        self.on_pool(move |c| Box::pin(async move { auth::totp_accept(c, &user, step).await }))
     }
 
     fn throttle_step(

@@ -96,14 +96,7 @@ impl Sqlite {
                 .is_ok(),
             None => false,
         };
-        Box::pin(async move {
-            if !queued {
-                return Err(failure("the database is closed (ftw is stopping)"));
-            }
-            answer
-                .await
-                .unwrap_or_else(|_| Err(failure("the database thread stopped")))
-        })
+        super::committed(queued, answer)
     }
 
     /// Runs a read on the blocking pool over a read-only connection.
@@ -128,7 +121,7 @@ impl Sqlite {
                 result
             })
             .await
-            .unwrap_or_else(|e| Err(failure(&format!("a database read failed: {e}"))))
+            .unwrap_or_else(|e| Err(StoreError::failure(&format!("a database read failed: {e}"))))
         })
     }
 }
@@ -319,13 +312,6 @@ fn sql(conn: &Connection, text: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(text)?.execute([]).map(drop)
 }
 
-fn failure(message: &str) -> StoreError {
-    StoreError {
-        message: message.to_string(),
-        full: false,
-    }
-}
-
 fn store_error(e: &rusqlite::Error) -> StoreError {
     let full = matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull);
     StoreError {
@@ -499,7 +485,7 @@ impl Store for Sqlite {
                     .map_err(|e| store_error(&e))
             })
             .await
-            .unwrap_or_else(|e| Err(failure(&format!("a database read failed: {e}"))))
+            .unwrap_or_else(|e| Err(StoreError::failure(&format!("a database read failed: {e}"))))
         })
     }
 
