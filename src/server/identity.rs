@@ -184,31 +184,36 @@ impl State {
 
     /// The caller of an API request: a bearer token, else as `authenticate`. A token
     /// that is not configured counts as a failed sign-in of the client's address (never
-    /// of a user name: bad tokens cannot lock anyone out).
+    /// of a user name: bad tokens cannot lock anyone out); a right one is refused while
+    /// the address is blocked, and is not counted (`Throttle::address_blocked`).
     pub async fn caller(&self, ctx: &Ctx) -> Result<Authed, Problem> {
         let Some(presented) = bearer(ctx) else {
             return self.authenticate(ctx).await.ok_or(Problem::Unauthorized);
         };
         let manifest = self.manifest();
+        let policy = &manifest.auth.throttle;
         let now = Instant::now();
-        let attempt = self
-            .throttle
-            .begin_address(&manifest.auth.throttle, ctx.client, now)
-            .await
-            .map_err(|wait| {
-                self.metrics.sign_in("throttled");
-                Problem::Throttled(wait)
-            })?;
+        let throttled = |wait| {
+            self.metrics.sign_in("throttled");
+            Problem::Throttled(wait)
+        };
         let Some(token) = crate::auth::tokens::find(&manifest.auth.tokens, presented) else {
+            let attempt = self
+                .throttle
+                .begin_address(policy, ctx.client, now)
+                .await
+                .map_err(throttled)?;
             self.metrics.sign_in("failure");
             self.audit.record(
                 "token-failed",
                 json!({ "client": crate::audit::client(ctx.client) }),
             );
-            let _ = attempt.failed(now);
+            let _ = attempt.failed(now).await;
             return Err(Problem::BadToken);
         };
-        attempt.succeeded();
+        if let Some(wait) = self.throttle.address_blocked(policy, ctx.client, now).await {
+            return Err(throttled(wait));
+        }
         let user = manifest
             .auth
             .users

@@ -272,7 +272,7 @@ pub async fn submit(state: Arc<State>, ctx: Ctx, fields: Fields) -> Result<Respo
                 return Ok(start_session(&state, &ctx, session, &next, "ldap").await);
             }
             Err(Refusal::Failed) => {
-                if let Err(wait) = attempt.failed(Instant::now()) {
+                if let Err(wait) = attempt.failed(Instant::now()).await {
                     audit_throttled(&state, &ctx, username, wait);
                 }
                 (StatusCode::UNAUTHORIZED, LOGIN_FAILED)
@@ -310,7 +310,7 @@ pub async fn submit(state: Arc<State>, ctx: Ctx, fields: Fields) -> Result<Respo
             "sign-in-failed",
             json!({ "user": username, "client": audit::client(ctx.client), "known_user": user.is_some() }),
         );
-        if let Err(wait) = attempt.failed(Instant::now()) {
+        if let Err(wait) = attempt.failed(Instant::now()).await {
             audit_throttled(&state, &ctx, username, wait);
         }
         return Ok(sign_in_page(
@@ -530,7 +530,7 @@ pub async fn code_submit(
             "2fa-failed",
             json!({ "user": user.name, "client": audit::client(ctx.client), "reason": reason }),
         );
-        if let Err(wait) = attempt.failed(Instant::now()) {
+        if let Err(wait) = attempt.failed(Instant::now()).await {
             audit_throttled(&state, &ctx, &user.name, wait);
         }
         let status = StatusCode::UNAUTHORIZED;

@@ -196,7 +196,7 @@ pub async fn finish(state: Arc<State>, ctx: Ctx, body: Value) -> Result<Response
                         "2fa-failed",
                         json!({ "user": user, "client": audit::client(ctx.client), "reason": format!("passkey: {why}") }),
                     );
-                    let _ = attempt.failed(Instant::now());
+                    let _ = attempt.failed(Instant::now()).await;
                     return Ok(refused(
                         StatusCode::UNAUTHORIZED,
                         "That passkey did not check out.",
@@ -265,7 +265,7 @@ pub async fn finish(state: Arc<State>, ctx: Ctx, body: Value) -> Result<Response
                         "sign-in-failed",
                         json!({ "via": "passkey", "client": audit::client(ctx.client), "reason": why }),
                     );
-                    let _ = attempt.failed(Instant::now());
+                    let _ = attempt.failed(Instant::now()).await;
                     return Ok(refused(
                         StatusCode::UNAUTHORIZED,
                         "That passkey did not check out.",

@@ -208,7 +208,7 @@ async fn callback(
     };
     let next = flow.next.clone();
     if !query.get("state").is_some_and(|s| flow.state_matches(s)) {
-        let _ = attempt.failed(Instant::now());
+        let _ = attempt.failed(Instant::now()).await;
         return Ok(refuse(
             StatusCode::BAD_REQUEST,
             "wrong state",
@@ -239,7 +239,7 @@ async fn callback(
         None => false,
     };
     if !used {
-        let _ = attempt.failed(Instant::now());
+        let _ = attempt.failed(Instant::now()).await;
         return Ok(refuse(
             StatusCode::BAD_REQUEST,
             "sign-in already finished (replayed callback)",
@@ -264,7 +264,7 @@ async fn callback(
     let identity = match vouched {
         Ok(Ok(identity)) => identity,
         Ok(Err(denied)) => {
-            let _ = attempt.failed(Instant::now());
+            let _ = attempt.failed(Instant::now()).await;
             return Ok(refuse(
                 StatusCode::FORBIDDEN,
                 &denied.to_string(),
@@ -280,7 +280,7 @@ async fn callback(
                     "The provider cannot be reached right now. Try again in a moment.",
                 ),
                 Failure::Refused(_) => {
-                    let _ = attempt.failed(Instant::now());
+                    let _ = attempt.failed(Instant::now()).await;
                     (
                         StatusCode::UNAUTHORIZED,
                         "The provider's answer did not pass ftw's checks, so you are not signed in.",

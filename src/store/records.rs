@@ -207,6 +207,11 @@ pub enum ThrottleStep {
     },
     /// The attempt that began at `begun` succeeded, or was never checked.
     Release { begun: i64 },
+    /// A user signed in: their name's failures and block go; attempts other replicas
+    /// are checking stay counted.
+    Clear,
+    /// Asks whether the key is blocked, changing nothing: the wait if it is.
+    Blocked { now: i64 },
 }
 
 impl ThrottleStep {
@@ -254,6 +259,14 @@ impl ThrottleStep {
                 take_back(stamps, begun);
                 None
             }
+            ThrottleStep::Clear => {
+                stamps.retain(|t| *t < 0);
+                *blocked_until = None;
+                None
+            }
+            ThrottleStep::Blocked { now } => blocked_until
+                .filter(|until| *until > now)
+                .map(|until| until - now),
         }
     }
 }
@@ -314,5 +327,19 @@ mod tests {
         let (mut stamps, mut blocked) = (vec![1, 2, -3, 4], None);
         assert_eq!(begin(70_000).apply(&mut stamps, &mut blocked), None);
         assert_eq!(stamps, vec![-70_000]);
+    }
+
+    #[test]
+    fn a_sign_in_clears_failures_and_keeps_attempts_in_flight() {
+        let (mut stamps, mut blocked) = (vec![1, -2, 3], Some(9));
+        let ask = ThrottleStep::Blocked { now: 5 };
+        assert_eq!(ask.apply(&mut stamps, &mut blocked), Some(4));
+        assert_eq!(
+            (stamps.len(), blocked),
+            (3, Some(9)),
+            "asking changes nothing"
+        );
+        ThrottleStep::Clear.apply(&mut stamps, &mut blocked);
+        assert_eq!((stamps, blocked), (vec![-2], None));
     }
 }

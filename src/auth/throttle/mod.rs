@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::manifest::Throttle as Policy;
-use crate::store::Store;
+use crate::store::{Pending, Store};
 
 mod shared;
 mod stored;
@@ -150,6 +150,31 @@ impl Throttle {
         self.begin_shared(attempt).await
     }
 
+    /// `Some(wait)` while failures block this address (memory first, then, with
+    /// replicas, the database). For a right API token: checking one is a hash compare,
+    /// so it is not counted as an attempt in flight, and a client's parallel calls
+    /// never wait on each other; a blocked address is refused all the same.
+    pub async fn address_blocked(
+        &self,
+        policy: &Policy,
+        ip: IpAddr,
+        now: Instant,
+    ) -> Option<Duration> {
+        if policy.max_failures == 0 {
+            return None;
+        }
+        let key = address_key(ip);
+        let local = self
+            .addresses
+            .lock()
+            .expect("throttle lock")
+            .blocked(&key, now);
+        match local {
+            Some(wait) => Some(wait),
+            None => self.blocked_shared(ADDRESSES, &key).await,
+        }
+    }
+
     /// `begin`, counted in this process's memory only.
     pub fn begin_local<'a>(
         &'a self,
@@ -256,8 +281,8 @@ impl Throttle {
             .expect("throttle lock")
             .entries
             .remove(&key);
-        if removed.is_some() {
-            self.persist(USERS, &key, None);
+        if removed.is_some() || self.store.as_ref().is_some_and(|s| s.shared()) {
+            self.persist_cleared(&key);
         }
     }
 
@@ -288,9 +313,16 @@ pub struct Attempt<'a> {
 
 impl Attempt<'_> {
     /// The password, code or token was wrong (or the user unknown); `Err(wait)` if this
-    /// blocked the name or the address.
-    pub fn failed(mut self, now: Instant) -> Result<(), Duration> {
-        match self.end(true, now) {
+    /// blocked the name or the address. With replicas, resolves once the failure is in
+    /// the database, so the next attempt on any replica counts it.
+    pub async fn failed(mut self, now: Instant) -> Result<(), Duration> {
+        let (wait, written) = self.end(true, now);
+        for write in written {
+            if let Err(e) = write.await {
+                tracing::error!("cannot count a failed sign-in in the database: {e}");
+            }
+        }
+        match wait {
             Some(wait) => Err(wait),
             None => Ok(()),
         }
@@ -306,9 +338,11 @@ impl Attempt<'_> {
         self.end(false, Instant::now());
     }
 
-    fn end(&mut self, failed: bool, now: Instant) -> Option<Duration> {
+    /// Ends the attempt in memory and queues its end in the database: the wait if it
+    /// blocked, and the database's answers (dropping them does not undo the writes).
+    fn end(&mut self, failed: bool, now: Instant) -> (Option<Duration>, Vec<Pending<Option<i64>>>) {
         if !std::mem::replace(&mut self.open, false) {
-            return None;
+            return (None, Vec::new());
         }
         let t = self.throttle;
         let end = |table: &Mutex<Table>, name: &'static str, key: &str| {
@@ -325,10 +359,11 @@ impl Attempt<'_> {
             .address
             .as_ref()
             .and_then(|key| end(&t.addresses, ADDRESSES, key));
-        if let Some((begun, keys)) = self.shared.take() {
-            t.end_shared(&self.policy, begun, keys, failed);
-        }
-        a.max(b)
+        let written = match self.shared.take() {
+            Some((begun, keys)) => t.end_shared(&self.policy, begun, keys, failed),
+            None => Vec::new(),
+        };
+        (a.max(b), written)
     }
 }
 
@@ -477,6 +512,7 @@ impl Table {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_util::FutureExt;
 
     const POLICY: Policy = Policy {
         max_failures: 5,
@@ -497,6 +533,8 @@ mod tests {
     fn fail(t: &Throttle, user: &str, from: &str, at: Instant) -> Result<(), Duration> {
         t.begin_local(&POLICY, user, false, ip(from), at)?
             .failed(at)
+            .now_or_never()
+            .expect("memory only")
     }
 
     /// Whether an attempt may start (and it leaves no trace if it may).
@@ -526,7 +564,10 @@ mod tests {
         );
         assert!(t.begin_local(&POLICY, "bob", false, a, now).is_err());
         // All five fail: the name and the address are blocked for the full time.
-        let results: Vec<_> = open.into_iter().map(|x| x.failed(now)).collect();
+        let results: Vec<_> = open
+            .into_iter()
+            .map(|x| x.failed(now).now_or_never().expect("memory only"))
+            .collect();
         assert_eq!(results.last().unwrap(), &Err(POLICY.block));
         assert_eq!(
             t.begin_local(&POLICY, "alice", false, ip("192.0.2.9"), now)
@@ -554,7 +595,9 @@ mod tests {
         assert_eq!(
             t.begin_local(&POLICY, "alice", false, a, now)
                 .unwrap()
-                .failed(now),
+                .failed(now)
+                .now_or_never()
+                .expect("memory only"),
             Err(POLICY.block),
             "the fifth failure blocks"
         );
@@ -659,13 +702,16 @@ mod tests {
             let attempt = t
                 .begin_local(&POLICY, "erin", true, ip("10.9.9.9"), later)
                 .unwrap();
-            assert_eq!(attempt.failed(later), Ok(()));
+            assert_eq!(
+                attempt.failed(later).now_or_never().expect("memory only"),
+                Ok(())
+            );
         }
         let fifth = t
             .begin_local(&POLICY, "erin", true, ip("10.9.9.8"), later)
             .unwrap();
         assert_eq!(
-            fifth.failed(later),
+            fifth.failed(later).now_or_never().expect("memory only"),
             Err(POLICY.block),
             "the name still counts"
         );
@@ -696,7 +742,10 @@ mod tests {
         let now = Instant::now();
         for _ in 0..50 {
             let attempt = t.begin_local(&off, "a", false, ip("1.1.1.1"), now).unwrap();
-            assert_eq!(attempt.failed(now), Ok(()));
+            assert_eq!(
+                attempt.failed(now).now_or_never().expect("memory only"),
+                Ok(())
+            );
         }
         assert_eq!(t.len(), (0, 0));
     }

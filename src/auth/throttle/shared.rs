@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use super::{ADDRESSES, Attempt, BUSY_WAIT, Throttle, USERS};
 use crate::manifest::Throttle as Policy;
-use crate::store::{ThrottleStep, unix_ms};
+use crate::store::{Pending, ThrottleStep, unix_ms};
 
 impl Throttle {
     /// Counts a locally begun attempt in the database too; refused (and taken back
@@ -60,16 +60,36 @@ impl Throttle {
         Ok(attempt)
     }
 
+    /// `Some(wait)` if the database blocks `key` (with replicas; `None` without). A
+    /// database that does not answer refuses, as `begin_shared` does.
+    pub(super) async fn blocked_shared(&self, table: &'static str, key: &str) -> Option<Duration> {
+        let store = self.store.as_ref().filter(|s| s.shared())?;
+        let now = unix_ms(SystemTime::now());
+        match store
+            .throttle_step(table, key, ThrottleStep::Blocked { now })
+            .await
+        {
+            Ok(wait) => wait.map(|ms| Duration::from_millis(ms.max(0) as u64).max(BUSY_WAIT)),
+            Err(e) => {
+                tracing::error!("cannot ask the database whether an address is blocked: {e}");
+                Some(BUSY_WAIT)
+            }
+        }
+    }
+
     /// Ends an attempt in the database: a failure stays counted (and may block), a
-    /// success or an unchecked attempt is taken back. Queued, never waited for.
+    /// success or an unchecked attempt is taken back. Queued at once, in order; the
+    /// answers, for a caller that must know the step is in (`Attempt::failed`).
     pub(super) fn end_shared(
         &self,
         policy: &Policy,
         begun: i64,
         keys: Vec<(&'static str, String)>,
         failed: bool,
-    ) {
-        let Some(store) = &self.store else { return };
+    ) -> Vec<Pending<Option<i64>>> {
+        let Some(store) = &self.store else {
+            return Vec::new();
+        };
         let step = if failed {
             ThrottleStep::Failed {
                 begun,
@@ -81,8 +101,8 @@ impl Throttle {
         } else {
             ThrottleStep::Release { begun }
         };
-        for (table, key) in keys {
-            drop(store.throttle_step(table, &key, step));
-        }
+        keys.into_iter()
+            .map(|(table, key)| store.throttle_step(table, &key, step))
+            .collect()
     }
 }

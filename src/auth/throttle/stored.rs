@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::{ADDRESSES, Entry, Throttle, USERS};
-use crate::store::{Store, ThrottleRecord, unix_ms};
+use crate::store::{Store, ThrottleRecord, ThrottleStep, unix_ms};
 
 impl Throttle {
     /// A throttle written to `store`, starting from the failures and blocks it kept.
@@ -44,20 +44,30 @@ impl Throttle {
     pub(super) fn forget_evicted(&self, table: &'static str, t: &mut super::Table) {
         for key in t.evicted.drain(..) {
             // With replicas, the database's row is every replica's count: it stays.
-            if !self.store.as_ref().is_some_and(|s| s.shared()) {
-                self.persist(table, &key, None);
+            self.persist(table, &key, None);
+        }
+    }
+
+    /// A user signed in: their name's failures and block go from the store too. With
+    /// replicas as a step on the shared row, which stays (other replicas may be
+    /// checking attempts against it), and whether or not this replica saw failures.
+    pub(super) fn persist_cleared(&self, key: &str) {
+        match &self.store {
+            Some(store) if store.shared() => {
+                drop(store.throttle_step(USERS, key, ThrottleStep::Clear));
             }
+            Some(_) => self.persist(USERS, key, None),
+            None => {}
         }
     }
 
     /// Writes a key's failures and block (or that it has none) to the store. With
-    /// replicas, failures are counted in the database step by step (`shared`) and
-    /// only a success's "no failures" is written from here.
+    /// replicas, failures are counted in the database step by step (`shared`): nothing
+    /// is written from here.
     pub(super) fn persist(&self, table: &'static str, key: &str, entry: Option<&Entry>) {
-        let Some(store) = &self.store else { return };
-        if store.shared() && entry.is_some() {
+        let Some(store) = self.store.as_ref().filter(|s| !s.shared()) else {
             return;
-        }
+        };
         match entry {
             Some(entry) => {
                 let clock = Clock::now();

@@ -368,25 +368,40 @@ pub async fn totp_accept(c: &impl GenericClient, user: &str, step: u64) -> Resul
 }
 
 /// Applies a throttle step to a key's row, locked for the rest of the transaction `c`
-/// runs in, so replicas counting the same key take turns.
+/// runs in, so replicas counting the same key take turns. The row is made and locked
+/// in one statement, so a sign-in clearing it elsewhere cannot pull it away between
+/// the two. `Blocked` only reads.
 pub async fn throttle_step(
     c: &impl GenericClient,
     table: &str,
     key: &str,
     step: ThrottleStep,
 ) -> Result<Option<i64>> {
-    let make = "INSERT INTO throttle (tbl, key, failures, blocked_until_ms) \
-                VALUES ($1, $2, '{}', NULL) ON CONFLICT (tbl, key) DO NOTHING";
-    c.execute(&c.prepare_cached(make).await?, &[&table, &key])
-        .await?;
-    let read = "SELECT failures, blocked_until_ms FROM throttle WHERE tbl = $1 AND key = $2 \
-                FOR UPDATE";
+    if let ThrottleStep::Blocked { .. } = step {
+        let read = "SELECT failures, blocked_until_ms FROM throttle WHERE tbl = $1 AND key = $2";
+        let Some(row) = c
+            .query_opt(&c.prepare_cached(read).await?, &[&table, &key])
+            .await?
+        else {
+            return Ok(None);
+        };
+        let (mut stamps, mut blocked): (Vec<i64>, Option<i64>) = (row.try_get(0)?, row.try_get(1)?);
+        return Ok(step.apply(&mut stamps, &mut blocked));
+    }
+    let take = "INSERT INTO throttle (tbl, key, failures, blocked_until_ms) \
+                VALUES ($1, $2, '{}', NULL) \
+                ON CONFLICT (tbl, key) DO UPDATE SET key = excluded.key \
+                RETURNING failures, blocked_until_ms";
     let row = c
-        .query_one(&c.prepare_cached(read).await?, &[&table, &key])
+        .query_one(&c.prepare_cached(take).await?, &[&table, &key])
         .await?;
     let mut stamps: Vec<i64> = row.try_get(0)?;
     let mut blocked: Option<i64> = row.try_get(1)?;
+    let before = (stamps.clone(), blocked);
     let wait = step.apply(&mut stamps, &mut blocked);
+    if before == (stamps.clone(), blocked) {
+        return Ok(wait);
+    }
     let write = "UPDATE throttle SET failures = $3, blocked_until_ms = $4 \
                  WHERE tbl = $1 AND key = $2";
     c.execute(

@@ -570,10 +570,19 @@ impl Store for Postgres {
         key: &str,
         step: ThrottleStep,
     ) -> Pending<Option<i64>> {
-        if !matches!(step, ThrottleStep::Begin { .. }) {
-            // Its outcome changes no answer: queued, in order after the begin.
-            let written = self.write(Write::Throttle(table, key.to_string(), step));
-            return Box::pin(async move { written.await.map(|()| None) });
+        match step {
+            ThrottleStep::Begin { .. } => {}
+            ThrottleStep::Blocked { .. } => {
+                let key = key.to_string();
+                return self.on_pool(move |c| {
+                    Box::pin(async move { auth::throttle_step(c, table, &key, step).await })
+                });
+            }
+            _ => {
+                // Its outcome changes no answer: queued, in order after the begin.
+                let written = self.write(Write::Throttle(table, key.to_string(), step));
+                return Box::pin(async move { written.await.map(|()| None) });
+            }
         }
         let (pool, key) = (self.pool.clone(), key.to_string());
         Box::pin(async move {
