@@ -19,6 +19,7 @@ use indexmap::IndexMap;
 use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 
+use crate::manifest::template::Template;
 use crate::manifest::{Kind, Tool, Value};
 
 /// Between SIGTERM and SIGKILL when a run is stopped.
@@ -51,25 +52,7 @@ impl Plan {
     /// The argv and environment for `tool` with checked `values` (by argument name;
     /// a file's value is the path of its stored copy).
     pub fn new(tool: &Tool, values: &IndexMap<String, Value>, run: &RunInfo) -> Plan {
-        let fill = |name: &str| -> Vec<&str> {
-            match (tool.arg(name).map(|a| &a.kind), values.get(name)) {
-                // A checkbox with a flag is the flag, or nothing.
-                (Some(Kind::Bool { flag: Some(flag) }), Some(Value::Bool(on))) => {
-                    if *on {
-                        vec![flag.as_str()]
-                    } else {
-                        Vec::new()
-                    }
-                }
-                (Some(_), Some(value)) => value.texts(),
-                _ => Vec::new(),
-            }
-        };
-        let mut args = Vec::new();
-        for template in &tool.args_template {
-            template.expand(fill, &mut args);
-        }
-
+        let args = argv(tool, &tool.args_template, values);
         let mut env = base_env();
         env.extend(tool.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         for arg in &tool.args {
@@ -99,8 +82,33 @@ impl Plan {
     }
 }
 
+/// `templates` (a command's elements after the program) filled in with `tool`'s checked
+/// `values`: one element per value, one per chosen option of a lone multiselect
+/// placeholder, a checkbox's flag or nothing, elements with missing values dropped.
+pub fn argv(tool: &Tool, templates: &[Template], values: &IndexMap<String, Value>) -> Vec<String> {
+    let fill = |name: &str| -> Vec<&str> {
+        match (tool.arg(name).map(|a| &a.kind), values.get(name)) {
+            // A checkbox with a flag is the flag, or nothing.
+            (Some(Kind::Bool { flag: Some(flag) }), Some(Value::Bool(on))) => {
+                if *on {
+                    vec![flag.as_str()]
+                } else {
+                    Vec::new()
+                }
+            }
+            (Some(_), Some(value)) => value.texts(),
+            _ => Vec::new(),
+        }
+    };
+    let mut args = Vec::new();
+    for template in templates {
+        template.expand(fill, &mut args);
+    }
+    args
+}
+
 /// The little of the server's environment a tool gets.
-fn base_env() -> Vec<(String, String)> {
+pub fn base_env() -> Vec<(String, String)> {
     let mut env = vec![(
         "PATH".to_string(),
         std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),

@@ -10,8 +10,12 @@ use indexmap::IndexMap;
 use crate::manifest::{Kind, Tool, Value};
 use crate::runs::RunArg;
 
-/// The hidden field that carries the CSRF token; the only name not declared by the tool.
+/// The hidden field that carries the CSRF token; the only name not declared by the tool
+/// (besides `REFRESH_FIELD`).
 pub const CSRF_FIELD: &str = "_csrf";
+/// The form's "Update choices" button, for browsers without JavaScript: the form comes
+/// back with choices and shown fields for what was sent, and nothing runs.
+pub const REFRESH_FIELD: &str = "_refresh";
 /// Where errors about the form as a whole go (not about one field).
 pub const FORM_ERROR: &str = "";
 
@@ -52,6 +56,20 @@ impl Submission {
             .filter(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
             .collect()
+    }
+
+    /// The button that asks for the form again with updated choices was pressed.
+    pub fn refresh(&self) -> bool {
+        self.fields.iter().any(|(k, _)| k == REFRESH_FIELD)
+    }
+
+    /// The text values by field (uploads are not among them).
+    pub fn given(&self) -> std::collections::HashMap<String, Vec<String>> {
+        let mut given: std::collections::HashMap<String, Vec<String>> = Default::default();
+        for (k, v) in &self.fields {
+            given.entry(k.clone()).or_default().push(v.clone());
+        }
+        given
     }
 
     pub fn csrf(&self) -> Option<&str> {

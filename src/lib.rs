@@ -17,6 +17,7 @@ pub mod form;
 mod logging;
 pub mod manifest;
 pub mod metrics;
+pub mod options;
 pub mod password;
 pub mod runs;
 pub mod server;

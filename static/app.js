@@ -36,6 +36,92 @@
   if (control) control.focus({ preventScroll: true });
 })();
 
+// Form page: fields that adapt. A field with data-show-field is shown while that field
+// has the value data-show-equals; a hidden one is a disabled fieldset, so the browser
+// neither requires nor sends it (the server decides the same way on its own). A select
+// with data-options-from asks the server for its options again when a field it names
+// changes; the server checks a submission against the options it computes itself.
+(function () {
+  const form = document.querySelector("form[data-adapts]");
+  if (!form) return;
+  const csrf = form.querySelector('input[name="_csrf"]').value;
+  const valuesOf = (name) => {
+    const out = [];
+    for (const e of form.elements) {
+      if (e.name !== name || e.disabled) continue;
+      if (e.tagName === "SELECT") out.push(...[...e.selectedOptions].map((o) => o.value));
+      else if (e.type === "checkbox" && e.id === "f-" + name) out.push(e.checked ? "true" : "false");
+      else if (e.type === "checkbox" || e.type === "radio") { if (e.checked) out.push(e.value); }
+      else if (e.type !== "file") out.push(e.value);
+    }
+    return out;
+  };
+  const applyShows = () => {
+    for (let pass = 0; pass < 20; pass++) {
+      let changed = false;
+      for (const box of form.querySelectorAll("[data-show-field]")) {
+        const show = valuesOf(box.dataset.showField).includes(box.dataset.showEquals);
+        if (box.hidden === show) {
+          box.hidden = !show;
+          box.disabled = !show;
+          changed = true;
+        }
+      }
+      if (!changed) break;
+    }
+  };
+  const watched = new Set();
+  for (const select of form.querySelectorAll("select[data-options-from]")) {
+    for (const name of select.dataset.optionsFrom.split(" ")) watched.add(name);
+  }
+  let asked = 0;
+  const refresh = async () => {
+    const mine = ++asked;
+    const body = new URLSearchParams();
+    for (const e of form.elements) {
+      if (!e.name || e.name === "_csrf" || e.disabled || e.type === "file" || e.type === "password") continue;
+      if ((e.type === "checkbox" || e.type === "radio") && !e.checked) continue;
+      if (e.tagName === "SELECT") for (const o of e.selectedOptions) body.append(e.name, o.value);
+      else body.append(e.name, e.value);
+    }
+    let answer;
+    try {
+      const r = await fetch(form.dataset.adapts, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "X-CSRF-Token": csrf, "Content-Type": "application/x-www-form-urlencoded" },
+        body,
+      });
+      if (!r.ok || mine !== asked) return;
+      answer = await r.json();
+    } catch (_) { return; }
+    for (const [name, field] of Object.entries(answer.fields || {})) {
+      const select = form.querySelector('select[name="' + CSS.escape(name) + '"]');
+      if (!select) continue;
+      const chosen = new Set([...select.selectedOptions].map((o) => o.value));
+      const empty = select.querySelector('option[value=""]');
+      select.replaceChildren(...(empty ? [empty] : []));
+      for (const choice of field.options) {
+        const option = document.createElement("option");
+        option.value = choice.value;
+        option.textContent = choice.label;
+        option.selected = chosen.has(choice.value);
+        select.append(option);
+      }
+      const notice = document.getElementById("n-" + name);
+      if (notice) {
+        notice.textContent = field.problem ? "No options: " + field.problem + "." : "";
+        notice.hidden = !field.problem;
+      }
+    }
+    applyShows();
+  };
+  form.addEventListener("change", (e) => {
+    applyShows();
+    if (watched.has(e.target.name)) refresh();
+  });
+})();
+
 // Run page: follow the output live over Server-Sent Events. The server sends HTML that
 // it has already escaped (ANSI colours become <span class>), so it is inserted as is.
 (function () {

@@ -3,6 +3,7 @@
 mod support;
 
 mod account;
+mod adapt;
 mod api;
 mod argv_property;
 mod browser;

@@ -184,8 +184,20 @@ pub struct RawArg {
     pub pattern: Option<Spanned<String>>,
     pub flag: Option<Spanned<String>>,
     pub options: Option<Spanned<Vec<Spanned<String>>>>,
+    pub options_from: Option<Spanned<RawCommand>>,
+    pub options_ttl: Option<DurationText>,
+    pub show_if: Option<Spanned<RawShowIf>>,
     pub accept: Option<Spanned<String>>,
     pub max_size: Option<SizeText>,
+}
+
+/// `show_if = { field = "mode", equals = "advanced" }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawShowIf {
+    pub field: Spanned<String>,
+    /// A string, or true/false for a checkbox.
+    pub equals: Spanned<toml::Value>,
 }
 
 /// `command` as written: an argv array, or a shell-style string that ftw refuses with a

@@ -3,9 +3,20 @@
 //! the HTML attributes the browser checks, and the same constraints in words.
 
 use crate::manifest::{Arg, Kind};
+use crate::options::{Choice as Option_, Prepared};
 
 pub struct FieldView {
     pub control: Control,
+    /// `fieldset` for a field shown only while another field has a value (disabled
+    /// with it when hidden, so it is neither required nor sent); `div` otherwise.
+    pub tag: &'static str,
+    /// `show_if`: the field and the value it must have.
+    pub show_if: Option<(String, String)>,
+    pub hidden: bool,
+    /// The fields whose change brings this choice new options (space-separated).
+    pub options_from: String,
+    /// Why this choice has no options now.
+    pub notice: Option<String>,
     pub name: String,
     pub label: String,
     /// The server's message when a submission was refused.
@@ -45,6 +56,7 @@ pub enum Control {
 
 pub struct Choice {
     pub value: String,
+    pub label: String,
     pub selected: bool,
 }
 
@@ -52,8 +64,15 @@ pub struct Choice {
 const MAX_CHECKBOXES: usize = 8;
 
 /// What the form shows for each field: submitted values when re-showing, else the query
-/// string, else the default. Passwords are never put back.
-pub fn field_view(arg: &Arg, given: Option<&[String]>, error: Option<&String>) -> FieldView {
+/// string, else the default. Passwords are never put back. `prepared` says what adapts:
+/// options from a command (with labels), fields hidden now.
+pub fn field_view(
+    arg: &Arg,
+    given: Option<&[String]>,
+    error: Option<&String>,
+    prepared: &Prepared,
+) -> FieldView {
+    let labels = prepared.choices.get(&arg.name).map(|c| c.as_slice());
     let values: Vec<String> = match (given, &arg.default) {
         (Some(v), _) => v.to_vec(),
         (None, Some(default)) => default.texts().into_iter().map(str::to_string).collect(),
@@ -120,7 +139,7 @@ pub fn field_view(arg: &Arg, given: Option<&[String]>, error: Option<&String>) -
         // With a default there is nothing to "choose": an empty choice would mean the
         // default anyway.
         Kind::Select { options } => Control::Select {
-            options: choices(options, &values),
+            options: choices(options, &values, labels),
             multiple: false,
             empty: arg.default.is_none().then(|| {
                 arg.placeholder
@@ -128,13 +147,16 @@ pub fn field_view(arg: &Arg, given: Option<&[String]>, error: Option<&String>) -
                     .unwrap_or_else(|| "— choose —".into())
             }),
         },
-        Kind::Multiselect { options, .. } if options.len() <= MAX_CHECKBOXES => {
+        // Options from a command can change in place: always a list the page can refill.
+        Kind::Multiselect { options, .. }
+            if options.len() <= MAX_CHECKBOXES && arg.options_from.is_none() =>
+        {
             Control::Checkboxes {
-                options: choices(options, &values),
+                options: choices(options, &values, labels),
             }
         }
         Kind::Multiselect { options, .. } => Control::Select {
-            options: choices(options, &values),
+            options: choices(options, &values, labels),
             multiple: true,
             empty: None,
         },
@@ -181,7 +203,28 @@ pub fn field_view(arg: &Arg, given: Option<&[String]>, error: Option<&String>) -
             }
         }
     };
+    let hidden = prepared.hidden.contains(&arg.name);
     FieldView {
+        tag: if arg.show_if.is_some() {
+            "fieldset"
+        } else {
+            "div"
+        },
+        show_if: arg
+            .show_if
+            .as_ref()
+            .map(|w| (w.field.clone(), w.equals.clone())),
+        hidden,
+        options_from: arg
+            .options_from
+            .as_ref()
+            .map(|f| f.depends_on.join(" "))
+            .unwrap_or_default(),
+        notice: prepared
+            .problems
+            .get(&arg.name)
+            .filter(|_| error.is_none())
+            .map(|why| format!("No options: {why}.")),
         name: arg.name.clone(),
         label: arg.label.clone(),
         help: arg.help.clone(),
@@ -322,11 +365,14 @@ fn push_opt<T: ToString>(
     }
 }
 
-fn choices(options: &[String], selected: &[String]) -> Vec<Choice> {
+fn choices(options: &[String], selected: &[String], labels: Option<&[Option_]>) -> Vec<Choice> {
     options
         .iter()
         .map(|o| Choice {
             value: o.clone(),
+            label: labels
+                .and_then(|l| l.iter().find(|c| c.value == *o))
+                .map_or_else(|| o.clone(), |c| c.label.clone()),
             selected: selected.contains(o),
         })
         .collect()

@@ -54,6 +54,9 @@ pub enum Refused {
     TooLarge(Errors),
     /// Values that did not pass their checks, and what was sent (to show again).
     Invalid(Errors, Submission),
+    /// The form's "Update choices" button (no JavaScript): show it again with the
+    /// choices for what was sent, and run nothing.
+    Refresh(Submission),
 }
 
 impl From<Problem> for Refused {
@@ -69,6 +72,7 @@ impl From<Refused> for Problem {
             Refused::Problem(p) => p,
             Refused::TooLarge(errors) => Problem::TooLargeFields(errors),
             Refused::Invalid(errors, _) => Problem::Invalid(errors),
+            Refused::Refresh(_) => Problem::Invalid(Errors::new()),
         }
     }
 }
@@ -134,7 +138,16 @@ pub async fn intake(
     if !csrf_first {
         authed.may_write(state, ctx, submission.csrf())?;
     }
-    match form::check(tool, &submission) {
+    if bodies == Bodies::Form && submission.refresh() {
+        return Err(Refused::Refresh(submission));
+    }
+    // Checked against the options the server computes now and the fields shown now,
+    // never against what the browser was shown.
+    let prepared =
+        crate::options::prepare(&state.options, tool, &submission.given(), &authed.user.name).await;
+    let mut submission = submission;
+    let checked_tool = prepared.for_check(&mut submission);
+    match form::check(&checked_tool, &submission) {
         Ok(checked) => Ok(Intake {
             tool: tool.clone(),
             run_id,
@@ -142,13 +155,20 @@ pub async fn intake(
             submission,
             checked,
         }),
-        Err(errors) => Err(Refused::Invalid(errors, submission)),
+        Err(mut errors) => {
+            for (name, why) in &prepared.problems {
+                if let Some(message) = errors.get_mut(name) {
+                    *message = format!("has no options: {why}");
+                }
+            }
+            Err(Refused::Invalid(errors, submission))
+        }
     }
 }
 
 /// An API body that is JSON whatever its `Content-Type` says (`curl -d '{...}'` sends
 /// a form type), or empty.
-fn looks_like_json(bytes: &[u8]) -> bool {
+pub(super) fn looks_like_json(bytes: &[u8]) -> bool {
     bytes
         .iter()
         .find(|b| !b.is_ascii_whitespace())
@@ -205,7 +225,7 @@ fn form_too_large(tool: &Tool) -> Errors {
 /// arrays one field per element, `null` left out. A bool or multiselect the caller
 /// leaves out takes its default (in a form, leaving a box unticked is a choice; in
 /// JSON, leaving a key out is not).
-fn json_submission(tool: &Tool, body: &[u8]) -> Result<Submission, Problem> {
+pub(super) fn json_submission(tool: &Tool, body: &[u8]) -> Result<Submission, Problem> {
     let body = if body.trim_ascii().is_empty() {
         b"{}".as_slice()
     } else {

@@ -4,6 +4,7 @@
 
 mod access;
 mod account;
+mod adapt;
 mod api;
 pub use api::INLINE_OUTPUT;
 mod assets;
@@ -84,6 +85,8 @@ pub struct State {
     pub providers: crate::auth::oidc::Providers,
     /// Passkey ceremonies waiting for the browser's answer.
     pub ceremonies: crate::auth::passkeys::Ceremonies,
+    /// Options commands' answers (`options_from`), and how many run at once.
+    pub options: crate::options::Options,
 }
 
 impl State {
@@ -175,6 +178,7 @@ impl State {
         );
         Ok(State {
             ceremonies: crate::auth::passkeys::Ceremonies::new(&store),
+            options: crate::options::Options::default(),
             sessions: Codec::new(config.keys.session),
             revoked,
             verifier,
@@ -221,6 +225,7 @@ impl State {
     /// users end at their next request, because their fingerprint no longer matches).
     pub fn replace_manifest(&self, manifest: Manifest) {
         *self.manifest.write().expect("manifest lock") = Arc::new(manifest);
+        self.options.clear();
     }
 
     /// Session lifetimes, from the manifest in force.

@@ -17,7 +17,7 @@ use super::intake::FORM_LIMIT;
 use super::problem::{self, Problem};
 use super::respond::{secure_headers, secure_headers_with, text};
 use super::{
-    State, account, api, assets, login, metrics, pages, passkey_login, run_pages, sso, tools,
+    State, account, adapt, api, assets, login, metrics, pages, passkey_login, run_pages, sso, tools,
 };
 
 /// `METHOD path`, then the shared state and the request's context: the start of every
@@ -173,6 +173,9 @@ pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
             .and(query())
             .and(warp::body::stream())
             .and_then(api::create),
+        on!(state, post, "tools" / String / "options")
+            .and(warp::body::stream())
+            .and_then(adapt::options),
     ];
     let api_runs = any_of![
         on!(state, get, "runs").and(query()).and_then(api::list),

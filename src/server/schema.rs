@@ -12,7 +12,12 @@ pub fn args_schema(tool: &Tool) -> Json {
     let mut required = Vec::new();
     for arg in &tool.args {
         properties.insert(arg.name.clone(), arg_schema(arg));
-        if arg.required && arg.default.is_none() && !matches!(arg.kind, Kind::Bool { .. }) {
+        // A field shown on a condition is required only while shown (`x-show-if`).
+        if arg.required
+            && arg.default.is_none()
+            && arg.show_if.is_none()
+            && !matches!(arg.kind, Kind::Bool { .. })
+        {
             required.push(arg.name.clone());
         }
     }
@@ -69,6 +74,21 @@ fn arg_schema(arg: &Arg) -> Json {
             "description": "send the file as a part of a multipart/form-data request"
         }),
     };
+    // Options from a command are known per request: no `enum`; where to ask instead.
+    if arg.options_from.is_some() {
+        let list = if matches!(arg.kind, Kind::Multiselect { .. }) {
+            &mut schema["items"]
+        } else {
+            &mut schema
+        };
+        if let Json::Object(map) = list {
+            map.remove("enum");
+        }
+        schema["x-options-from"] = json!("POST /api/tools/{id}/options");
+    }
+    if let Some(when) = &arg.show_if {
+        schema["x-show-if"] = json!({ "field": when.field, "equals": when.equals });
+    }
     // Drop the `null`s of bounds that are not set.
     if let Json::Object(map) = &mut schema {
         map.retain(|_, v| !v.is_null());

@@ -37,9 +37,12 @@ struct ToolPage<'a> {
     form_error: Option<String>,
     /// (name, label) of each field with an error, linked from the notice at the top.
     errors_above: Vec<(String, String)>,
+    /// Some field's options or visibility follow other fields: the page asks the server
+    /// for new options as they change (or, without JavaScript, offers "Update choices").
+    adapts: bool,
 }
 
-fn render(
+async fn render(
     state: &State,
     authed: &Authed,
     tool: &Tool,
@@ -48,7 +51,9 @@ fn render(
     errors: &Errors,
 ) -> Response {
     let manifest = state.manifest();
-    let fields: Vec<FieldView> = tool
+    let prepared = crate::options::prepare(&state.options, tool, given, &authed.user.name).await;
+    let fields: Vec<FieldView> = prepared
+        .tool
         .args
         .iter()
         .map(|a| {
@@ -56,6 +61,7 @@ fn render(
                 a,
                 given.get(&a.name).map(Vec::as_slice),
                 errors.get(&a.name),
+                &prepared,
             )
         })
         .collect();
@@ -80,6 +86,12 @@ fn render(
             .filter(|a| errors.contains_key(&a.name))
             .map(|a| (a.name.clone(), a.label.clone()))
             .collect(),
+        adapts: tool.args.iter().any(|a| {
+            a.show_if.is_some()
+                || a.options_from
+                    .as_ref()
+                    .is_some_and(|f| !f.depends_on.is_empty())
+        }),
     };
     authed.finish(html(status, &body))
 }
@@ -116,7 +128,8 @@ pub async fn show(
         StatusCode::OK,
         &given,
         &Errors::new(),
-    ))
+    )
+    .await)
 }
 
 /// POST /tools/{id}: check and start.
@@ -140,12 +153,13 @@ pub async fn submit(
             Err(Refused::Invalid(errors, submission)) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, Some(submission), errors)
             }
+            Err(Refused::Refresh(submission)) => (StatusCode::OK, Some(submission), Errors::new()),
         };
     // The form again, with every message and what was sent (nothing was read of a body
     // that was too large).
     let tool = allowed_tool(&state, &authed, &id)?;
     let given = given.map(|s| given_back(&tool, &s)).unwrap_or_default();
-    Ok(render(&state, &authed, &tool, status, &given, &errors))
+    Ok(render(&state, &authed, &tool, status, &given, &errors).await)
 }
 
 /// The values to show again after a refused submission: what was sent, except

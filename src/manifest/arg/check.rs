@@ -10,7 +10,7 @@ use super::{Kind, Temporal, TextRules};
 
 impl Kind {
     /// Checks one non-empty value; returns it in the form the command gets.
-    pub(super) fn parse_one(&self, text: &str) -> Result<String, String> {
+    pub fn parse_one(&self, text: &str) -> Result<String, String> {
         match self {
             Kind::Text(rules) | Kind::Password(rules) => rules.check(text).map(|()| text.into()),
             Kind::Textarea(rules) => {

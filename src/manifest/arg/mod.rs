@@ -4,10 +4,12 @@
 //! the form would refuse, and the server never trusts what the browser checked.
 
 mod check;
+mod dynamic;
 mod pattern;
 mod temporal;
 
 pub use check::parse_float;
+pub use dynamic::{DEFAULT_OPTIONS_TTL, OptionsFrom, ShowIf};
 pub use pattern::Pattern;
 pub use temporal::Temporal;
 
@@ -24,6 +26,11 @@ pub struct Arg {
     pub required: bool,
     pub help: Option<String>,
     pub placeholder: Option<String>,
+    /// A `select`'s or `multiselect`'s options come from a command: `kind` lists none
+    /// until `crate::options` fills them in for one request.
+    pub options_from: Option<OptionsFrom>,
+    /// Shown (and passed) only while another field has a given value.
+    pub show_if: Option<ShowIf>,
 }
 
 /// The argument's type with the constraints that belong to it.
@@ -221,6 +228,21 @@ impl Kind {
         )
     }
 
+    /// The options of a `select` or `multiselect` (nothing for other types).
+    pub fn options(&self) -> &[String] {
+        match self {
+            Kind::Select { options } | Kind::Multiselect { options, .. } => options,
+            _ => &[],
+        }
+    }
+
+    /// Puts `list` in place of a choice's options (options from a command, once run).
+    pub fn set_options(&mut self, list: Vec<String>) {
+        if let Kind::Select { options } | Kind::Multiselect { options, .. } = self {
+            *options = list;
+        }
+    }
+
     pub fn text_rules(&self) -> Option<&TextRules> {
         match self {
             Kind::Text(r)
@@ -355,6 +377,8 @@ mod tests {
             required: true,
             default: None,
             kind,
+            options_from: None,
+            show_if: None,
         }
     }
 

@@ -77,14 +77,25 @@ impl Checker<'_> {
             required,
             default: None,
             kind,
+            options_from: None,
+            show_if: None,
         };
         // A default is only judged against constraints that are themselves sound.
         if let Some(default) = &raw.default
             && self.diags.error_count() == before
         {
-            arg.default = self.default(&arg, default);
+            arg.default = self.default(&arg, default, raw.options_from.is_some());
         }
-        (self.diags.error_count() == before).then_some(arg)
+        let ok = self.diags.error_count() == before;
+        if ok && (raw.options_from.is_some() || raw.show_if.is_some()) {
+            self.dynamic.push(super::dynamic::RawDynamic {
+                arg: name.to_string(),
+                options_from: raw.options_from,
+                options_ttl: raw.options_ttl,
+                show_if: raw.show_if,
+            });
+        }
+        ok.then_some(arg)
     }
 
     /// Refuses keys that mean nothing for this type (`options` on an `int`, ...).
@@ -92,7 +103,8 @@ impl Checker<'_> {
         const TEXT: &[&str] = &["text", "textarea", "password", "email", "url"];
         const RANGED: &[&str] = &["int", "float", "multiselect", "date", "time", "datetime"];
         type KeyUse<'a> = (&'a str, Option<Range<usize>>, &'a [&'a str]);
-        let spans: [KeyUse; 10] = [
+        const CHOICES: &[&str] = &["select", "multiselect"];
+        let spans: [KeyUse; 12] = [
             (
                 "min_length",
                 raw.min_length.as_ref().map(Spanned::span),
@@ -111,10 +123,16 @@ impl Checker<'_> {
                 raw.step.as_ref().map(Spanned::span),
                 &["int", "float"],
             ),
+            ("options", raw.options.as_ref().map(Spanned::span), CHOICES),
             (
-                "options",
-                raw.options.as_ref().map(Spanned::span),
-                &["select", "multiselect"],
+                "options_from",
+                raw.options_from.as_ref().map(Spanned::span),
+                CHOICES,
+            ),
+            (
+                "options_ttl",
+                raw.options_ttl.as_ref().map(Spanned::span),
+                CHOICES,
             ),
             ("flag", raw.flag.as_ref().map(Spanned::span), &["bool"]),
             ("accept", raw.accept.as_ref().map(Spanned::span), &["file"]),
@@ -180,8 +198,14 @@ impl Checker<'_> {
             },
             "multiselect" => {
                 let options = self.options(raw);
-                let min = self.count(&raw.min, "min", options.len());
-                let max = self.count(&raw.max, "max", options.len());
+                // Options a command prints are not known yet: any count may fit them.
+                let known = if raw.options_from.is_some() {
+                    u32::MAX as usize
+                } else {
+                    options.len()
+                };
+                let min = self.count(&raw.min, "min", known);
+                let max = self.count(&raw.max, "max", known);
                 self.ordered(&raw.max, min, max);
                 Kind::Multiselect { options, min, max }
             }
@@ -310,14 +334,31 @@ impl Checker<'_> {
     }
 
     pub(super) fn options(&mut self, raw: &RawArg) -> Vec<String> {
+        if raw.options_from.is_some() {
+            if let Some(options) = &raw.options {
+                self.error_help(
+                    options.span(),
+                    "`options` and `options_from` are both given".into(),
+                    "keep `options` for a fixed list, or `options_from` for a command that prints the list".into(),
+                );
+            }
+            return Vec::new();
+        }
+        if let Some(ttl) = &raw.options_ttl {
+            self.error(
+                ttl.span(),
+                "`options_ttl` applies to options from a command (`options_from`)".into(),
+            );
+        }
         let Some(options) = &raw.options else {
             if let Some(kind) = &raw.kind {
-                self.error(
+                self.error_help(
                     kind.span(),
                     format!(
                         "type {} needs `options`, such as options = [\"a\", \"b\"]",
                         quoted(kind.get_ref())
                     ),
+                    "or `options_from`, a command that prints one option per line, such as options_from = [\"./list-dbs.sh\"]".into(),
                 );
             }
             return Vec::new();
@@ -374,8 +415,16 @@ impl Checker<'_> {
         Bounds { min, max }
     }
 
-    /// The default, checked by the same code that checks submitted values.
-    pub(super) fn default(&mut self, arg: &Arg, default: &Spanned<toml::Value>) -> Option<Value> {
+    /// The default, checked by the same code that checks submitted values. A choice
+    /// whose options come from a command is checked for its form only; whether it is
+    /// among the options is decided when they are known (a default that is not is not
+    /// used).
+    pub(super) fn default(
+        &mut self,
+        arg: &Arg,
+        default: &Spanned<toml::Value>,
+        options_from: bool,
+    ) -> Option<Value> {
         let inputs: Vec<String> = match (default.get_ref(), &arg.kind) {
             (toml::Value::Boolean(b), Kind::Bool { .. }) => vec![b.to_string()],
             (_, Kind::Bool { .. }) => {
@@ -416,6 +465,9 @@ impl Checker<'_> {
         // Checked as if the argument were required: a default of "" means nothing.
         let mut strict = arg.clone();
         strict.required = !matches!(arg.kind, Kind::Bool { .. } | Kind::Multiselect { .. });
+        if options_from {
+            strict.kind.set_options(inputs.clone());
+        }
         match strict.parse(&inputs) {
             Ok(value) => Some(value),
             Err(why) => {

@@ -10,6 +10,7 @@
 
 mod args;
 mod auth;
+mod dynamic;
 mod github;
 mod ldap;
 mod oidc;
@@ -41,6 +42,7 @@ pub fn manifest(
         source: Arc::clone(source),
         base_dir,
         diags,
+        dynamic: Vec::new(),
     };
     let title = raw
         .title
@@ -92,6 +94,9 @@ struct Checker<'a> {
     source: Arc<Source>,
     base_dir: &'a Path,
     diags: &'a mut Diagnostics,
+    /// The current tool's `options_from` and `show_if`, kept from its arguments until
+    /// all of them are known (`dynamic.rs`).
+    dynamic: Vec<dynamic::RawDynamic>,
 }
 
 impl Checker<'_> {

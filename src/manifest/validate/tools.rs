@@ -22,13 +22,14 @@ use super::{Checker, Declared};
 impl Checker<'_> {
     pub(super) fn tool(&mut self, entry: RawToolEntry, declared: &Declared) -> Option<Tool> {
         let id = entry.id.get_ref().clone();
+        self.dynamic.clear();
         let mut ok = self.name_follows(&names::TOOL_ID, &entry.id);
         let arg_names: Vec<String> = entry
             .args
             .iter()
             .map(|a| a.name.get_ref().clone())
             .collect();
-        let args = self.args(&id, entry.args);
+        let mut args = self.args(&id, entry.args);
         let raw = entry.tool?;
 
         let workdir = match &raw.workdir {
@@ -52,7 +53,8 @@ impl Checker<'_> {
         let command = raw
             .command
             .as_ref()
-            .and_then(|c| self.command(c, &args, &arg_names, &workdir));
+            .and_then(|c| self.command("command", c, &args, &arg_names, &workdir));
+        ok &= self.dynamic(&mut args, &arg_names, &workdir);
         let timeout = self.duration(raw.timeout, "timeout", DEFAULT_TIMEOUT);
         let max_output = self.size(raw.max_output, "max_output", DEFAULT_MAX_OUTPUT);
         let stderr = match raw.stderr.as_ref().map(|s| (s, s.get_ref().as_str())) {
@@ -101,10 +103,12 @@ impl Checker<'_> {
         })
     }
 
-    /// Checks `command`: an argv array whose first element is a fixed program and whose
-    /// placeholders all name arguments. Returns the program and the templates after it.
+    /// Checks `command` (or `options_from`, named by `key`): an argv array whose first
+    /// element is a fixed program and whose placeholders all name arguments. Returns the
+    /// program and the templates after it.
     pub(super) fn command(
         &mut self,
+        key: &str,
         raw: &Spanned<RawCommand>,
         args: &[(Range<usize>, Arg)],
         declared: &[String],
@@ -116,8 +120,8 @@ impl Checker<'_> {
                     line.split_whitespace().map(|w| format!("{w:?}")).collect();
                 self.error_help(
                     raw.span(),
-                    "`command` must be an array of strings: ftw never runs a shell".into(),
-                    format!("write command = [{}]", suggested.join(", ")),
+                    format!("`{key}` must be an array of strings: ftw never runs a shell"),
+                    format!("write {key} = [{}]", suggested.join(", ")),
                 );
                 return None;
             }
@@ -126,7 +130,7 @@ impl Checker<'_> {
         let Some((program, rest)) = elements.split_first() else {
             self.error(
                 raw.span(),
-                "`command` is empty; its first element is the program to run".into(),
+                format!("`{key}` is empty; its first element is the program to run"),
             );
             return None;
         };
@@ -135,7 +139,7 @@ impl Checker<'_> {
             if element.get_ref().contains('\0') {
                 self.error(
                     element.span(),
-                    "a `command` element contains a NUL character".into(),
+                    format!("a `{key}` element contains a NUL character"),
                 );
                 ok = false;
             }
@@ -143,13 +147,13 @@ impl Checker<'_> {
         let fixed = if program.get_ref().contains(['{', '}']) {
             self.error(
                 program.span(),
-                "the program (first element of `command`) must be fixed; a form value cannot choose what runs".into(),
+                format!("the program (first element of `{key}`) must be fixed; a form value cannot choose what runs"),
             );
             false
         } else if program.get_ref().is_empty() {
             self.error(
                 program.span(),
-                "the program (first element of `command`) is empty".into(),
+                format!("the program (first element of `{key}`) is empty"),
             );
             false
         } else {
