@@ -234,7 +234,7 @@ async fn a_user_walks_through_the_example_in_chromium() {
         .find_all(Locator::Css("[data-tool]"))
         .await
         .unwrap();
-    assert_eq!(cards.len(), 6);
+    assert_eq!(cards.len(), 7);
     walk.shot("index").await;
     walk.css("[data-tool-search]")
         .await
@@ -307,6 +307,77 @@ async fn a_user_walks_through_the_example_in_chromium() {
         .unwrap();
     assert!(bold.is_empty(), "tool output became markup");
     walk.shot("greet-run").await;
+
+    // peek: a choice whose options a script prints, asked for again when the folder
+    // changes, and a field shown only for one value of another.
+    walk.goto("/tools/peek").await;
+    let options = |name: &'static str| {
+        let client = walk.client.clone();
+        async move {
+            let script = format!(
+                "return [...document.querySelectorAll('[name={name}] option')].map(o => o.value)"
+            );
+            client.execute(&script, vec![]).await.unwrap().to_string()
+        }
+    };
+    let shown = |id: &'static str| {
+        let client = walk.client.clone();
+        async move {
+            let script = format!("return !document.getElementById('{id}').hidden");
+            client.execute(&script, vec![]).await.unwrap() == json!(true)
+        }
+    };
+    assert!(options("file").await.contains("greet.sh"));
+    assert!(
+        !shown("field-lines").await,
+        "lines is hidden for the whole file"
+    );
+    walk.css("[name=folder]")
+        .await
+        .select_by_value(".")
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !options("file").await.contains("tools.toml") {
+        assert!(
+            Instant::now() < deadline,
+            "the file list did not follow the folder"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!options("file").await.contains("greet.sh"));
+    walk.css("[name=part]")
+        .await
+        .select_by_value("the first lines")
+        .await
+        .unwrap();
+    assert!(
+        shown("field-lines").await,
+        "lines is shown for the first lines"
+    );
+    walk.fill("lines", "2").await;
+    walk.css("[name=file]")
+        .await
+        .select_by_value("tools.toml")
+        .await
+        .unwrap();
+    walk.shot("peek-form").await;
+    walk.submit().await;
+    walk.wait_text("[data-status]", "peek finishes", |s| {
+        s.contains("succeeded")
+    })
+    .await;
+    let manifest =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/tools.toml"))
+            .unwrap();
+    let first_two: Vec<&str> = manifest.lines().take(2).collect();
+    assert_eq!(
+        walk.output().await,
+        format!(
+            "== the first 2 lines of ./tools.toml\n{}\n",
+            first_two.join("\n")
+        )
+    );
 
     // report: every remaining control. Four sections where three are allowed is
     // refused by the server, with the message next to the field and values kept.
