@@ -188,6 +188,16 @@
       if (download) download.hidden = true;
       if (end.status !== "error") nothing.hidden = false;
     }
+    // Tables and Markdown are rendered (and escaped) by the server: take its page's list.
+    if (files && end.files.some((f) => /\.(csv|json|md|markdown)$/i.test(f.name))) {
+      fetch(location.href, { credentials: "same-origin" })
+        .then((r) => (r.ok ? r.text() : Promise.reject()))
+        .then((html) => {
+          const fresh = new DOMParser().parseFromString(html, "text/html").querySelector("[data-files]");
+          if (fresh) { files.replaceWith(fresh); sortable(fresh); }
+        })
+        .catch(() => {});
+    }
     if (files && end.files.length) {
       files.replaceChildren();
       const heading = document.createElement("h2");
@@ -216,6 +226,36 @@
     }
   });
 })();
+
+// Run page: result tables sort by a column when its heading is clicked (numbers as
+// numbers); the order the file has comes back on the third click.
+function sortable(root) {
+  for (const table of root.querySelectorAll("table[data-sortable]")) {
+    const body = table.tBodies[0];
+    const original = [...body.rows];
+    table.querySelectorAll("th").forEach((th, column) => {
+      th.dataset.sort = "";
+      th.tabIndex = 0;
+      const sort = () => {
+        const next = { "": "ascending", ascending: "descending", descending: "" }[th.getAttribute("aria-sort") || ""];
+        table.querySelectorAll("th").forEach((other) => other.removeAttribute("aria-sort"));
+        if (!next) { body.replaceChildren(...original); return; }
+        th.setAttribute("aria-sort", next);
+        const key = (row) => (row.cells[column] ? row.cells[column].textContent : "");
+        const rows = [...body.rows].sort((a, b) => {
+          const x = key(a), y = key(b);
+          const nx = Number(x), ny = Number(y);
+          const order = x !== "" && y !== "" && !isNaN(nx) && !isNaN(ny) ? nx - ny : x.localeCompare(y);
+          return next === "ascending" ? order : -order;
+        });
+        body.replaceChildren(...rows);
+      };
+      th.addEventListener("click", sort);
+      th.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); sort(); } });
+    });
+  }
+}
+sortable(document);
 
 // Passkeys (WebAuthn): the server's options carry bytes as base64url; the browser's
 // API wants ArrayBuffers, and its answer goes back as base64url again.

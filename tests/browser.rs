@@ -464,6 +464,27 @@ async fn a_user_walks_through_the_example_in_chromium() {
         assert!(output.contains(line), "{line:?} missing from:\n{output}");
     }
     assert!(!output.contains("s3cret-token"));
+    // The CSV is a table on the page (the server's, fetched once the run ended) that
+    // sorts by a column: by value, then by value backwards.
+    walk.css("[data-files] table[data-sortable]").await;
+    let days = || {
+        let client = walk.client.clone();
+        async move {
+            client
+                .execute(
+                    "return [...document.querySelectorAll('[data-files] tbody tr')].map(r => r.cells[0].textContent).join(',')",
+                    vec![],
+                )
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(days().await, json!("1,2,3"));
+    let value = walk.css("[data-files] th:nth-child(2)").await;
+    value.clone().click().await.unwrap();
+    assert_eq!(days().await, json!("1,3,2"), "ascending by value");
+    value.click().await.unwrap();
+    assert_eq!(days().await, json!("2,3,1"), "descending by value");
     let chart = walk.css("[data-files] img").await;
     let loaded = walk
         .client

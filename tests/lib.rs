@@ -21,6 +21,7 @@ mod hostile;
 mod http_auth;
 mod ldap;
 mod replicas;
+mod results;
 mod runs;
 mod serve;
 mod serve_hardening;

@@ -28,6 +28,7 @@ mod openapi;
 mod pages;
 mod passkey_login;
 mod per_key;
+mod preview;
 mod problem;
 pub mod reload;
 mod respond;

@@ -19,11 +19,12 @@ use super::format::{human_duration, human_time, is_problem, rerun_query, status_
 use super::history::{self, Filters};
 use super::identity::Authed;
 use super::pages::{Fields, field, require};
+use super::preview::{FileView, Preview};
 use super::respond::{Page, html, see_other};
 use super::sse::{self, Format, PAGE_TAIL};
 use crate::ansi::AnsiHtml;
 use crate::form::CSRF_FIELD;
-use crate::runs::{OutputFile, Run, Status};
+use crate::runs::{Run, Status};
 
 /// A signed-in user and a run they may see, or the login redirect / 404.
 async fn signed_in_run(
@@ -73,7 +74,7 @@ struct RunPage<'a> {
     dropped: u64,
     /// Why the output was cut, when it was.
     cut: Option<String>,
-    files: Vec<OutputFile>,
+    files: Vec<FileView>,
 }
 
 /// GET /runs/{id}
@@ -130,7 +131,7 @@ pub async fn show(id: String, state: Arc<State>, ctx: Ctx) -> Result<Response, R
         output_html: sse::output_html(&mut AnsiHtml::new(), &run, tail, &run.output_since(tail).0),
         dropped: snap.dropped,
         cut: snap.cut,
-        files: snap.files,
+        files: super::preview::views(&state, &run, snap.files).await,
     };
     Ok(authed.finish(html(StatusCode::OK, &body)))
 }
