@@ -23,6 +23,7 @@ mod ldap;
 mod replicas;
 mod results;
 mod runs;
+mod schedules;
 mod serve;
 mod serve_hardening;
 mod sso;

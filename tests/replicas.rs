@@ -197,6 +197,32 @@ fn replicas_share_the_history_and_a_restart_loses_nothing() {
 }
 
 #[test]
+fn a_schedule_on_several_replicas_runs_once_per_tick() {
+    let Some(mut cluster) = Cluster::start() else {
+        return;
+    };
+    cluster.manifest.push_str(
+        "\n[tools.echo.schedule.every_second]\ncron = \"* * * * * *\"\nuser = \"bob\"\nargs = { word = \"tick\" }\n",
+    );
+    let replicas = [cluster.replica(), cluster.replica(), cluster.replica()];
+    std::thread::sleep(Duration::from_secs(5));
+    let (_, list) = cluster.api(&replicas[0], "GET", "/api/runs?limit=200", "");
+    let runs = list["runs"].as_array().unwrap();
+    let mut seconds: Vec<&str> = runs
+        .iter()
+        .filter(|r| r["via"] == "schedule")
+        .map(|r| &r["started"].as_str().unwrap()[..19])
+        .collect();
+    assert!(seconds.len() >= 3, "{list}");
+    let all = seconds.len();
+    seconds.dedup();
+    assert_eq!(seconds.len(), all, "a tick ran on two replicas: {list}");
+    // Each tick's run was started by whichever replica claimed it.
+    let claimed = cluster.pg.psql("SELECT last_tick_ms > 0 FROM schedules");
+    assert_eq!(claimed, "t");
+}
+
+#[test]
 fn a_killed_replicas_runs_are_closed_by_a_survivor() {
     let Some(cluster) = Cluster::start() else {
         return;

@@ -281,6 +281,28 @@ pub struct Tool {
     pub env: IndexMap<String, String>,
     /// In the order the manifest lists them.
     pub args: Vec<Arg>,
+    /// `[tools.ID.schedule.NAME]`, in the order written.
+    pub schedules: Vec<Schedule>,
+}
+
+/// A tool run on a cron expression (UTC), as a user, with fixed arguments.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub name: String,
+    /// As written (five fields, or six with seconds first).
+    pub cron_text: String,
+    pub cron: croner::Cron,
+    /// Whom it runs as: their access rules and per-user limits apply.
+    pub user: String,
+    /// The arguments as an API client sends them: `{"args": {...}}`.
+    pub args: serde_json::Value,
+}
+
+impl Schedule {
+    /// `tool/name`: the schedule's key in the state database and its URL.
+    pub fn key(&self, tool: &str) -> String {
+        format!("{tool}/{}", self.name)
+    }
 }
 
 /// How a tool's stderr is captured.

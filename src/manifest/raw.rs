@@ -162,6 +162,20 @@ pub struct RawTool {
     pub stderr: Option<Spanned<String>>,
     #[serde(default)]
     pub env: IndexMap<Spanned<String>, Spanned<String>>,
+    /// `[tools.ID.schedule.NAME]`
+    #[serde(default)]
+    pub schedule: IndexMap<Spanned<String>, Spanned<RawSchedule>>,
+}
+
+/// `[tools.ID.schedule.NAME]`: run the tool on a cron expression, as a user.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSchedule {
+    pub cron: Spanned<String>,
+    pub user: Spanned<String>,
+    /// The arguments, as a JSON client would send them.
+    #[serde(default)]
+    pub args: Option<Spanned<toml::Table>>,
 }
 
 /// `[tools.ID.args.NAME]`.

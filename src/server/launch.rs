@@ -22,6 +22,32 @@ pub async fn start(
     authed: &Authed,
     intake: Intake,
 ) -> Result<Arc<Run>, Problem> {
+    let starter = Starter {
+        user: &authed.user.name,
+        via: authed.via.label(),
+        client: crate::audit::client(ctx.client),
+        schedule: None,
+    };
+    start_for(state, &starter, intake).await
+}
+
+/// Who starts a run, for its record and the audit log.
+pub struct Starter<'a> {
+    pub user: &'a str,
+    /// `session`, `token:NAME`, `schedule`, ...
+    pub via: String,
+    /// The client's address as the audit log writes it (`null` for a schedule).
+    pub client: serde_json::Value,
+    /// The schedule's name, for a scheduled run.
+    pub schedule: Option<&'a str>,
+}
+
+/// `start`, for any starter (a request's user, or a schedule).
+pub async fn start_for(
+    state: &State,
+    starter: &Starter<'_>,
+    intake: Intake,
+) -> Result<Arc<Run>, Problem> {
     let Intake {
         tool,
         run_id,
@@ -43,13 +69,13 @@ pub async fn start(
             file_names: &file_names,
         },
     );
-    plan.env.push(("FTW_USER".into(), authed.user.name.clone()));
+    plan.env.push(("FTW_USER".into(), starter.user.to_string()));
     let args = audit_args(&tool, &checked.values, &submission);
     let new = NewRun {
         tool_id: tool.id.clone(),
         tool_title: tool.title.clone(),
-        user: authed.user.name.clone(),
-        via: authed.via.label(),
+        user: starter.user.to_string(),
+        via: starter.via.clone(),
         args: checked.args,
         dir,
         max_output: tool.max_output,
@@ -67,17 +93,18 @@ pub async fn start(
             Refusal::Storage(e) if e.full => Problem::StorageFull(e.message),
             Refusal::Storage(e) => Problem::Internal(e.message),
         })?;
-    state.audit.record(
-        "run-start",
-        serde_json::json!({
-            "user": authed.user.name,
-            "client": crate::audit::client(ctx.client),
-            "via": authed.via.label(),
-            "tool": tool.id,
-            "run": run.id,
-            "args": args,
-        }),
-    );
+    let mut record = serde_json::json!({
+        "user": starter.user,
+        "client": starter.client,
+        "via": starter.via,
+        "tool": tool.id,
+        "run": run.id,
+        "args": args,
+    });
+    if let Some(name) = starter.schedule {
+        record["schedule"] = serde_json::json!(name);
+    }
+    state.audit.record("run-start", record);
     state.metrics.run_started(&tool.id);
     Ok(run)
 }

@@ -77,6 +77,7 @@ pub async fn serve(config: Config, manifest: crate::manifest::Manifest) -> Resul
     let state = Arc::new(State::assemble(config, manifest).await?);
     state.start_upkeep();
     state.warm_providers();
+    tokio::spawn(super::scheduler::run(Arc::clone(&state)));
     let runs = Arc::clone(&state.runs);
     tokio::spawn(super::reload::watch(Arc::clone(&state), hangups));
     let service = warp::service(routes::routes(Arc::clone(&state)));

@@ -34,6 +34,8 @@ pub mod reload;
 mod respond;
 pub mod routes;
 mod run_pages;
+mod schedule_pages;
+mod scheduler;
 mod schema;
 mod sse;
 mod sso;

@@ -222,6 +222,14 @@ fn classify(rejection: &Rejection) -> Classified {
 }
 
 impl Problem {
+    /// The sentence for the person who sent it (or the log, for a schedule's run).
+    pub fn sentence(&self) -> String {
+        match self.classified() {
+            Classified::Redirect(to) => format!("sign-in needed ({to})"),
+            Classified::Status(_, _, message) => message,
+        }
+    }
+
     /// The status, the page heading and the sentence for the person who sent it.
     fn classified(&self) -> Classified {
         use StatusCode as S;

@@ -17,7 +17,8 @@ use super::intake::FORM_LIMIT;
 use super::problem::{self, Problem};
 use super::respond::{secure_headers, secure_headers_with, text};
 use super::{
-    State, account, adapt, api, assets, login, metrics, pages, passkey_login, run_pages, sso, tools,
+    State, account, adapt, api, assets, login, metrics, pages, passkey_login, run_pages,
+    schedule_pages, sso, tools,
 };
 
 /// `METHOD path`, then the shared state and the request's context: the start of every
@@ -131,6 +132,12 @@ pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
             .and_then(run_pages::cancel),
         on!(state, get, "runs" / String / "files" / String).and_then(run_pages::file),
     ];
+    let schedule_pages = any_of![
+        on!(state, get, "schedules").and_then(schedule_pages::list),
+        on!(state, post, "schedules" / String / String)
+            .and(form())
+            .and_then(schedule_pages::pause),
+    ];
     let json_body = || super::body::json(FORM_LIMIT, state.config.client_timeout);
     let account_pages = any_of![
         on!(state, get, "account").and_then(account::show),
@@ -158,6 +165,7 @@ pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
         sign_in,
         tool_pages,
         run_pages,
+        schedule_pages,
         account_pages,
         passkey_sign_in
     ];

@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub use postgres::Postgres;
 pub use records::{
     Chunk, Counts, FinishedRun, Orphan, PasskeyRecord, ProcessMark, Revocation, RunQuery,
-    RunRecord, ThrottleRecord, ThrottleStep,
+    RunRecord, ScheduleState, ThrottleRecord, ThrottleStep,
 };
 pub use sqlite::Sqlite;
 
@@ -161,6 +161,17 @@ pub trait Store: Send + Sync {
     fn flush(&self) -> Pending<()>;
     /// A trivial read: whether the database answers at all (`/readyz`).
     fn ping(&self) -> Pending<()>;
+
+    // Schedules.
+    fn schedule_states(&self) -> Pending<Vec<ScheduleState>>;
+    /// Claims tick `tick_ms` of schedule `key` unless it or a later one was claimed:
+    /// true for the one caller (of any replica, before or after a restart) that did.
+    /// Resolves once committed.
+    fn claim_tick(&self, key: &str, tick_ms: i64) -> Pending<bool>;
+    /// The run the schedule's last tick started.
+    fn schedule_ran(&self, key: &str, run: &str) -> Pending<()>;
+    /// Pauses (`by` an admin) or resumes a schedule.
+    fn pause_schedule(&self, key: &str, paused: bool, by: &str) -> Pending<()>;
 
     // Asked only of a `shared` store, on every request it concerns: another replica
     // may have changed the answer a moment ago. (One ftw alone answers these from

@@ -187,6 +187,19 @@ pub struct Orphan {
 }
 
 /// One step of a sign-in attempt against a throttle key shared by replicas, applied
+/// What the database keeps of a schedule (`tool/name`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScheduleState {
+    pub key: String,
+    pub paused: bool,
+    /// The admin who paused it.
+    pub paused_by: Option<String>,
+    /// The last tick claimed (Unix milliseconds): it ran, or was tried, once.
+    pub last_tick_ms: Option<i64>,
+    /// The run the last claimed tick started.
+    pub last_run: Option<String>,
+}
+
 /// atomically in the database (`ThrottleStep::apply` on the key's row, locked).
 /// Times are Unix milliseconds. The row's list holds failures (positive) and attempts
 /// being checked (negative: minus the time they began), so parallel guesses on other

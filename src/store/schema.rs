@@ -123,6 +123,17 @@ pub const MIGRATIONS: &[&str] = &[
         created_ms INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 6: schedules: the last tick each one claimed (a tick runs once, across restarts
+    // and replicas), the run it started, and whether an admin paused it.
+    r#"
+    CREATE TABLE schedules (
+        key TEXT PRIMARY KEY,
+        paused INTEGER NOT NULL DEFAULT 0,
+        paused_by TEXT,
+        last_tick_ms INTEGER,
+        last_run TEXT
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this ftw writes.

@@ -14,6 +14,7 @@ mod dynamic;
 mod github;
 mod ldap;
 mod oidc;
+mod schedules;
 mod server;
 
 pub use server::host_pattern;

@@ -81,6 +81,7 @@ impl Checker<'_> {
             );
         }
         let env = self.env(raw.env);
+        let schedules = self.schedules(raw.schedule, &args, declared);
         let (program, args_template) = command?;
         if !ok {
             return None;
@@ -100,6 +101,7 @@ impl Checker<'_> {
             stderr,
             env,
             args: args.into_iter().map(|(_, a)| a).collect(),
+            schedules,
         })
     }
 

@@ -20,6 +20,7 @@ mod auth;
 pub mod connect;
 mod listen;
 mod runs;
+mod schedules;
 mod schema;
 
 use std::sync::{Arc, Mutex};
@@ -480,6 +481,25 @@ impl Store for Postgres {
 
     fn shared(&self) -> bool {
         true
+    }
+
+    fn schedule_states(&self) -> Pending<Vec<ScheduleState>> {
+        self.on_pool(|c| Box::pin(async move { schedules::states(c).await }))
+    }
+
+    fn claim_tick(&self, key: &str, tick_ms: i64) -> Pending<bool> {
+        let key = key.to_string();
+        self.on_pool(move |c| Box::pin(async move { schedules::claim(c, &key, tick_ms).await }))
+    }
+
+    fn schedule_ran(&self, key: &str, run: &str) -> Pending<()> {
+        let (key, run) = (key.to_string(), run.to_string());
+        self.on_pool(move |c| Box::pin(async move { schedules::ran(c, &key, &run).await }))
+    }
+
+    fn pause_schedule(&self, key: &str, paused: bool, by: &str) -> Pending<()> {
+        let (key, by) = (key.to_string(), by.to_string());
+        self.on_pool(move |c| Box::pin(async move { schedules::pause(c, &key, paused, &by).await }))
     }
 
     fn passkeys(&self, user: &str) -> Pending<Vec<PasskeyRecord>> {

@@ -129,6 +129,17 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX ceremonies_by_nonce ON ceremonies (nonce);
     "#,
+    // 6: schedules: the last tick each one claimed (a tick runs once, whichever replica
+    // claims it first), the run it started, and whether an admin paused it.
+    r#"
+    CREATE TABLE schedules (
+        key TEXT PRIMARY KEY,
+        paused BIGINT NOT NULL DEFAULT 0,
+        paused_by TEXT,
+        last_tick_ms BIGINT,
+        last_run TEXT
+    );
+    "#,
 ];
 
 /// Any constant both replicas agree on: the advisory lock held while migrating.

@@ -24,6 +24,7 @@ mod checkpoint;
 
 mod passkeys;
 mod runs;
+mod schedules;
 
 /// The database file's name in the state folder.
 pub const FILE_NAME: &str = "ftw.db";
@@ -428,6 +429,34 @@ impl Store for Sqlite {
         false
     }
 
+    fn schedule_states(&self) -> Pending<Vec<ScheduleState>> {
+        self.read(schedules::states)
+    }
+
+    fn claim_tick(&self, key: &str, tick_ms: i64) -> Pending<bool> {
+        let claimed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (flag, key) = (Arc::clone(&claimed), key.to_string());
+        let written = self.write(Box::new(move |c| {
+            let won = schedules::claim(c, &key, tick_ms)?;
+            flag.store(won, std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        }));
+        Box::pin(async move {
+            written.await?;
+            Ok(claimed.load(std::sync::atomic::Ordering::SeqCst))
+        })
+    }
+
+    fn schedule_ran(&self, key: &str, run: &str) -> Pending<()> {
+        let (key, run) = (key.to_string(), run.to_string());
+        self.write(Box::new(move |c| schedules::ran(c, &key, &run)))
+    }
+
+    fn pause_schedule(&self, key: &str, paused: bool, by: &str) -> Pending<()> {
+        let (key, by) = (key.to_string(), by.to_string());
+        self.write(Box::new(move |c| schedules::pause(c, &key, paused, &by)))
+    }
+
     fn passkeys(&self, user: &str) -> Pending<Vec<PasskeyRecord>> {
         let user = user.to_string();
         self.read(move |c| passkeys::of_user(c, &user))
@@ -523,6 +552,42 @@ impl Store for Sqlite {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_tick_is_claimed_once_even_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Sqlite::open(dir.path()).unwrap();
+        let (a, b) = tokio::join!(store.claim_tick("t/s", 1000), store.claim_tick("t/s", 1000));
+        assert_eq!(
+            (a.unwrap(), b.unwrap()),
+            (true, false),
+            "two claims at once: one wins"
+        );
+        assert!(
+            !store.claim_tick("t/s", 999).await.unwrap(),
+            "an older tick"
+        );
+        store.schedule_ran("t/s", "run1").await.unwrap();
+        store.pause_schedule("t/s", true, "alice").await.unwrap();
+        drop(store);
+        let store = Sqlite::open(dir.path()).unwrap();
+        assert!(
+            !store.claim_tick("t/s", 1000).await.unwrap(),
+            "claimed before the restart"
+        );
+        assert!(store.claim_tick("t/s", 2000).await.unwrap());
+        let states = store.schedule_states().await.unwrap();
+        assert_eq!(
+            states,
+            [ScheduleState {
+                key: "t/s".into(),
+                paused: true,
+                paused_by: Some("alice".into()),
+                last_tick_ms: Some(2000),
+                last_run: Some("run1".into()),
+            }]
+        );
+    }
 
     #[tokio::test]
     async fn a_newer_database_is_refused() {
