@@ -50,7 +50,7 @@ fn unknown_tool_key_suggests_the_right_one() {
           |
         3 | tiemout = "10m"
           | ^^^^^^^
-          = help: known keys here: title, description, group, command, workdir, timeout, allow, max_concurrent, max_output, stderr, env, schedule
+          = help: known keys here: title, description, group, command, workdir, timeout, allow, max_concurrent, max_output, stderr, env, schedule, webhook
         tools.toml: 1 error
         "#,
     );

@@ -27,3 +27,4 @@ mod schedules;
 mod serve;
 mod serve_hardening;
 mod sso;
+mod webhooks;

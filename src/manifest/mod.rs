@@ -283,7 +283,60 @@ pub struct Tool {
     pub args: Vec<Arg>,
     /// `[tools.ID.schedule.NAME]`, in the order written.
     pub schedules: Vec<Schedule>,
+    /// `[tools.ID.webhook]`
+    pub webhook: Option<Webhook>,
 }
+
+/// `[tools.ID.webhook]`: `POST /hooks/ID` with a valid signature starts the tool.
+#[derive(Clone)]
+pub struct Webhook {
+    pub secret: Vec<u8>,
+    pub signature: Signature,
+    /// How old a signed timestamp may be, and how long a delivery id is remembered.
+    pub replay_window: Duration,
+    pub max_body: u64,
+    /// Whom the runs belong to.
+    pub user: String,
+    /// Argument -> where its value comes from.
+    pub args: IndexMap<String, ValueSource>,
+}
+
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook")
+            .field("signature", &self.signature)
+            .field("user", &self.user)
+            .field("args", &self.args)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a webhook delivery proves it knows the secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signature {
+    /// `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>`.
+    GitHub,
+    /// `X-Gitlab-Token: <the secret>`.
+    GitLab,
+    /// `<header>: [sha256=]<hex HMAC-SHA256>` of the body, or of `<timestamp>.<body>`
+    /// when the sender puts its Unix time in `timestamp_header`.
+    Hmac {
+        header: String,
+        timestamp_header: Option<String>,
+    },
+}
+
+/// Where a webhook takes an argument's value from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValueSource {
+    /// A path into the JSON body: keys and array indexes.
+    Payload(Vec<String>),
+    Header(String),
+    Query(String),
+}
+
+pub const DEFAULT_WEBHOOK_BODY: u64 = 1024 * 1024;
+pub const DEFAULT_REPLAY_WINDOW: Duration = Duration::from_secs(300);
 
 /// A tool run on a cron expression (UTC), as a user, with fixed arguments.
 #[derive(Debug, Clone)]

@@ -165,6 +165,27 @@ pub struct RawTool {
     /// `[tools.ID.schedule.NAME]`
     #[serde(default)]
     pub schedule: IndexMap<Spanned<String>, Spanned<RawSchedule>>,
+    /// `[tools.ID.webhook]`
+    pub webhook: Option<Spanned<RawWebhook>>,
+}
+
+/// `[tools.ID.webhook]`: a signed HTTP delivery starts the tool.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebhook {
+    pub secret_file: Option<PathText>,
+    /// `github`, `gitlab` or `hmac-sha256`.
+    pub signature: Option<Spanned<String>>,
+    /// `hmac-sha256`: the header with the hex signature.
+    pub header: Option<Spanned<String>>,
+    /// `hmac-sha256`: the header with the sender's Unix time (signed with the body).
+    pub timestamp_header: Option<Spanned<String>>,
+    pub replay_window: Option<DurationText>,
+    pub max_body: Option<SizeText>,
+    pub user: Option<Spanned<String>>,
+    /// Argument name -> `payload.a.b`, `header.Name` or `query.name`.
+    #[serde(default)]
+    pub args: IndexMap<Spanned<String>, Spanned<String>>,
 }
 
 /// `[tools.ID.schedule.NAME]`: run the tool on a cron expression, as a user.

@@ -109,6 +109,50 @@ pub async fn start_for(
     Ok(run)
 }
 
+/// Starts `tool` for `starter` with arguments as an API client sends them
+/// (`{"args": {...}}`): checked like an API submission, options from commands and
+/// conditions included, after the starter's access to the tool. For runs no request
+/// starts (schedules) or that a request starts for someone else (webhooks).
+pub async fn start_json(
+    state: &State,
+    tool: &Tool,
+    starter: &Starter<'_>,
+    body: &serde_json::Value,
+) -> Result<Arc<Run>, Problem> {
+    let manifest = state.manifest();
+    let user = manifest
+        .auth
+        .users
+        .get(starter.user)
+        .cloned()
+        .unwrap_or_else(|| crate::manifest::User::synthesized(starter.user));
+    if !super::access::may_run(&manifest, &user, &tool.id) {
+        return Err(Problem::Internal(format!(
+            "{} may not run {}",
+            user.name, tool.id
+        )));
+    }
+    let submission = super::intake::json_submission(tool, body.to_string().as_bytes())?;
+    let prepared =
+        crate::options::prepare(&state.options, tool, &submission.given(), &user.name).await;
+    let mut submission = submission;
+    let checked_tool = prepared.for_check(&mut submission);
+    let checked = crate::form::check(&checked_tool, &submission).map_err(Problem::Invalid)?;
+    let run_id = crate::runs::new_id();
+    let dir = state
+        .runs
+        .new_dir(&run_id)
+        .map_err(|e| Problem::storage("the run's folder", &e))?;
+    let intake = Intake {
+        tool: tool.clone(),
+        run_id,
+        dir,
+        submission,
+        checked,
+    };
+    start_for(state, starter, intake).await
+}
+
 /// Arguments as the audit log shows them: passwords `***`, files by the name the client
 /// gave, lists as arrays, absent values left out.
 fn audit_args(

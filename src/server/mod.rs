@@ -40,6 +40,7 @@ mod schema;
 mod sse;
 mod sso;
 mod tools;
+mod webhook;
 
 use std::sync::{Arc, RwLock};
 

@@ -18,7 +18,7 @@ use super::problem::{self, Problem};
 use super::respond::{secure_headers, secure_headers_with, text};
 use super::{
     State, account, adapt, api, assets, login, metrics, pages, passkey_login, run_pages,
-    schedule_pages, sso, tools,
+    schedule_pages, sso, tools, webhook,
 };
 
 /// `METHOD path`, then the shared state and the request's context: the start of every
@@ -184,6 +184,10 @@ pub fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
         on!(state, post, "tools" / String / "options")
             .and(warp::body::stream())
             .and_then(adapt::options),
+        on!(state, post, "hooks" / String)
+            .and(query())
+            .and(warp::body::stream())
+            .and_then(webhook::deliver),
     ];
     let api_runs = any_of![
         on!(state, get, "runs").and(query()).and_then(api::list),

@@ -16,10 +16,9 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::State;
-use super::access::may_run;
-use super::intake::{Intake, json_submission};
-use super::launch::{Starter, start_for};
-use crate::manifest::{Schedule, Tool, User};
+use super::launch::{Starter, start_json};
+use super::problem::Problem;
+use crate::manifest::{Schedule, Tool};
 use crate::store::ScheduleState;
 
 /// How late a tick may still run (ftw restarting across it, a busy machine).
@@ -114,49 +113,20 @@ async fn due(
 
 /// Starts one run of `schedule`; its id, or why it could not start.
 async fn start(state: &State, tool: &Tool, schedule: &Schedule) -> Result<String, String> {
-    let manifest = state.manifest();
-    let user = manifest
-        .auth
-        .users
-        .get(&schedule.user)
-        .cloned()
-        .unwrap_or_else(|| User::synthesized(&schedule.user));
-    if !may_run(&manifest, &user, &tool.id) {
-        return Err(format!("{} may not run {}", user.name, tool.id));
-    }
-    let body = schedule.args.to_string();
-    let submission = json_submission(tool, body.as_bytes()).map_err(|p| p.sentence())?;
-    let prepared =
-        crate::options::prepare(&state.options, tool, &submission.given(), &user.name).await;
-    let mut submission = submission;
-    let checked_tool = prepared.for_check(&mut submission);
-    let checked = crate::form::check(&checked_tool, &submission).map_err(|errors| {
-        errors
-            .iter()
-            .map(|(field, why)| format!("{field} {why}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    })?;
-    let run_id = crate::runs::new_id();
-    let dir = state
-        .runs
-        .new_dir(&run_id)
-        .map_err(|e| format!("cannot make the run's folder: {e}"))?;
-    let intake = Intake {
-        tool: tool.clone(),
-        run_id,
-        dir,
-        submission,
-        checked,
-    };
     let starter = Starter {
-        user: &user.name,
+        user: &schedule.user,
         via: "schedule".into(),
         client: serde_json::Value::Null,
         schedule: Some(&schedule.name),
     };
-    let run = start_for(state, &starter, intake)
-        .await
-        .map_err(|p| p.sentence())?;
-    Ok(run.id.clone())
+    match start_json(state, tool, &starter, &schedule.args).await {
+        Ok(run) => Ok(run.id.clone()),
+        Err(Problem::Invalid(errors)) => Err(errors
+            .iter()
+            .map(|(field, why)| format!("{field} {why}"))
+            .collect::<Vec<_>>()
+            .join("; ")),
+        Err(Problem::Internal(why)) => Err(why),
+        Err(other) => Err(other.sentence()),
+    }
 }

@@ -134,6 +134,13 @@ pub const MIGRATIONS: &[&str] = &[
         last_run TEXT
     ) WITHOUT ROWID;
     "#,
+    // 7: webhook deliveries seen (by delivery id, or signature), so a replay is refused.
+    r#"
+    CREATE TABLE deliveries (
+        key TEXT PRIMARY KEY,
+        seen_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this ftw writes.

@@ -16,6 +16,7 @@ mod ldap;
 mod oidc;
 mod schedules;
 mod server;
+mod webhook;
 
 pub use server::host_pattern;
 mod tools;

@@ -82,6 +82,14 @@ impl Checker<'_> {
         }
         let env = self.env(raw.env);
         let schedules = self.schedules(raw.schedule, &args, declared);
+        let webhook = match raw.webhook {
+            Some(hook) => {
+                let checked = self.webhook(hook, &args, declared);
+                ok &= checked.is_some();
+                checked
+            }
+            None => None,
+        };
         let (program, args_template) = command?;
         if !ok {
             return None;
@@ -102,6 +110,7 @@ impl Checker<'_> {
             env,
             args: args.into_iter().map(|(_, a)| a).collect(),
             schedules,
+            webhook,
         })
     }
 

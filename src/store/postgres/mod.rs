@@ -502,6 +502,13 @@ impl Store for Postgres {
         self.on_pool(move |c| Box::pin(async move { schedules::pause(c, &key, paused, &by).await }))
     }
 
+    fn first_delivery(&self, key: &str, now_ms: i64) -> Pending<bool> {
+        let key = key.to_string();
+        self.on_pool(move |c| {
+            Box::pin(async move { schedules::first_delivery(c, &key, now_ms).await })
+        })
+    }
+
     fn passkeys(&self, user: &str) -> Pending<Vec<PasskeyRecord>> {
         let user = user.to_string();
         self.on_pool(move |c| Box::pin(async move { auth::passkeys(c, &user).await }))

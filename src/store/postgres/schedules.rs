@@ -1,6 +1,7 @@
 //! Schedules' state in PostgreSQL: a tick is claimed by one conditional UPDATE (the row
 //! lock makes replicas that claim the same tick take turns, and only the first finds
-//! the condition true), the run a tick started, paused or not.
+//! the condition true), the run a tick started, paused or not; and webhook deliveries
+//! seen (the primary key lets one replica record a delivery).
 
 use deadpool_postgres::GenericClient;
 
@@ -54,4 +55,13 @@ pub async fn pause(c: &impl GenericClient, key: &str, paused: bool, by: &str) ->
     )
     .await
     .map(drop)
+}
+
+/// True if `key` was not seen before (it is now).
+pub async fn first_delivery(c: &impl GenericClient, key: &str, now_ms: i64) -> Result<bool> {
+    let sql = "INSERT INTO deliveries (key, seen_ms) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING";
+    let added = c
+        .execute(&c.prepare_cached(sql).await?, &[&key, &now_ms])
+        .await?;
+    Ok(added == 1)
 }

@@ -140,6 +140,14 @@ pub const MIGRATIONS: &[&str] = &[
         last_run TEXT
     );
     "#,
+    // 7: webhook deliveries seen (by delivery id, or signature), so a replay is refused
+    // by whichever replica it reaches.
+    r#"
+    CREATE TABLE deliveries (
+        key TEXT PRIMARY KEY,
+        seen_ms BIGINT NOT NULL
+    );
+    "#,
 ];
 
 /// Any constant both replicas agree on: the advisory lock held while migrating.

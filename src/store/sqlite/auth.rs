@@ -162,6 +162,10 @@ pub fn set_known_users(conn: &Connection, users: &[String]) -> rusqlite::Result<
 pub fn tidy(conn: &Connection, now: u64) -> rusqlite::Result<()> {
     let now = now as i64;
     conn.execute(
+        "DELETE FROM deliveries WHERE seen_ms < ?1",
+        params![(now - 7 * 86_400) * 1000],
+    )?;
+    conn.execute(
         "DELETE FROM revoked_sessions WHERE expires <= ?1",
         params![now],
     )?;

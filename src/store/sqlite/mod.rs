@@ -457,6 +457,20 @@ impl Store for Sqlite {
         self.write(Box::new(move |c| schedules::pause(c, &key, paused, &by)))
     }
 
+    fn first_delivery(&self, key: &str, now_ms: i64) -> Pending<bool> {
+        let first = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (flag, key) = (Arc::clone(&first), key.to_string());
+        let written = self.write(Box::new(move |c| {
+            let new = schedules::first_delivery(c, &key, now_ms)?;
+            flag.store(new, std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        }));
+        Box::pin(async move {
+            written.await?;
+            Ok(first.load(std::sync::atomic::Ordering::SeqCst))
+        })
+    }
+
     fn passkeys(&self, user: &str) -> Pending<Vec<PasskeyRecord>> {
         let user = user.to_string();
         self.read(move |c| passkeys::of_user(c, &user))

@@ -1,5 +1,6 @@
 //! Schedules' state in SQLite: claims of ticks (one writer thread, so a claim and its
-//! check are one step), the run a tick started, paused or not.
+//! check are one step), the run a tick started, paused or not; and webhook deliveries
+//! seen, claimed the same way.
 
 use rusqlite::{Connection, params};
 
@@ -49,4 +50,13 @@ pub fn pause(c: &Connection, key: &str, paused: bool, by: &str) -> rusqlite::Res
         params![key, i64::from(paused), paused.then_some(by)],
     )
     .map(drop)
+}
+
+/// True if `key` was not seen before (it is now).
+pub fn first_delivery(c: &Connection, key: &str, now_ms: i64) -> rusqlite::Result<bool> {
+    let added = c.execute(
+        "INSERT OR IGNORE INTO deliveries (key, seen_ms) VALUES (?1, ?2)",
+        params![key, now_ms],
+    )?;
+    Ok(added == 1)
 }
