@@ -34,7 +34,7 @@ fn unknown_top_level_key_suggests_the_right_one() {
           |
         1 | tittle = "Ops"
           | ^^^^^^
-          = help: known keys here: title, server, auth, tools
+          = help: known keys here: title, server, auth, tools, notify
         tools.toml: 1 error
         "#,
     );
@@ -50,7 +50,7 @@ fn unknown_tool_key_suggests_the_right_one() {
           |
         3 | tiemout = "10m"
           | ^^^^^^^
-          = help: known keys here: title, description, group, command, workdir, timeout, allow, max_concurrent, max_output, stderr, env, schedule, webhook
+          = help: known keys here: title, description, group, command, workdir, timeout, allow, max_concurrent, max_output, stderr, env, schedule, webhook, notify, notify_on
         tools.toml: 1 error
         "#,
     );

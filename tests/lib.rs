@@ -20,6 +20,7 @@ mod hash_password;
 mod hostile;
 mod http_auth;
 mod ldap;
+mod notify;
 mod replicas;
 mod results;
 mod runs;

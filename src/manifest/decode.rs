@@ -15,7 +15,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::diagnostic::{Diagnostics, Source, suggestion, tick};
-use super::raw::{RawArg, RawAuth, RawServer, RawTool, RawUser};
+use super::raw::{RawArg, RawAuth, RawNotify, RawServer, RawTool, RawUser};
 
 /// The whole manifest after the first pass. `None` marks a table that could not be
 /// decoded; its problems are already in the diagnostics.
@@ -27,6 +27,8 @@ pub struct RawManifest {
     /// `None` when the manifest has no `[auth.users]` table at all.
     pub users: Option<Vec<RawUserEntry>>,
     pub tools: Vec<RawToolEntry>,
+    /// `[notify.NAME]`, in the order written.
+    pub notify: Vec<(Spanned<String>, RawNotify)>,
 }
 
 #[derive(Debug)]
@@ -51,7 +53,7 @@ pub struct RawArgEntry {
     pub arg: Option<RawArg>,
 }
 
-const TOP_LEVEL_KEYS: &[&str] = &["title", "server", "auth", "tools"];
+const TOP_LEVEL_KEYS: &[&str] = &["title", "server", "auth", "tools", "notify"];
 
 /// Decodes the manifest text. Syntax errors end the pass: what follows them is guesswork.
 pub fn manifest(source: &Arc<Source>, diags: &mut Diagnostics) -> RawManifest {
@@ -77,6 +79,17 @@ pub fn manifest(source: &Arc<Source>, diags: &mut Diagnostics) -> RawManifest {
                 if let Some(tools) = d.expect_table(value, "[tools]") {
                     for (id, tool) in tools.into_inner() {
                         raw.tools.push(d.tool(id, tool));
+                    }
+                }
+            }
+            "notify" => {
+                if let Some(targets) = d.expect_table(value, "[notify]") {
+                    for (name, target) in targets.into_inner() {
+                        let name = owned(name);
+                        let context = format!("[notify.{}]", name.get_ref());
+                        if let Some(target) = d.table(target, &context) {
+                            raw.notify.push((name, target));
+                        }
                     }
                 }
             }
@@ -383,6 +396,15 @@ mod tests {
             ),
             ("`[tools.ID]`", with(field_names::<RawTool>(), &["args"])),
             ("`[tools.ID.args.NAME]`", field_names::<RawArg>().to_vec()),
+            (
+                "`[tools.ID.schedule.NAME]`",
+                field_names::<crate::manifest::raw::RawSchedule>().to_vec(),
+            ),
+            (
+                "`[tools.ID.webhook]`",
+                field_names::<crate::manifest::raw::RawWebhook>().to_vec(),
+            ),
+            ("`[notify.NAME]`", field_names::<RawNotify>().to_vec()),
         ]
     }
 

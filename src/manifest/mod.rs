@@ -26,6 +26,8 @@ pub use validate::host_pattern;
 /// A valid manifest.
 #[derive(Debug, Clone)]
 pub struct Manifest {
+    /// `[notify.NAME]` targets, by name.
+    pub notify: IndexMap<String, NotifyTarget>,
     /// The page header; defaults to "ftw".
     pub title: String,
     pub server: Server,
@@ -285,6 +287,43 @@ pub struct Tool {
     pub schedules: Vec<Schedule>,
     /// `[tools.ID.webhook]`
     pub webhook: Option<Webhook>,
+    /// `[notify.NAME]` targets told when a run ends as `notify_on` says.
+    pub notify: Vec<String>,
+    pub notify_on: NotifyOn,
+}
+
+/// Which endings of a run are told to a tool's `notify` targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotifyOn {
+    pub success: bool,
+    /// Failed, timed out, could not start, interrupted.
+    pub failure: bool,
+}
+
+/// `[notify.NAME]`: where ftw says that a run ended.
+#[derive(Clone)]
+pub enum NotifyTarget {
+    /// POST the run as JSON, signed when a secret is given.
+    Webhook {
+        url: String,
+        secret: Option<Vec<u8>>,
+    },
+    Mail {
+        /// `smtps://` or `smtp://` (STARTTLS unless loopback), as written.
+        smtp: String,
+        from: String,
+        to: Vec<String>,
+        credentials: Option<(String, String)>,
+    },
+}
+
+impl std::fmt::Debug for NotifyTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotifyTarget::Webhook { url, .. } => write!(f, "Webhook({url})"),
+            NotifyTarget::Mail { smtp, to, .. } => write!(f, "Mail({smtp} -> {to:?})"),
+        }
+    }
 }
 
 /// `[tools.ID.webhook]`: `POST /hooks/ID` with a valid signature starts the tool.

@@ -167,6 +167,27 @@ pub struct RawTool {
     pub schedule: IndexMap<Spanned<String>, Spanned<RawSchedule>>,
     /// `[tools.ID.webhook]`
     pub webhook: Option<Spanned<RawWebhook>>,
+    /// Names of `[notify.NAME]` targets told when a run ends as `notify_on` says.
+    pub notify: Option<Spanned<Vec<Spanned<String>>>>,
+    /// `"failure"` and/or `"success"`.
+    pub notify_on: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+/// `[notify.NAME]`: where ftw says that a run ended: a URL (JSON POST) or SMTP mail.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotify {
+    /// An outbound webhook: `https://...` (`http://` to loopback only).
+    pub url: Option<Spanned<String>>,
+    /// Signs the JSON (`X-Ftw-Signature: sha256=<hex HMAC>`).
+    pub secret_file: Option<PathText>,
+    /// Mail: `smtps://host[:port]` or `smtp://host[:port]` (STARTTLS; clear to loopback).
+    pub smtp: Option<Spanned<String>>,
+    pub from: Option<Spanned<String>>,
+    #[serde(default)]
+    pub to: Vec<Spanned<String>>,
+    pub username: Option<Spanned<String>>,
+    pub password_file: Option<PathText>,
 }
 
 /// `[tools.ID.webhook]`: a signed HTTP delivery starts the tool.

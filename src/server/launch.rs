@@ -106,6 +106,19 @@ pub async fn start_for(
     }
     state.audit.record("run-start", record);
     state.metrics.run_started(&tool.id);
+    let manifest = state.manifest();
+    let targets = tool
+        .notify
+        .iter()
+        .filter_map(|name| Some((name.clone(), manifest.notify.get(name)?.clone())))
+        .collect();
+    super::notify::when_done(
+        Arc::clone(&run),
+        targets,
+        tool.notify_on,
+        state.base.clone(),
+        Arc::clone(&state.audit),
+    );
     Ok(run)
 }
 

@@ -24,6 +24,7 @@ mod launch;
 mod listen;
 mod login;
 mod metrics;
+mod notify;
 mod openapi;
 mod pages;
 mod passkey_login;

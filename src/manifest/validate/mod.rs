@@ -13,6 +13,7 @@ mod auth;
 mod dynamic;
 mod github;
 mod ldap;
+mod notify;
 mod oidc;
 mod schedules;
 mod server;
@@ -45,6 +46,7 @@ pub fn manifest(
         base_dir,
         diags,
         dynamic: Vec::new(),
+        notify_names: Vec::new(),
     };
     let title = raw
         .title
@@ -60,6 +62,8 @@ pub fn manifest(
             "the manifest defines no tools yet; add one, such as [tools.hello] with command = [\"echo\", \"hello\"]".into(),
         );
     }
+    let notify = c.notify_targets(raw.notify);
+    c.notify_names = notify.keys().cloned().collect();
     let mut tools = IndexMap::new();
     for entry in raw.tools {
         if let Some(tool) = c.tool(entry, &declared) {
@@ -67,6 +71,7 @@ pub fn manifest(
         }
     }
     Manifest {
+        notify,
         title,
         server,
         auth,
@@ -99,6 +104,8 @@ struct Checker<'a> {
     /// The current tool's `options_from` and `show_if`, kept from its arguments until
     /// all of them are known (`dynamic.rs`).
     dynamic: Vec<dynamic::RawDynamic>,
+    /// The `[notify.NAME]` targets that are valid, for the tools' `notify`.
+    notify_names: Vec<String>,
 }
 
 impl Checker<'_> {

@@ -82,6 +82,8 @@ impl Checker<'_> {
         }
         let env = self.env(raw.env);
         let schedules = self.schedules(raw.schedule, &args, declared);
+        let names = self.notify_names.clone();
+        let (notify, notify_on) = self.tool_notify(raw.notify, raw.notify_on, &names);
         let webhook = match raw.webhook {
             Some(hook) => {
                 let checked = self.webhook(hook, &args, declared);
@@ -111,6 +113,8 @@ impl Checker<'_> {
             args: args.into_iter().map(|(_, a)| a).collect(),
             schedules,
             webhook,
+            notify,
+            notify_on,
         })
     }
 
