@@ -63,11 +63,18 @@ impl Submission {
         self.fields.iter().any(|(k, _)| k == REFRESH_FIELD)
     }
 
-    /// The text values by field (uploads are not among them).
-    pub fn given(&self) -> std::collections::HashMap<String, Vec<String>> {
+    /// The text values by field of `tool` (uploads are not among them). A checkbox or
+    /// multiselect that sent nothing is there with no value: leaving a box unticked is
+    /// a choice, not "use the default".
+    pub fn given(&self, tool: &Tool) -> std::collections::HashMap<String, Vec<String>> {
         let mut given: std::collections::HashMap<String, Vec<String>> = Default::default();
         for (k, v) in &self.fields {
             given.entry(k.clone()).or_default().push(v.clone());
+        }
+        for arg in &tool.args {
+            if matches!(arg.kind, Kind::Bool { .. } | Kind::Multiselect { .. }) {
+                given.entry(arg.name.clone()).or_default();
+            }
         }
         given
     }

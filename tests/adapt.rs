@@ -58,6 +58,17 @@ default = "simple"
 type = "int"
 show_if = {{ field = "mode", equals = "advanced" }}
 
+[tools.flags]
+command = ["./show.sh", "{{extra}}"]
+
+[tools.flags.args.verbose]
+type = "bool"
+default = true
+
+[tools.flags.args.extra]
+type = "text"
+show_if = {{ field = "verbose", equals = true }}
+
 [tools.hostile]
 command = ["./show.sh", "{{pick}}"]
 
@@ -280,6 +291,24 @@ async fn a_hidden_field_is_neither_required_nor_passed_and_a_shown_one_is_checke
     let ok = b.post("/tools/restore", &with_level).await;
     let run = app.finished(&Browser::run_id(&ok)).await;
     assert_eq!(run.output(), b"3: prod users 7\n");
+}
+
+#[tokio::test]
+async fn an_unticked_box_hides_its_field_even_when_its_default_is_ticked() {
+    let app = app();
+    let mut b = signed_in(&app).await;
+    let off = b.run_tool("flags", &[("extra", "x")]).await;
+    let run = app.finished(&Browser::run_id(&off)).await;
+    assert_eq!(
+        run.output(),
+        b"0: \n",
+        "unticked: extra is hidden, not passed"
+    );
+    let on = b
+        .run_tool("flags", &[("verbose", "true"), ("extra", "x")])
+        .await;
+    let run = app.finished(&Browser::run_id(&on)).await;
+    assert_eq!(run.output(), b"1: x\n");
 }
 
 #[tokio::test]

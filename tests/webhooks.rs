@@ -132,6 +132,21 @@ fn a_signed_github_delivery_runs_the_tool_once() {
     let (status, answer) = deliver(&server, "/api/hooks/deploy", &headers, body);
     assert_eq!(status, 409, "{answer}");
     assert_eq!(events(&server, "webhook-replayed").len(), 1);
+    // Its delivery id is not signed: a replay with a new one, or with the signature
+    // written in capitals, is the same delivery.
+    let shouted = format!("sha256={}", sign(&[body.as_bytes()]).to_uppercase());
+    for (signature, id) in [
+        (signature.as_str(), "a-new-id"),
+        (shouted.as_str(), "another-id"),
+    ] {
+        let replay = [
+            ("X-Hub-Signature-256", signature),
+            ("X-GitHub-Delivery", id),
+            ("X-GitHub-Event", "push"),
+        ];
+        let (status, answer) = deliver(&server, "/api/hooks/deploy", &replay, body);
+        assert_eq!(status, 409, "{answer}");
+    }
     // A wrong signature: 401, audited, nothing runs.
     let forged = [
         ("X-Hub-Signature-256", "sha256=00"),
@@ -178,6 +193,17 @@ fn a_signed_github_delivery_runs_the_tool_once() {
     );
     assert_eq!(status, 422, "{answer}");
     assert!(answer["fields"]["branch"].is_string(), "{answer}");
+    // It did not run, so it was not used up: the sender's retry gets the same answer.
+    let (status, _) = deliver(
+        &server,
+        "/api/hooks/deploy",
+        &[
+            ("X-Hub-Signature-256", &signature),
+            ("X-GitHub-Event", "push"),
+        ],
+        bad,
+    );
+    assert_eq!(status, 422, "a retry of a delivery that did not run");
     // An unknown tool and a tool without a webhook are the same 404.
     assert_eq!(deliver(&server, "/api/hooks/nope", &[], "{}").0, 404);
 }

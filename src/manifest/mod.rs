@@ -320,9 +320,24 @@ pub enum NotifyTarget {
 impl std::fmt::Debug for NotifyTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            NotifyTarget::Webhook { url, .. } => write!(f, "Webhook({url})"),
-            NotifyTarget::Mail { smtp, to, .. } => write!(f, "Mail({smtp} -> {to:?})"),
+            NotifyTarget::Webhook { url, .. } => write!(f, "Webhook({})", url_origin(url)),
+            NotifyTarget::Mail { smtp, to, .. } => {
+                write!(f, "Mail({} -> {to:?})", url_origin(smtp))
+            }
         }
+    }
+}
+
+/// A URL as logs and messages show it: scheme, host and port only (a webhook URL's
+/// path or query often is its secret).
+pub fn url_origin(text: &str) -> String {
+    match url::Url::parse(text) {
+        Ok(url) => match (url.host_str(), url.port()) {
+            (Some(host), Some(port)) => format!("{}://{host}:{port}", url.scheme()),
+            (Some(host), None) => format!("{}://{host}", url.scheme()),
+            _ => format!("{}:", url.scheme()),
+        },
+        Err(_) => "(not a URL)".into(),
     }
 }
 

@@ -30,13 +30,15 @@ pub use prepare::{Prepared, prepare};
 /// How long an options command may run.
 pub const TIMEOUT: Duration = Duration::from_secs(5);
 /// The most stdout read from one options command.
-pub const MAX_OUTPUT: usize = 1024 * 1024;
+pub const MAX_OUTPUT: usize = 256 * 1024;
 /// How long a failed answer is kept (a broken script is not run on every keystroke).
 const FAILURE_TTL: Duration = Duration::from_secs(2);
 /// Options commands running at once, over all tools and users.
 const RUNNING: usize = 4;
-/// Answers kept at most; the oldest go first.
-const KEPT: usize = 1000;
+/// Answers kept at most; the oldest go first (with `MAX_OUTPUT`, a bound on memory).
+const KEPT: usize = 256;
+/// How long a request waits for one of the `RUNNING` slots.
+const WAIT_FOR_SLOT: Duration = Duration::from_secs(10);
 
 /// The options of one argument for one request, or why there are none.
 pub type Answer = Result<Arc<Vec<Choice>>, String>;
@@ -44,7 +46,7 @@ pub type Answer = Result<Arc<Vec<Choice>>, String>;
 /// The options commands' answers, and the limit on how many run at once.
 pub struct Options {
     kept: Mutex<HashMap<Key, Entry>>,
-    running: Semaphore,
+    running: Arc<Semaphore>,
 }
 
 /// One command as it would run: tool, argument, user and the filled-in argv.
@@ -76,7 +78,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             kept: Mutex::new(HashMap::new()),
-            running: Semaphore::new(RUNNING),
+            running: Arc::new(Semaphore::new(RUNNING)),
         }
     }
 }
@@ -112,9 +114,28 @@ impl Options {
         };
         let cell = self.cell(&key, from.ttl);
         let answer = cell
-            .get_or_init(|| async {
-                let _permit = self.running.acquire().await;
-                run(tool, arg, &key, values).await.map(Arc::new)
+            .get_or_init(|| {
+                // Its own task: a request that goes away does not stop the command
+                // half-way (leaving its process group unwatched and its slot free).
+                let (running, tool, arg, values) = (
+                    Arc::clone(&self.running),
+                    tool.clone(),
+                    arg.clone(),
+                    values.clone(),
+                );
+                let key = key.clone();
+                let task = tokio::spawn(async move {
+                    let Ok(Ok(_permit)) =
+                        tokio::time::timeout(WAIT_FOR_SLOT, running.acquire_owned()).await
+                    else {
+                        return Err("ftw is busy running other options commands; try again".into());
+                    };
+                    run(&tool, &arg, &key, &values).await.map(Arc::new)
+                });
+                async move {
+                    task.await
+                        .unwrap_or_else(|e| Err(format!("its command could not be run ({e})")))
+                }
             })
             .await;
         answer.clone()

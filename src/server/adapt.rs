@@ -51,7 +51,7 @@ pub async fn options(
     let prepared = crate::options::prepare(
         &state.options,
         &tool,
-        &submission.given(),
+        &submission.given(&tool),
         &caller.user.name,
     )
     .await;

@@ -143,8 +143,13 @@ pub async fn intake(
     }
     // Checked against the options the server computes now and the fields shown now,
     // never against what the browser was shown.
-    let prepared =
-        crate::options::prepare(&state.options, tool, &submission.given(), &authed.user.name).await;
+    let prepared = crate::options::prepare(
+        &state.options,
+        tool,
+        &submission.given(tool),
+        &authed.user.name,
+    )
+    .await;
     let mut submission = submission;
     let checked_tool = prepared.for_check(&mut submission);
     match form::check(&checked_tool, &submission) {

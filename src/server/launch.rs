@@ -147,7 +147,7 @@ pub async fn start_json(
     }
     let submission = super::intake::json_submission(tool, body.to_string().as_bytes())?;
     let prepared =
-        crate::options::prepare(&state.options, tool, &submission.given(), &user.name).await;
+        crate::options::prepare(&state.options, tool, &submission.given(tool), &user.name).await;
     let mut submission = submission;
     let checked_tool = prepared.for_check(&mut submission);
     let checked = crate::form::check(&checked_tool, &submission).map_err(Problem::Invalid)?;

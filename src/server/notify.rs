@@ -117,11 +117,16 @@ async fn send(target: &NotifyTarget, news: &Json) -> Result<(), String> {
                 let signature = crate::auth::hex(&mac.finalize().into_bytes());
                 request = request.header("X-Ftw-Signature", format!("sha256={signature}"));
             }
-            let answer = request.send().await.map_err(|e| format!("{url}: {e}"))?;
+            // Never the whole URL in a message: webhook URLs often carry their secret.
+            let shown = crate::manifest::url_origin(url);
+            let answer = request
+                .send()
+                .await
+                .map_err(|e| format!("{shown}: {}", e.without_url()))?;
             if answer.status().is_success() {
                 Ok(())
             } else {
-                Err(format!("{url} answered {}", answer.status()))
+                Err(format!("{shown} answered {}", answer.status()))
             }
         }
         NotifyTarget::Mail {
@@ -187,5 +192,5 @@ async fn mail(
         .send(message)
         .await
         .map(drop)
-        .map_err(|e| format!("{smtp}: {e}"))
+        .map_err(|e| format!("{}: {e}", crate::manifest::url_origin(smtp)))
 }

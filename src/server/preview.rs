@@ -25,8 +25,10 @@ pub struct FileView {
 /// The run's files with the previews their names ask for (read off the async threads).
 pub async fn views(state: &State, run: &Run, files: Vec<OutputFile>) -> Vec<FileView> {
     let mut views = Vec::with_capacity(files.len());
+    let mut previews = 0;
     for file in files {
-        let preview = if wanted(&file) {
+        let preview = if previews < MAX_PREVIEWS && wanted(&file) {
+            previews += 1;
             match state.runs.file(run, &file.name).await {
                 Some((_, opened)) => {
                     let name = file.name.clone();
@@ -56,6 +58,8 @@ pub const MAX_BYTES: u64 = 1024 * 1024;
 pub const MAX_ROWS: usize = 500;
 /// Columns of a table shown.
 pub const MAX_COLUMNS: usize = 50;
+/// Files of one run shown as tables or Markdown; the rest are links only.
+pub const MAX_PREVIEWS: usize = 5;
 
 /// What the run page shows of a file, besides its link.
 pub enum Preview {
@@ -115,17 +119,26 @@ fn csv_table(text: &str) -> Option<Preview> {
         .flexible(true)
         .from_reader(text.as_bytes());
     let mut records = reader.records();
-    let head: Vec<String> = records.next()?.ok()?.iter().map(str::to_string).collect();
+    let first = records.next()?.ok()?;
+    let mut width = first.len();
+    let head: Vec<String> = first.iter().take(MAX_COLUMNS).map(str::to_string).collect();
     let mut rows = Vec::new();
     let mut total = 0;
     for record in records {
         let record = record.ok()?;
         total += 1;
+        width = width.max(record.len());
         if rows.len() < MAX_ROWS {
-            rows.push(record.iter().map(str::to_string).collect());
+            rows.push(
+                record
+                    .iter()
+                    .take(MAX_COLUMNS)
+                    .map(str::to_string)
+                    .collect(),
+            );
         }
     }
-    Some(table(head, rows, total))
+    Some(table(head, rows, total, width))
 }
 
 fn json_table(text: &str) -> Option<Preview> {
@@ -134,10 +147,13 @@ fn json_table(text: &str) -> Option<Preview> {
     };
     let objects: Vec<&serde_json::Map<String, Json>> =
         items.iter().map(Json::as_object).collect::<Option<_>>()?;
+    // The first columns in order of appearance; the rest only counted (a set, so a file
+    // of many distinct keys costs linear time, not quadratic).
     let mut head: Vec<String> = Vec::new();
+    let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for object in &objects {
         for key in object.keys() {
-            if !head.contains(key) {
+            if seen.insert(key.as_str()) && head.len() < MAX_COLUMNS {
                 head.push(key.clone());
             }
         }
@@ -147,7 +163,7 @@ fn json_table(text: &str) -> Option<Preview> {
         .take(MAX_ROWS)
         .map(|o| head.iter().map(|k| cell(o.get(k))).collect())
         .collect();
-    Some(table(head, rows, objects.len()))
+    Some(table(head, rows, objects.len(), seen.len()))
 }
 
 /// A JSON value as a cell: strings as they are, `null` and missing keys empty, the
@@ -160,24 +176,19 @@ fn cell(value: Option<&Json>) -> String {
     }
 }
 
-fn table(mut head: Vec<String>, mut rows: Vec<Vec<String>>, total: usize) -> Preview {
-    let width = rows
-        .iter()
-        .map(Vec::len)
-        .chain([head.len()])
-        .max()
-        .unwrap_or(0);
-    let more_columns = width.saturating_sub(MAX_COLUMNS);
-    let width = width.min(MAX_COLUMNS);
-    head.resize(width, String::new());
+/// A table of at most `MAX_COLUMNS` columns (`head` and `rows` are cut to them
+/// already) out of `width` in the file.
+fn table(mut head: Vec<String>, mut rows: Vec<Vec<String>>, total: usize, width: usize) -> Preview {
+    let shown = width.min(MAX_COLUMNS);
+    head.resize(shown, String::new());
     for row in &mut rows {
-        row.resize(width, String::new());
+        row.resize(shown, String::new());
     }
     Preview::Table {
         head,
         rows,
         total,
-        more_columns,
+        more_columns: width - shown,
     }
 }
 
@@ -252,6 +263,33 @@ mod tests {
         assert_eq!(body[1], ["", "", "{\"d\":[1]}"]);
         assert!(json_table("[1, 2]").is_none());
         assert!(json_table(r#"{"a": 1}"#).is_none());
+    }
+
+    #[test]
+    fn wide_tables_are_cut_to_their_first_columns() {
+        let keys: Vec<String> = (0..5000).map(|i| format!("\"k{i}\": {i}")).collect();
+        let text = format!("[{{{}}}, {{\"z\": 1}}]", keys.join(", "));
+        let Preview::Table {
+            head,
+            rows,
+            more_columns,
+            ..
+        } = json_table(&text).unwrap()
+        else {
+            panic!("not a table");
+        };
+        assert_eq!(
+            (head.len(), rows[0].len(), more_columns),
+            (MAX_COLUMNS, MAX_COLUMNS, 5001 - MAX_COLUMNS)
+        );
+        let csv: String = (0..300).map(|i| format!("c{i},")).collect::<String>() + "\n1,2\n";
+        let Preview::Table {
+            head, more_columns, ..
+        } = csv_table(&csv).unwrap()
+        else {
+            panic!("not a table");
+        };
+        assert_eq!((head.len(), more_columns), (MAX_COLUMNS, 301 - MAX_COLUMNS));
     }
 
     #[test]

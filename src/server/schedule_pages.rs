@@ -70,7 +70,9 @@ pub async fn list(state: Arc<State>, ctx: Ctx) -> Result<Response, Rejection> {
                 .find_next_occurrence(&now, false)
                 .map(|t| human_time(std::time::SystemTime::from(t)))
                 .unwrap_or_else(|_| "never".into());
-            let last = match &kept.last_run {
+            // The last run is its user's: others (not admins) see that it exists only.
+            let theirs = admin || schedule.user == authed.user.name;
+            let last = match kept.last_run.as_ref().filter(|_| theirs) {
                 Some(id) => state.runs.get(id).await.map(|run| {
                     let status = run.status();
                     (id.clone(), status.word(), status_text(&status))

@@ -42,16 +42,21 @@ struct ToolPage<'a> {
     adapts: bool,
 }
 
+/// `given` prefills the fields; `trusted`: it may also feed options commands (it came
+/// from this site, not from a link another site made someone follow).
 async fn render(
     state: &State,
     authed: &Authed,
     tool: &Tool,
     status: StatusCode,
-    given: &HashMap<String, Vec<String>>,
+    (given, trusted): (&HashMap<String, Vec<String>>, bool),
     errors: &Errors,
 ) -> Response {
     let manifest = state.manifest();
-    let prepared = crate::options::prepare(&state.options, tool, given, &authed.user.name).await;
+    let none = HashMap::new();
+    let for_options = if trusted { given } else { &none };
+    let prepared =
+        crate::options::prepare(&state.options, tool, for_options, &authed.user.name).await;
     let fields: Vec<FieldView> = prepared
         .tool
         .args
@@ -121,12 +126,18 @@ pub async fn show(
                 .push(v.into_owned());
         }
     }
+    // A GET runs nothing on another site's behalf: a link from elsewhere prefills the
+    // fields, but options commands get the defaults (security.md 16).
+    let from_elsewhere = matches!(
+        ctx.header("sec-fetch-site"),
+        Some("cross-site" | "same-site")
+    );
     Ok(render(
         &state,
         &authed,
         &tool,
         StatusCode::OK,
-        &given,
+        (&given, !from_elsewhere),
         &Errors::new(),
     )
     .await)
@@ -159,7 +170,7 @@ pub async fn submit(
     // that was too large).
     let tool = allowed_tool(&state, &authed, &id)?;
     let given = given.map(|s| given_back(&tool, &s)).unwrap_or_default();
-    Ok(render(&state, &authed, &tool, status, &given, &errors).await)
+    Ok(render(&state, &authed, &tool, status, (&given, true), &errors).await)
 }
 
 /// The values to show again after a refused submission: what was sent, except

@@ -2,9 +2,10 @@
 //! In order, cheapest first: the tool has a webhook (else 404, like an unknown tool),
 //! the address is not blocked (failed signatures count against it, as bad tokens do),
 //! the body fits `max_body` (413), the signature is right, compared in constant time
-//! (401, audited), a signed timestamp is inside `replay_window` and the delivery was
-//! not seen before (409, audited), then each argument is taken from the payload, a
-//! header or the query and checked like an API value (422 with the field: a payload
+//! (401, audited), a signed timestamp is inside `replay_window`, each argument is taken
+//! from the payload, a header or the query, the delivery was not seen before (its
+//! signature; 409, audited), and the values are checked like API values (422 with the
+//! field: a payload
 //! path that points at an object is not a value). Answer: `202` with the run, or with
 //! `?wait=true` the finished run.
 
@@ -64,12 +65,16 @@ pub async fn deliver(
             &format!("The delivery was refused: {why}."),
         ));
     }
-    let delivery = delivery_key(hook, &ctx);
-    if let Some(key) = delivery {
+    let args = match arguments(hook, &ctx, &query, &bytes) {
+        Ok(args) => args,
+        Err(errors) => return Err(Problem::Invalid(errors).into()),
+    };
+    let delivery = delivery_key(hook, &ctx).map(|key| format!("{}/{key}", tool.id));
+    if let Some(key) = &delivery {
         let now = crate::store::unix_ms(SystemTime::now());
         let first = state
             .store
-            .first_delivery(&format!("{}/{key}", tool.id), now)
+            .first_delivery(key, now)
             .await
             .map_err(|e| Problem::stored("the delivery", &e))?;
         if !first {
@@ -88,17 +93,24 @@ pub async fn deliver(
             ));
         }
     }
-    let args = match arguments(hook, &ctx, &query, &bytes) {
-        Ok(args) => args,
-        Err(errors) => return Err(Problem::Invalid(errors).into()),
-    };
     let starter = Starter {
         user: &hook.user,
         via: "webhook".into(),
         client: crate::audit::client(ctx.client),
         schedule: None,
     };
-    let run = start_json(&state, &tool, &starter, &json!({ "args": args })).await?;
+    let run = match start_json(&state, &tool, &starter, &json!({ "args": args })).await {
+        Ok(run) => run,
+        Err(problem) => {
+            // Not run (a value that does not fit, ftw busy): the sender may try again.
+            if let Some(key) = &delivery
+                && let Err(e) = state.store.forget_delivery(key).await
+            {
+                tracing::error!("cannot forget the delivery that did not run: {e}");
+            }
+            return Err(problem.into());
+        }
+    };
     if query.get("wait").is_some_and(|w| w == "true" || w == "1") {
         let limit = tool.timeout + crate::exec::KILL_GRACE + Duration::from_secs(5);
         let _ = tokio::time::timeout(limit, run.finished()).await;
@@ -207,24 +219,27 @@ fn from_hex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// What makes a delivery unique: the sender's delivery id, or the signature (a replay
-/// of a signed request carries the same one). GitLab without an event id: none.
+/// What makes a delivery unique: its signature, which only the secret's holder can
+/// make, normalised to lower-case hex (the same bytes written another way are the same
+/// delivery); `t:` when it covers a timestamp (no use keeping it past the window),
+/// `m:` when it covers the body alone (kept). Headers such as `X-GitHub-Delivery` are
+/// not signed, so a replay could change them: they are not used. GitLab's token signs
+/// nothing: its deliveries cannot be told from replays.
 fn delivery_key(hook: &Webhook, ctx: &Ctx) -> Option<String> {
-    let id = ctx
-        .header("x-github-delivery")
-        .or(ctx.header("x-gitlab-event-uuid"))
-        .or(ctx.header("idempotency-key"))
-        .filter(|id| !id.is_empty() && id.len() <= 200);
-    if let Some(id) = id {
-        return Some(format!("id:{id}"));
-    }
-    match &hook.signature {
-        Signature::GitLab => None,
-        Signature::GitHub => ctx
-            .header("x-hub-signature-256")
-            .map(|s| format!("sig:{s}")),
-        Signature::Hmac { header, .. } => ctx.header(header).map(|s| format!("sig:{s}")),
-    }
+    let (header, kind) = match &hook.signature {
+        Signature::GitLab => return None,
+        Signature::GitHub => ("x-hub-signature-256", "m"),
+        Signature::Hmac {
+            header,
+            timestamp_header,
+        } => (
+            header.as_str(),
+            if timestamp_header.is_some() { "t" } else { "m" },
+        ),
+    };
+    let given = ctx.header(header)?.trim();
+    let mac = from_hex(given.strip_prefix("sha256=").unwrap_or(given))?;
+    Some(format!("{kind}:{}", crate::auth::hex(&mac)))
 }
 
 /// The arguments from the delivery, as an API client sends them; or, per argument,

@@ -172,8 +172,11 @@ pub trait Store: Send + Sync {
     fn schedule_ran(&self, key: &str, run: &str) -> Pending<()>;
     /// Pauses (`by` an admin) or resumes a schedule.
     fn pause_schedule(&self, key: &str, paused: bool, by: &str) -> Pending<()>;
-    /// Records a webhook delivery: true the first time `key` is seen (kept a week).
+    /// Records a webhook delivery: true the first time `key` is seen. Keys of signed
+    /// timestamps (`TOOL/t:...`) go after a week; the others are kept.
     fn first_delivery(&self, key: &str, now_ms: i64) -> Pending<bool>;
+    /// Forgets a delivery that did not start its run, so a retry may.
+    fn forget_delivery(&self, key: &str) -> Pending<()>;
 
     // Asked only of a `shared` store, on every request it concerns: another replica
     // may have changed the answer a moment ago. (One ftw alone answers these from

@@ -142,6 +142,38 @@ impl Checker<'_> {
         self.base_dir.join(value)
     }
 
+    /// A secret from a file only its owner can read (trailing newline dropped).
+    pub(super) fn private_file(&mut self, file: &Spanned<String>, what: &str) -> Option<String> {
+        let path = self.path(file.get_ref());
+        match std::fs::read_to_string(&path) {
+            Err(e) => {
+                self.error(
+                    file.span(),
+                    format!(
+                        "cannot read {what} {}: {}",
+                        quoted(file.get_ref()),
+                        io_reason(&e)
+                    ),
+                );
+                None
+            }
+            Ok(text) => match open_to_others(&path) {
+                Some(mode) => {
+                    self.error(
+                        file.span(),
+                        format!(
+                            "other users can read {what} {} (mode {mode:o}); run `chmod 600 {}`",
+                            quoted(file.get_ref()),
+                            path.display()
+                        ),
+                    );
+                    None
+                }
+                None => Some(text.trim_end_matches(['\n', '\r']).to_string()),
+            },
+        }
+    }
+
     /// A path that must name a readable file.
     fn readable_file(&mut self, value: &Spanned<String>, what: &str) -> PathBuf {
         let path = self.path(value.get_ref());

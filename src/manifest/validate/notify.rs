@@ -7,9 +7,9 @@ use toml::Spanned;
 
 use crate::manifest::diagnostic::{quoted, suggestion};
 use crate::manifest::raw::RawNotify;
-use crate::manifest::{NotifyOn, NotifyTarget, io_reason};
+use crate::manifest::{NotifyOn, NotifyTarget};
 
-use super::{Checker, open_to_others};
+use super::Checker;
 
 impl Checker<'_> {
     pub(super) fn notify_targets(
@@ -71,6 +71,13 @@ impl Checker<'_> {
 
     fn notify_mail(&mut self, smtp: &Spanned<String>, raw: &RawNotify) -> Option<NotifyTarget> {
         let ok_url = match url::Url::parse(smtp.get_ref()) {
+            Ok(u) if !u.username().is_empty() || u.password().is_some() => {
+                self.error(
+                    smtp.span(),
+                    "`smtp` must not hold a user name or password; use `username` and `password_file`".into(),
+                );
+                return None;
+            }
             Ok(u) if u.scheme() == "smtps" || u.scheme() == "smtp" => u.host_str().is_some(),
             _ => false,
         };
@@ -127,37 +134,6 @@ impl Checker<'_> {
             to: raw.to.iter().map(|t| t.get_ref().clone()).collect(),
             credentials,
         })
-    }
-
-    /// A secret from a file only its owner can read (trailing newline dropped).
-    fn private_file(&mut self, file: &Spanned<String>, what: &str) -> Option<String> {
-        let path = self.path(file.get_ref());
-        match std::fs::read_to_string(&path) {
-            Err(e) => {
-                self.error(
-                    file.span(),
-                    format!(
-                        "cannot read {what} {}: {}",
-                        quoted(file.get_ref()),
-                        io_reason(&e)
-                    ),
-                );
-                None
-            }
-            Ok(_) if open_to_others(&path).is_some() => {
-                let mode = open_to_others(&path).unwrap_or_default();
-                self.error(
-                    file.span(),
-                    format!(
-                        "other users can read {what} {} (mode {mode:o}); run `chmod 600 {}`",
-                        quoted(file.get_ref()),
-                        path.display()
-                    ),
-                );
-                None
-            }
-            Ok(text) => Some(text.trim_end_matches(['\n', '\r']).to_string()),
-        }
     }
 
     /// A tool's `notify` (names of targets) and `notify_on` (default: failures).

@@ -12,10 +12,9 @@ use crate::manifest::diagnostic::{quoted, suggestion};
 use crate::manifest::raw::RawWebhook;
 use crate::manifest::{
     DEFAULT_REPLAY_WINDOW, DEFAULT_WEBHOOK_BODY, Signature, ValueSource as Source, Webhook,
-    io_reason,
 };
 
-use super::{Checker, Declared, open_to_others};
+use super::{Checker, Declared};
 
 impl Checker<'_> {
     pub(super) fn webhook(
@@ -94,6 +93,12 @@ impl Checker<'_> {
             }
             match source(from.get_ref()) {
                 Some(source) => {
+                    if !matches!(source, Source::Payload(_)) {
+                        self.warning(
+                            from.span(),
+                            format!("{} is not covered by the signature: whoever relays a delivery can change it; prefer a payload value", quoted(from.get_ref())),
+                        );
+                    }
                     sources.insert(arg.name.clone(), source);
                 }
                 None => {
@@ -124,37 +129,19 @@ impl Checker<'_> {
     }
 
     fn webhook_secret(&mut self, file: &Spanned<String>) -> Option<Vec<u8>> {
-        let path = self.path(file.get_ref());
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) => {
-                self.error(
-                    file.span(),
-                    format!(
-                        "cannot read the webhook secret {}: {}",
-                        quoted(file.get_ref()),
-                        io_reason(&e)
-                    ),
-                );
-                return None;
-            }
-        };
-        if let Some(mode) = open_to_others(&path) {
-            self.error(
-                file.span(),
-                format!("other users can read the webhook secret {} (mode {mode:o}); run `chmod 600 {}`", quoted(file.get_ref()), path.display()),
-            );
-            return None;
-        }
-        let secret = text.trim_end_matches(['\n', '\r']);
+        let secret = self.private_file(file, "the webhook secret")?;
         if secret.len() < 16 {
             self.error(
                 file.span(),
-                format!("the webhook secret in {} is {} bytes; use at least 16 (`ftw gen-secret` makes 64)", quoted(file.get_ref()), secret.len()),
+                format!(
+                    "the webhook secret in {} is {} bytes; use at least 16 (`ftw gen-secret` makes 64)",
+                    quoted(file.get_ref()),
+                    secret.len()
+                ),
             );
             return None;
         }
-        Some(secret.as_bytes().to_vec())
+        Some(secret.into_bytes())
     }
 
     fn signature(&mut self, raw: &RawWebhook, span: &Range<usize>) -> Option<Signature> {

@@ -177,8 +177,8 @@ pub async fn set_known_users(c: &impl GenericClient, users: &[String]) -> Result
 pub async fn tidy(c: &impl GenericClient, now: u64) -> Result<()> {
     let now = now as i64;
     let week_ago_ms = (now - 7 * 86_400) * 1000;
-    c.execute("DELETE FROM deliveries WHERE seen_ms < $1", &[&week_ago_ms])
-        .await?;
+    let stale = "DELETE FROM deliveries WHERE seen_ms < $1 AND key LIKE '%/t:%'";
+    c.execute(stale, &[&week_ago_ms]).await?;
     c.execute("DELETE FROM revoked_sessions WHERE expires <= $1", &[&now])
         .await?;
     c.execute("DELETE FROM revoked_before WHERE expires <= $1", &[&now])

@@ -502,6 +502,11 @@ impl Store for Postgres {
         self.on_pool(move |c| Box::pin(async move { schedules::pause(c, &key, paused, &by).await }))
     }
 
+    fn forget_delivery(&self, key: &str) -> Pending<()> {
+        let key = key.to_string();
+        self.on_pool(move |c| Box::pin(async move { schedules::forget_delivery(c, &key).await }))
+    }
+
     fn first_delivery(&self, key: &str, now_ms: i64) -> Pending<bool> {
         let key = key.to_string();
         self.on_pool(move |c| {

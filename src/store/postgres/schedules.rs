@@ -65,3 +65,10 @@ pub async fn first_delivery(c: &impl GenericClient, key: &str, now_ms: i64) -> R
         .await?;
     Ok(added == 1)
 }
+
+pub async fn forget_delivery(c: &impl GenericClient, key: &str) -> Result<()> {
+    let sql = "DELETE FROM deliveries WHERE key = $1";
+    c.execute(&c.prepare_cached(sql).await?, &[&key])
+        .await
+        .map(drop)
+}

@@ -162,7 +162,7 @@ pub fn set_known_users(conn: &Connection, users: &[String]) -> rusqlite::Result<
 pub fn tidy(conn: &Connection, now: u64) -> rusqlite::Result<()> {
     let now = now as i64;
     conn.execute(
-        "DELETE FROM deliveries WHERE seen_ms < ?1",
+        "DELETE FROM deliveries WHERE seen_ms < ?1 AND key LIKE '%/t:%'",
         params![(now - 7 * 86_400) * 1000],
     )?;
     conn.execute(

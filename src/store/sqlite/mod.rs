@@ -457,6 +457,11 @@ impl Store for Sqlite {
         self.write(Box::new(move |c| schedules::pause(c, &key, paused, &by)))
     }
 
+    fn forget_delivery(&self, key: &str) -> Pending<()> {
+        let key = key.to_string();
+        self.write(Box::new(move |c| schedules::forget_delivery(c, &key)))
+    }
+
     fn first_delivery(&self, key: &str, now_ms: i64) -> Pending<bool> {
         let first = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (flag, key) = (Arc::clone(&first), key.to_string());

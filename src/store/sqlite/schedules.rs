@@ -60,3 +60,8 @@ pub fn first_delivery(c: &Connection, key: &str, now_ms: i64) -> rusqlite::Resul
     )?;
     Ok(added == 1)
 }
+
+pub fn forget_delivery(c: &Connection, key: &str) -> rusqlite::Result<()> {
+    c.execute("DELETE FROM deliveries WHERE key = ?1", params![key])
+        .map(drop)
+}
