@@ -4,6 +4,7 @@
 //! order where every field comes after those it depends on (the manifest check refused
 //! cycles), so a chain (`region` -> `env` -> `db`) resolves in one pass.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -14,10 +15,11 @@ use crate::form::Submission;
 use crate::manifest::{Kind, Tool, Value};
 
 /// A tool as one request sees it.
-pub struct Prepared {
+pub struct Prepared<'a> {
     /// The tool, each `options_from` choice with this request's options (a default
-    /// that is not among them is dropped, and the field must be chosen instead).
-    pub tool: Tool,
+    /// that is not among them is dropped, and the field must be chosen instead);
+    /// borrowed as it is when nothing in it adapts.
+    pub tool: Cow<'a, Tool>,
     /// Fields whose `show_if` does not hold now: not shown, not required, not passed.
     pub hidden: HashSet<String>,
     /// The options of each `options_from` choice, with their labels.
@@ -28,14 +30,14 @@ pub struct Prepared {
 }
 
 /// `tool` for `user` with `given` (the texts sent or shown, by field).
-pub async fn prepare(
+pub async fn prepare<'a>(
     options: &Options,
-    tool: &Tool,
+    tool: &'a Tool,
     given: &HashMap<String, Vec<String>>,
     user: &str,
-) -> Prepared {
+) -> Prepared<'a> {
     let mut prepared = Prepared {
-        tool: tool.clone(),
+        tool: Cow::Borrowed(tool),
         hidden: HashSet::new(),
         choices: HashMap::new(),
         problems: IndexMap::new(),
@@ -82,7 +84,7 @@ pub async fn prepare(
                 resolved.required = true;
             }
             prepared.choices.insert(arg.name.clone(), list);
-            prepared.tool.args[index] = resolved.clone();
+            prepared.tool.to_mut().args[index] = resolved.clone();
         }
         let value = if !shown || matches!(arg.kind, Kind::File { .. }) {
             Value::Absent
@@ -97,17 +99,20 @@ pub async fn prepare(
     prepared
 }
 
-impl Prepared {
+impl Prepared<'_> {
     /// The tool a submission is checked against, and the submission without what it
     /// sent for hidden fields: they are neither required nor passed.
-    pub fn for_check(&self, submission: &mut Submission) -> Tool {
+    pub fn for_check(&self, submission: &mut Submission) -> Cow<'_, Tool> {
+        if self.hidden.is_empty() {
+            return Cow::Borrowed(&*self.tool);
+        }
         submission.fields.retain(|(k, _)| !self.hidden.contains(k));
         submission
             .uploads
             .retain(|u| !self.hidden.contains(&u.field));
-        let mut tool = self.tool.clone();
+        let mut tool = self.tool.clone().into_owned();
         tool.args.retain(|a| !self.hidden.contains(&a.name));
-        tool
+        Cow::Owned(tool)
     }
 }
 

@@ -18,10 +18,8 @@ use super::State;
 use super::access::allowed_tool;
 use super::body::{self, BodyStream};
 use super::context::Ctx;
-use super::intake::{self, FORM_LIMIT};
-use super::problem::Problem;
+use super::intake::{self, Bodies, FORM_LIMIT};
 use super::respond;
-use crate::form::Submission;
 
 /// POST /api/tools/{id}/options
 pub async fn options(
@@ -37,17 +35,7 @@ pub async fn options(
     let body = body::with_idle_timeout(body, state.config.client_timeout);
     let bytes = body::read_all(body, FORM_LIMIT).await?;
     let content_type = ctx.header(CONTENT_TYPE.as_str()).unwrap_or("");
-    let submission =
-        if intake::looks_like_json(&bytes) || content_type.starts_with("application/json") {
-            intake::json_submission(&tool, &bytes)?
-        } else if content_type.starts_with("application/x-www-form-urlencoded") {
-            Submission {
-                fields: body::parse_form(&bytes)?,
-                uploads: Vec::new(),
-            }
-        } else {
-            return Err(Problem::UnsupportedForm.into());
-        };
+    let submission = intake::text_submission(&tool, &bytes, content_type, Bodies::Api)?;
     let prepared = crate::options::prepare(
         &state.options,
         &tool,

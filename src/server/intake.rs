@@ -122,18 +122,7 @@ pub async fn intake(
         read_multipart(tool, content_type, body, limit, &dir).await?
     } else {
         let bytes = body::read_all(body, FORM_LIMIT).await?;
-        let json = bodies == Bodies::Api
-            && (looks_like_json(&bytes) || content_type.starts_with("application/json"));
-        if json {
-            json_submission(tool, &bytes)?
-        } else if content_type.starts_with("application/x-www-form-urlencoded") {
-            Submission {
-                fields: body::parse_form(&bytes)?,
-                uploads: Vec::new(),
-            }
-        } else {
-            return Err(Problem::UnsupportedForm.into());
-        }
+        text_submission(tool, &bytes, content_type, bodies)?
     };
     if !csrf_first {
         authed.may_write(state, ctx, submission.csrf())?;
@@ -141,39 +130,67 @@ pub async fn intake(
     if bodies == Bodies::Form && submission.refresh() {
         return Err(Refused::Refresh(submission));
     }
-    // Checked against the options the server computes now and the fields shown now,
-    // never against what the browser was shown.
-    let prepared = crate::options::prepare(
-        &state.options,
-        tool,
-        &submission.given(tool),
-        &authed.user.name,
-    )
-    .await;
-    let mut submission = submission;
-    let checked_tool = prepared.for_check(&mut submission);
-    match form::check(&checked_tool, &submission) {
-        Ok(checked) => Ok(Intake {
+    match check(state, tool, submission, &authed.user.name).await {
+        (submission, Ok(checked)) => Ok(Intake {
             tool: tool.clone(),
             run_id,
             dir,
             submission,
             checked,
         }),
-        Err(mut errors) => {
-            for (name, why) in &prepared.problems {
-                if let Some(message) = errors.get_mut(name) {
-                    *message = format!("has no options: {why}");
-                }
+        (submission, Err(errors)) => Err(Refused::Invalid(errors, submission)),
+    }
+}
+
+/// Checks `submission` against `tool` for `user`: against the options the server
+/// computes now and the fields shown now (`options::prepare`), never against what the
+/// browser was shown. What was sent for hidden fields is dropped from the submission
+/// it gives back.
+pub async fn check(
+    state: &State,
+    tool: &Tool,
+    mut submission: Submission,
+    user: &str,
+) -> (Submission, Result<Checked, Errors>) {
+    let prepared =
+        crate::options::prepare(&state.options, tool, &submission.given(tool), user).await;
+    let checked_tool = prepared.for_check(&mut submission);
+    let checked = form::check(&checked_tool, &submission).map_err(|mut errors| {
+        for (name, why) in &prepared.problems {
+            if let Some(message) = errors.get_mut(name) {
+                *message = format!("has no options: {why}");
             }
-            Err(Refused::Invalid(errors, submission))
         }
+        errors
+    });
+    (submission, checked)
+}
+
+/// A body without uploads: JSON `{"args": {...}}` (when `bodies` takes it) or a
+/// urlencoded form.
+pub(super) fn text_submission(
+    tool: &Tool,
+    bytes: &[u8],
+    content_type: &str,
+    bodies: Bodies,
+) -> Result<Submission, Problem> {
+    let json = bodies == Bodies::Api
+        && (looks_like_json(bytes) || content_type.starts_with("application/json"));
+    if json {
+        json_submission(tool, bytes)
+    } else if content_type.starts_with("application/x-www-form-urlencoded") {
+        Ok(Submission {
+            fields: body::parse_form(bytes)?,
+            uploads: Vec::new(),
+        })
+    } else {
+        Err(Problem::UnsupportedForm)
     }
 }
 
 /// An API body that is JSON whatever its `Content-Type` says (`curl -d '{...}'` sends
 /// a form type), or empty.
-pub(super) fn looks_like_json(bytes: &[u8]) -> bool {
+fn looks_like_json(bytes: &[u8]) -> bool {
     bytes
         .iter()
         .find(|b| !b.is_ascii_whitespace())

@@ -146,11 +146,8 @@ pub async fn start_json(
         )));
     }
     let submission = super::intake::json_submission(tool, body.to_string().as_bytes())?;
-    let prepared =
-        crate::options::prepare(&state.options, tool, &submission.given(tool), &user.name).await;
-    let mut submission = submission;
-    let checked_tool = prepared.for_check(&mut submission);
-    let checked = crate::form::check(&checked_tool, &submission).map_err(Problem::Invalid)?;
+    let (submission, checked) = super::intake::check(state, tool, submission, &user.name).await;
+    let checked = checked.map_err(Problem::Invalid)?;
     let run_id = crate::runs::new_id();
     let dir = state
         .runs
