@@ -100,6 +100,30 @@ impl Sqlite {
         super::committed(queued, answer)
     }
 
+    /// Queues a write whose answer the caller needs (a claim: did this call win?); the
+    /// answer comes once the write is committed. The writer thread takes writes one by
+    /// one, so the check and the change inside `work` are one step.
+    fn write_answered<T, F>(&self, work: F) -> Pending<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let answer = Arc::new(Mutex::new(None));
+        let slot = Arc::clone(&answer);
+        let written = self.write(Box::new(move |c| {
+            *slot.lock().expect("answer lock") = Some(work(c)?);
+            Ok(())
+        }));
+        Box::pin(async move {
+            written.await?;
+            answer
+                .lock()
+                .expect("answer lock")
+                .take()
+                .ok_or_else(|| StoreError::failure("a committed write left no answer"))
+        })
+    }
+
     /// Runs a read on the blocking pool over a read-only connection.
     fn read<T, F>(&self, read: F) -> Pending<T>
     where
@@ -434,17 +458,8 @@ impl Store for Sqlite {
     }
 
     fn claim_tick(&self, key: &str, tick_ms: i64) -> Pending<bool> {
-        let claimed = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (flag, key) = (Arc::clone(&claimed), key.to_string());
-        let written = self.write(Box::new(move |c| {
-            let won = schedules::claim(c, &key, tick_ms)?;
-            flag.store(won, std::sync::atomic::Ordering::SeqCst);
-            Ok(())
-        }));
-        Box::pin(async move {
-            written.await?;
-            Ok(claimed.load(std::sync::atomic::Ordering::SeqCst))
-        })
+        let key = key.to_string();
+        self.write_answered(move |c| schedules::claim(c, &key, tick_ms))
     }
 
     fn schedule_ran(&self, key: &str, run: &str) -> Pending<()> {
@@ -463,17 +478,8 @@ impl Store for Sqlite {
     }
 
     fn first_delivery(&self, key: &str, now_ms: i64) -> Pending<bool> {
-        let first = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (flag, key) = (Arc::clone(&first), key.to_string());
-        let written = self.write(Box::new(move |c| {
-            let new = schedules::first_delivery(c, &key, now_ms)?;
-            flag.store(new, std::sync::atomic::Ordering::SeqCst);
-            Ok(())
-        }));
-        Box::pin(async move {
-            written.await?;
-            Ok(first.load(std::sync::atomic::Ordering::SeqCst))
-        })
+        let key = key.to_string();
+        self.write_answered(move |c| schedules::first_delivery(c, &key, now_ms))
     }
 
     fn passkeys(&self, user: &str) -> Pending<Vec<PasskeyRecord>> {
